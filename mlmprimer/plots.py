@@ -21,6 +21,9 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from scipy import stats
 
+from mlmprimer.model import LmerModel
+from mlmprimer.pooling import pooling
+
 __all__ = ["PALETTE", "caterpillar", "pooling_lines", "spaghetti", "residual_diagnostics"]
 
 #: Okabe & Ito's colour-blind-safe palette (orange, sky blue, bluish green, blue, vermillion,
@@ -68,7 +71,7 @@ def _check_columns(data: Any, **columns: str | None) -> None:
             )
 
 
-def _pick_group(model: Any, group: str | None) -> str:
+def _pick_group(model: LmerModel, group: str | None) -> str:
     available = list(model.ranef)
     if group is None:
         if len(available) != 1:
@@ -86,7 +89,7 @@ def _pick_group(model: Any, group: str | None) -> str:
 
 
 def caterpillar(
-    model: Any,
+    model: LmerModel,
     group: str | None = None,
     term: str = "(Intercept)",
     level: float = 0.95,
@@ -218,8 +221,6 @@ def pooling_lines(
     'Reaction'
     """
     _check_columns(data, y=y, group=group, x=x)
-    from mlmprimer.pooling import pooling
-
     table = pooling(data, y=y, group=group, x=x)
     if groups is None:
         shown = list(table.index[: len(PALETTE)])
@@ -361,7 +362,7 @@ def _qq(ax: Axes, values: np.ndarray, colour: str, label: str | None = None) -> 
 
 
 def residual_diagnostics(
-    model: Any,
+    model: LmerModel,
     axes: Sequence[Axes] | np.ndarray | None = None,
     title: bool | str = False,
 ) -> np.ndarray:

@@ -13,6 +13,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from mlmprimer.icc import _covariance_blocks
+from mlmprimer.model import lmer
+
 __all__ = ["pooling"]
 
 
@@ -124,8 +127,6 @@ def pooling(
     True
     """
     _check_columns(data, {"y": y, "group": group, "x": x})
-    from mlmprimer.model import lmer
-
     used = [c for c in (y, group, x) if c is not None]
     df = data.loc[data[used].notna().all(axis=1), used].copy()
     if isinstance(df[group].dtype, pd.CategoricalDtype):
@@ -152,11 +153,7 @@ def pooling(
     coefs = model.coef()["g"]
     coefs = coefs.set_axis([str(i) for i in coefs.index]).reindex([str(v) for v in levels])
     sigma2 = float(model.sigma) ** 2
-
-    from mlmprimer.icc import _covariance_blocks
-
-    blocks = _covariance_blocks(model)
-    terms, T = blocks["g"]
+    terms, T = _covariance_blocks(model)["g"]
 
     out = pd.DataFrame(index=pd.Index(levels, name=group))
     out["n"] = n_j.astype(int)
@@ -171,25 +168,24 @@ def pooling(
         b0, b1 = _ols(xv, yv)
         out["complete_intercept"] = b0
         out["complete_slope"] = b1
-        own = {
-            lev: _ols(g[x].to_numpy(dtype=float), g[y].to_numpy(dtype=float)) for lev, g in grouped
-        }
-        out["no_pooling_intercept"] = [own[lev][0] for lev in levels]
-        out["no_pooling_slope"] = [own[lev][1] for lev in levels]
-        out["partial_intercept"] = coefs["(Intercept)"].to_numpy(dtype=float)
-        out["partial_slope"] = coefs["x"].to_numpy(dtype=float)
         order = [terms.index("(Intercept)"), terms.index("x")]
         T2 = T[np.ix_(order, order)]
-        shrink = []
+        own, shrink = [], []
         for lev in levels:
             g = grouped.get_group(lev)
-            Xj = np.column_stack([np.ones(len(g)), g[x].to_numpy(dtype=float)])
+            xj = g[x].to_numpy(dtype=float)
+            own.append(_ols(xj, g[y].to_numpy(dtype=float)))
+            Xj = np.column_stack([np.ones(len(g)), xj])
             XtX = Xj.T @ Xj
             if np.linalg.matrix_rank(XtX) < 2:
                 shrink.append((np.nan, np.nan))
                 continue
             lam = T2 @ np.linalg.pinv(T2 + sigma2 * np.linalg.inv(XtX))
             shrink.append((float(lam[0, 0]), float(lam[1, 1])))
+        out["no_pooling_intercept"] = [o[0] for o in own]
+        out["no_pooling_slope"] = [o[1] for o in own]
+        out["partial_intercept"] = coefs["(Intercept)"].to_numpy(dtype=float)
+        out["partial_slope"] = coefs["x"].to_numpy(dtype=float)
         out["shrinkage_intercept"] = [s[0] for s in shrink]
         out["shrinkage_slope"] = [s[1] for s in shrink]
     out.attrs["formula"] = formula

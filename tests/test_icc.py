@@ -206,3 +206,11 @@ def test_icc_ci_narrower_at_lower_level(intercept_model):
 def test_icc_ci_rejects_bad_arguments(intercept_model, kwargs, match):
     with pytest.raises(ValueError, match=match):
         icc_ci(intercept_model, progress=False, **kwargs)
+
+
+def test_icc_ci_refits_formulas_that_use_the_callers_variables(sleep):
+    scale = 10.0  # noqa: F841 - used inside the formula
+    model = lmer("Reaction ~ I(Days / scale) + (1 | Subject)", sleep)
+    ci = icc_ci(model, n_boot=5, seed=1, progress=False)
+    assert ci["n_failed"] == 0
+    assert ci["estimate"] == pytest.approx(icc(model))

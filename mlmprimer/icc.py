@@ -225,6 +225,15 @@ def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float |
     return float(variances.sum() / total)
 
 
+def _progress_bar(items: np.ndarray, show: bool, desc: str) -> Any:
+    """The rows of ``items``, with a progress bar (a widget in JupyterLab) when ``show`` is true."""
+    if not show:
+        return items
+    from tqdm.auto import tqdm
+
+    return tqdm(items, total=len(items), desc=desc)
+
+
 def icc_ci(
     model: LmerModel,
     n_boot: int = 500,
@@ -283,8 +292,6 @@ def icc_ci(
         raise ValueError(f"n_boot must be a positive integer, got {n_boot!r}")
     if not 0 < level < 1:
         raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
-    from tqdm.auto import tqdm
-
     estimate = _icc(model, by_group, adjusted=True, stacklevel=3)
     rng = np.random.default_rng(seed)
     # one simulated response per row of sims (model.simulate gives one per column)
@@ -294,7 +301,7 @@ def icc_ci(
     failed = 0
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        for y in tqdm(sims, total=len(sims), disable=not progress, desc="bootstrap ICC"):
+        for y in _progress_bar(sims, progress, desc="bootstrap ICC"):
             try:
                 values.append(_icc(model._with_response(y), by_group, True, stacklevel=0))
             except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):

@@ -697,6 +697,14 @@ class LmerModel:
         NotImplementedError
             For models MixedLM cannot express.
 
+        Notes
+        -----
+        No single choice of MixedLM's optimisers reaches the maximum on every model: the call
+        written here uses ``method=["bfgs", "lbfgs"]``, which can stop short (for example on
+        ``log_radon ~ uranium + (1 | county)``, by about one log-likelihood unit) while
+        ``method="powell"`` fails elsewhere. Always compare the result's ``llf`` with this model's
+        ``loglik``; ``lmer(..., backend="statsmodels")`` does that check for you.
+
         Examples
         --------
         >>> from mlmprimer.datasets import load

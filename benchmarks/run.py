@@ -1,0 +1,1357 @@
+#!/usr/bin/env python
+"""Time mlmprimer, statsmodels and lme4 on the course's reference models, in one run.
+
+``make benchmark`` runs this script with the project's interpreter. For every reference model
+(the lme4 fixtures in tests/fixtures/lme4, InstEval included) and every tool, one fresh process
+loads the data and fits the model: only the fit is timed (the median of several fits for small
+models), and the process's peak resident memory, minus that of a process that only started the
+interpreter (or R) and imported the libraries, is its memory. A second table fits simulated data
+with two crossed factors at n = 10^3 ... 10^6 to show how time and memory grow with n.
+
+Results go to benchmarks/results/ (JSON and Markdown, not committed); a complete run (no
+``--quick``, ``--models``, ``--tools`` or ``--skip-scaling``) also rewrites the committed summary
+benchmarks/RESULTS.md. See benchmarks/README.md for the targets and how to read the tables.
+
+Usage::
+
+    .venv/bin/python benchmarks/run.py                 # everything, about 10 minutes on 2 cores
+    .venv/bin/python benchmarks/run.py --quick         # small models, one process per tool
+    .venv/bin/python benchmarks/run.py --models sleepstudy_slopes,insteval --skip-scaling
+
+The script imports only the standard library at the top: the heavy imports happen in the
+worker processes (``--worker``), which this same file implements.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import json
+import math
+import os
+import platform
+import shlex
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+FIXTURE_DIR = REPO / "tests" / "fixtures" / "lme4"
+R_SCRIPT = HERE / "bench_lme4.R"
+DEFAULT_OUT = HERE / "results"
+SUMMARY = HERE / "RESULTS.md"
+
+TOOLS = ("lme4", "mlmprimer", "statsmodels")
+
+# The reference models in the order of the tables; fixtures not listed here are appended.
+REFERENCE_ORDER = [
+    "sleepstudy_null",
+    "sleepstudy_slopes",
+    "sleepstudy_uncorrelated",
+    "sleepstudy_slopes_ml",
+    "dyestuff",
+    "penicillin",
+    "pastes",
+    "hsb_null",
+    "hsb_ses_slopes",
+    "hsb_ses_uncorrelated",
+    "hsb_ml",
+    "oxboys",
+    "scotssec",
+    "scotssec_ml",
+    "exam_null",
+    "insteval",
+]
+
+# statsmodels MixedLM spelling of each model: fixed part, `groups` (None: one group holding
+# every row, the only way MixedLM fits crossed factors), `re_formula`, `vc_formula` and
+# `use_sparse` (sparse variance-component matrices: much faster for the one-group crossed
+# models with many rows, slower for small ones). A model MixedLM cannot express maps to None
+# and is reported as "n/a".
+SM_SPECS: dict[str, dict | None] = {
+    "sleepstudy_null": {"fixed": "Reaction ~ 1", "groups": "Subject"},
+    "sleepstudy_slopes": {"fixed": "Reaction ~ Days", "groups": "Subject", "re_formula": "~Days"},
+    "sleepstudy_uncorrelated": {
+        "fixed": "Reaction ~ Days",
+        "groups": "Subject",
+        "re_formula": "1",
+        "vc_formula": {"Days": "0 + Days"},
+    },
+    "sleepstudy_slopes_ml": {
+        "fixed": "Reaction ~ Days",
+        "groups": "Subject",
+        "re_formula": "~Days",
+    },
+    "dyestuff": {"fixed": "Yield ~ 1", "groups": "Batch"},
+    "penicillin": {
+        "fixed": "diameter ~ 1",
+        "groups": None,
+        "vc_formula": {"plate": "0 + C(plate)", "sample": "0 + C(sample)"},
+    },
+    "pastes": {
+        "fixed": "strength ~ 1",
+        "groups": "batch",
+        "re_formula": "1",
+        "vc_formula": {"cask": "0 + C(cask)"},
+    },
+    "hsb_null": {"fixed": "mAch ~ 1", "groups": "school"},
+    "hsb_ses_slopes": {"fixed": "mAch ~ ses", "groups": "school", "re_formula": "~ses"},
+    "hsb_ses_uncorrelated": {
+        "fixed": "mAch ~ ses",
+        "groups": "school",
+        "re_formula": "1",
+        "vc_formula": {"ses": "0 + ses"},
+    },
+    "hsb_ml": {
+        "fixed": "mAch ~ ses + meanses + sector",
+        "groups": "school",
+        "re_formula": "~ses",
+    },
+    "oxboys": {"fixed": "height ~ age", "groups": "Subject", "re_formula": "~age"},
+    "scotssec": {
+        "fixed": "attain ~ verbal + sex",
+        "groups": None,
+        "vc_formula": {"primary": "0 + C(primary)", "second": "0 + C(second)"},
+        "use_sparse": True,
+    },
+    "scotssec_ml": {
+        "fixed": "attain ~ verbal + sex",
+        "groups": None,
+        "vc_formula": {"primary": "0 + C(primary)", "second": "0 + C(second)"},
+        "use_sparse": True,
+    },
+    "exam_null": {"fixed": "normexam ~ 1", "groups": "school"},
+    "insteval": {
+        "fixed": "y ~ service",
+        "groups": None,
+        "vc_formula": {"s": "0 + C(s)", "d": "0 + C(d)", "dept": "0 + C(dept)"},
+        "use_sparse": True,
+    },
+}
+
+# The simulated crossed design of the scaling table.
+SCALING_FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
+SCALING_LEVELS = (500, 50)
+SCALING_SM = {
+    "fixed": "y ~ x",
+    "groups": None,
+    "vc_formula": {"g1": "0 + C(g1)", "g2": "0 + C(g2)"},
+    "use_sparse": True,
+}
+SCALING_N = (1_000, 10_000, 100_000, 1_000_000)
+
+# Targets (benchmarks/README.md explains them).
+LOGLIK_TOL = 1e-3
+TIME_RATIO_MAX = 1.5
+INSTEVAL_MEMORY_MB = 2048
+SCALING_SLOPE_MAX = 1.15
+
+
+# ==============================================================================================
+# Worker side: runs in a fresh process, imports the tool, loads the data, times the fits
+# ==============================================================================================
+
+
+def _import_tool(tool: str) -> None:
+    """Import what a worker of ``tool`` needs (the baseline process imports exactly this)."""
+    import numpy  # noqa: F401
+    import pandas  # noqa: F401
+
+    import mlmprimer.datasets  # noqa: F401
+    import mlmprimer.model  # noqa: F401
+
+    if tool == "statsmodels":
+        import statsmodels.formula.api  # noqa: F401
+
+
+def openblas_info() -> dict[str, str]:
+    """OpenBLAS build and the kernel it chose at run time, for numpy's and scipy's copies."""
+    import ctypes
+    import glob
+
+    import numpy
+    import scipy
+
+    out: dict[str, str] = {}
+    for label, pkg, libdir in (("numpy", numpy, "numpy.libs"), ("scipy", scipy, "scipy.libs")):
+        site = Path(pkg.__file__).resolve().parent.parent
+        for path in sorted(glob.glob(str(site / libdir / "*openblas*.so*"))):
+            lib = ctypes.CDLL(path)
+            for prefix in ("scipy_openblas_", "openblas_"):
+                for suffix in ("64_", ""):
+                    try:
+                        corename = getattr(lib, f"{prefix}get_corename{suffix}")
+                        config = getattr(lib, f"{prefix}get_config{suffix}")
+                        threads = getattr(lib, f"{prefix}get_num_threads{suffix}")
+                    except AttributeError:
+                        continue
+                    corename.restype = ctypes.c_char_p
+                    config.restype = ctypes.c_char_p
+                    out[label] = (
+                        f"{config().decode().strip()}; core {corename().decode()}; "
+                        f"{threads()} thread{'s' if threads() != 1 else ''}"
+                    )
+                    break
+                if label in out:
+                    break
+    return out
+
+
+def _tool_versions(tool: str) -> dict:
+    import nlopt
+    import numpy
+    import pandas
+    import patsy
+    import scipy
+
+    info = {
+        "python": platform.python_version(),
+        "numpy": numpy.__version__,
+        "scipy": scipy.__version__,
+        "pandas": pandas.__version__,
+        "patsy": patsy.__version__,
+        "nlopt": getattr(nlopt, "__version__", "?"),
+        "openblas": openblas_info(),
+    }
+    if tool == "statsmodels":
+        import statsmodels
+
+        info["statsmodels"] = statsmodels.__version__
+    return info
+
+
+def load_sim(prefix: str, n: int):
+    """The simulated crossed data written by :func:`write_scaling_data`, as a DataFrame."""
+    import numpy as np
+    import pandas as pd
+
+    def read(ext, dtype):
+        values = np.fromfile(f"{prefix}.{ext}", dtype=dtype)
+        if values.size != n:
+            raise ValueError(f"{prefix}.{ext} has {values.size} values, expected {n}")
+        return values
+
+    return pd.DataFrame(
+        {
+            "y": read("y", "<f8"),
+            "x": read("x", "<f8"),
+            "g1": pd.Categorical(read("g1", "<i4")),
+            "g2": pd.Categorical(read("g2", "<i4")),
+        }
+    )
+
+
+def _load_data(spec: dict):
+    kind, _, arg = spec["data"].partition(":")
+    if kind == "dataset":
+        from mlmprimer import datasets
+
+        data = datasets.load(arg)
+    elif kind == "sim":
+        data = load_sim(arg, int(spec["n"]))
+    else:
+        raise ValueError(f"unknown data {spec['data']!r}")
+    if len(data) != int(spec["n"]):
+        raise ValueError(f"{spec['data']} has {len(data)} rows, expected {spec['n']}")
+    return data
+
+
+def _fit_once(tool: str, spec: dict, data) -> dict:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        if tool == "mlmprimer":
+            from mlmprimer.model import lmer
+
+            m = lmer(spec["formula"], data, REML=spec["REML"])
+            return {
+                "loglik": float(m.loglik),
+                "theta": [float(v) for v in m.theta],
+                "nevals": int(getattr(getattr(m, "fit_info", None), "nevals", -1)),
+                "converged": bool(m.converged),
+            }
+        if tool == "statsmodels":
+            import statsmodels.formula.api as smf
+
+            sm = spec["sm"]
+            df = data
+            groups = sm.get("groups")
+            if groups is None:
+                df = data.assign(_all=1)
+                groups = "_all"
+            kwargs: dict = {"groups": groups}
+            if "re_formula" in sm:
+                kwargs["re_formula"] = sm["re_formula"]
+            if "vc_formula" in sm:
+                kwargs["vc_formula"] = sm["vc_formula"]
+                kwargs["use_sparse"] = bool(sm.get("use_sparse", False))
+            # MixedLM's default optimiser settings, as a user calls it. (method=["lbfgs"] alone
+            # is faster on some models but returns llf = inf at a zero variance on the random-
+            # intercept models here, and fails on dyestuff.)
+            res = smf.mixedlm(sm["fixed"], df, **kwargs).fit(reml=spec["REML"])
+            llf = float(res.llf)
+            return {
+                "loglik": llf if math.isfinite(llf) else None,
+                "converged": bool(res.converged),
+            }
+    raise ValueError(f"unknown tool {tool!r}")
+
+
+def time_fit(tool: str, spec: dict, data) -> dict:
+    """Fit ``spec`` until ``max_repeats`` fits or ``budget_s`` seconds (1 fit if it takes > 1 s)."""
+    import gc
+
+    times: list[float] = []
+    cpu: list[float] = []
+    out: dict = {}
+    while True:
+        gc.collect()
+        t0, c0 = time.perf_counter(), time.process_time()
+        out = _fit_once(tool, spec, data)
+        times.append(time.perf_counter() - t0)
+        cpu.append(time.process_time() - c0)
+        if (
+            len(times) >= int(spec["max_repeats"])
+            or sum(times) >= float(spec["budget_s"])
+            or times[0] > 1.0
+        ):
+            break
+    return {"id": spec["id"], "status": "ok", "times": times, "cpu": cpu, **out}
+
+
+def worker_main(spec_path: str, result_path: str) -> int:
+    """Entry point of a worker process: ``run.py --worker SPEC.json RESULT.jsonl``."""
+    job = json.loads(Path(spec_path).read_text())
+    tool = job["tool"]
+    _import_tool(tool)
+    with open(result_path, "w", encoding="utf-8") as out:
+        if job.get("baseline"):
+            out.write(json.dumps({"id": "baseline", "status": "ok", **_tool_versions(tool)}) + "\n")
+            return 0
+        for spec in job["fits"]:
+            try:
+                data = _load_data(spec)
+                rec = time_fit(tool, spec, data)
+                del data
+            except MemoryError:
+                rec = {"id": spec["id"], "status": "out of memory"}
+            except Exception as err:  # report and go on with the next fit
+                rec = {"id": spec["id"], "status": "error", "error": f"{type(err).__name__}: {err}"}
+            out.write(json.dumps(rec) + "\n")
+            out.flush()
+    return 0
+
+
+# ==============================================================================================
+# Parent side: processes, time limits, peak memory
+# ==============================================================================================
+
+
+# The launcher between this script and a worker. Linux carries a process's peak-RSS mark across
+# fork and exec: a child started by a big process (pytest, or this script after it has made the
+# scaling data) starts with its parent's peak already counted. The launcher is a bare interpreter
+# (``python -S``, about 10 MB) whose only child is the worker, so that child starts from the
+# launcher's small mark, and the launcher's getrusage(RUSAGE_CHILDREN).ru_maxrss is the worker's
+# own peak. It writes that and the worker's exit code to the file named by its first argument.
+_LAUNCHER = """
+import json, os, resource, sys
+out, limit_mb, cmd = sys.argv[1], float(sys.argv[2]), sys.argv[3:]
+pid = os.fork()
+if pid == 0:
+    try:
+        if limit_mb > 0:
+            nbytes = int(limit_mb * 2**20)
+            resource.setrlimit(resource.RLIMIT_AS, (nbytes, nbytes))
+        os.execvp(cmd[0], cmd)
+    finally:
+        os._exit(127)
+_, status = os.waitpid(pid, 0)
+usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+with open(out, "w") as f:
+    json.dump({"exitcode": os.waitstatus_to_exitcode(status), "maxrss_kb": usage.ru_maxrss}, f)
+"""
+
+
+def run_process(
+    cmd: list[str], timeout: float, env: dict | None = None, memory_limit_mb: float | None = None
+) -> dict:
+    """Run ``cmd`` in a fresh process (through the launcher); kill it after ``timeout`` seconds.
+
+    Returns ``status`` ("ok", "timeout" or "failed"), ``returncode``, ``wall_s``, ``maxrss_mb``
+    (the command's peak resident memory: ``getrusage(RUSAGE_CHILDREN).ru_maxrss`` in the launcher,
+    whose only child it is) and the last 2000 characters of its output. ``memory_limit_mb`` caps
+    the command's address space (RLIMIT_AS).
+    """
+    with tempfile.TemporaryDirectory() as tmp:
+        status_file = Path(tmp) / "status.json"
+        log_path = Path(tmp) / "log.txt"
+        launcher = [sys.executable, "-S", "-c", _LAUNCHER, str(status_file)]
+        launcher.append(str(memory_limit_mb or 0))
+        with open(log_path, "wb") as log:
+            t0 = time.monotonic()
+            proc = subprocess.Popen(
+                launcher + list(cmd),
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                cwd=REPO,
+                env=env,
+                start_new_session=True,  # its own process group, killed as a whole
+            )
+            timed_out = False
+            try:
+                proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                timed_out = True
+            wall = time.monotonic() - t0
+            try:  # the group: on a time-out the worker too, otherwise anything left behind
+                os.killpg(proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            proc.wait()
+        tail = log_path.read_text(encoding="utf-8", errors="replace")[-2000:]
+        info = {}
+        if status_file.exists():
+            try:
+                info = json.loads(status_file.read_text())
+            except json.JSONDecodeError:
+                info = {}
+    code = info.get("exitcode", proc.returncode)
+    return {
+        "status": "timeout" if timed_out else ("ok" if code == 0 and info else "failed"),
+        "returncode": code,
+        "wall_s": wall,
+        "maxrss_mb": info.get("maxrss_kb", 0) / 1024.0,  # ru_maxrss is in KiB on Linux
+        "output": tail,
+    }
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.strip()
+        if line:
+            try:
+                out.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+    return out
+
+
+def worker_env(threads: int | None) -> dict:
+    env = dict(os.environ)
+    if threads:
+        for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
+            env[var] = str(threads)
+    return env
+
+
+def r_available() -> str:
+    """Why lme4 cannot be timed here ("" when it can)."""
+    if shutil.which("Rscript") is None:
+        return "Rscript not found"
+    try:
+        proc = subprocess.run(
+            ["Rscript", "--vanilla", "-e", "cat(requireNamespace('lme4', quietly = TRUE))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"Rscript failed: {err}"
+    return "" if proc.stdout.strip().endswith("TRUE") else "R package lme4 not installed"
+
+
+def run_jobs(
+    tool: str,
+    specs: list[dict],
+    workdir: Path,
+    timeout: float,
+    threads: int | None,
+    memory_limit_mb: float | None,
+) -> tuple[list[dict], dict]:
+    """Run ``specs`` in one process of ``tool``; returns one record per spec and the process."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    tag = f"{tool}-{specs[0]['id'] if len(specs) == 1 else 'batch'}"
+    result = workdir / f"{tag}.jsonl"
+    result.unlink(missing_ok=True)
+    if tool == "lme4":
+        spec_file = workdir / f"{tag}.tsv"
+        cols = ["id", "data", "n", "formula", "REML", "max_repeats", "budget_s"]
+        rows = ["\t".join(cols)]
+        for s in specs:
+            vals = {**s, "REML": "TRUE" if s["REML"] else "FALSE"}
+            rows.append("\t".join(str(vals[c]) for c in cols))
+        spec_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
+        cmd = ["Rscript", "--vanilla", str(R_SCRIPT), str(spec_file), str(result)]
+    else:
+        spec_file = workdir / f"{tag}.json"
+        spec_file.write_text(json.dumps({"tool": tool, "fits": specs}), encoding="utf-8")
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(spec_file),
+            str(result),
+        ]
+    proc = run_process(cmd, timeout, worker_env(threads), memory_limit_mb)
+    got = {r.get("id"): r for r in _read_jsonl(result)}
+    records = []
+    for s in specs:
+        rec = got.get(s["id"])
+        if rec is None:
+            if proc["status"] == "timeout":
+                rec = {"id": s["id"], "status": "timeout", "limit_s": timeout}
+            else:
+                rec = {"id": s["id"], "status": "error", "error": proc["output"][-600:]}
+        records.append(rec)
+    return records, proc
+
+
+def baseline(
+    tool: str, workdir: Path, threads: int | None, memory_limit_mb: float | None
+) -> tuple[float, dict]:
+    """Peak memory (MiB) of a process that only starts the interpreter and imports the tool."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    result = workdir / f"{tool}-baseline.jsonl"
+    result.unlink(missing_ok=True)
+    if tool == "lme4":
+        cmd = ["Rscript", "--vanilla", str(R_SCRIPT), "--baseline", str(result)]
+    else:
+        spec_file = workdir / f"{tool}-baseline.json"
+        spec_file.write_text(json.dumps({"tool": tool, "baseline": True, "fits": []}))
+        cmd = [
+            sys.executable,
+            str(Path(__file__).resolve()),
+            "--worker",
+            str(spec_file),
+            str(result),
+        ]
+    proc = run_process(cmd, 300, worker_env(threads), memory_limit_mb)
+    if proc["status"] != "ok":
+        raise RuntimeError(f"the {tool} baseline process failed:\n{proc['output']}")
+    info = (_read_jsonl(result) or [{}])[0]
+    return proc["maxrss_mb"], info
+
+
+# ==============================================================================================
+# What to run
+# ==============================================================================================
+
+
+def load_fixtures() -> dict[str, dict]:
+    fixtures = {}
+    for path in sorted(FIXTURE_DIR.glob("*.json")):
+        fx = json.loads(path.read_text(encoding="utf-8"))
+        fixtures[fx["name"]] = fx
+    order = [n for n in REFERENCE_ORDER if n in fixtures]
+    order += [n for n in fixtures if n not in order]
+    return {n: fixtures[n] for n in order}
+
+
+def reference_specs(fixtures: dict[str, dict], max_repeats: int, budget_s: float) -> list[dict]:
+    specs = []
+    for name, fx in fixtures.items():
+        specs.append(
+            {
+                "id": name,
+                "data": f"dataset:{fx['dataset']}",
+                "n": int(fx["nobs"]),
+                "formula": fx["formula"],
+                "REML": bool(fx["REML"]),
+                "max_repeats": max_repeats,
+                "budget_s": budget_s,
+                "sm": SM_SPECS.get(name),
+                "lme4_fixture": {"logLik": fx["logLik"], "fit_time_s": fx.get("fit_time_s")},
+            }
+        )
+    return specs
+
+
+def write_scaling_data(directory: Path, n: int, seed: int = 20240601, levels=SCALING_LEVELS) -> str:
+    """Simulate ``y = 10 + 0.5 x + a[g1] + b[g2] + e`` with two crossed factors; returns the prefix.
+
+    Every level of both factors occurs (balanced codes in random order); a ~ N(0, 0.8^2),
+    b ~ N(0, 0.5^2), e ~ N(0, 1). Written as raw little-endian binaries that numpy and R both
+    read without a parser.
+    """
+    import numpy as np
+
+    directory.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng([seed, n])
+    l1, l2 = levels
+    g1 = rng.permutation(np.arange(n) % l1).astype("<i4") + 1
+    g2 = rng.permutation(np.arange(n) % l2).astype("<i4") + 1
+    a = rng.normal(0.0, 0.8, l1)
+    b = rng.normal(0.0, 0.5, l2)
+    x = rng.normal(size=n)
+    y = 10.0 + 0.5 * x + a[g1 - 1] + b[g2 - 1] + rng.normal(size=n)
+    prefix = directory / f"crossed_{l1}x{l2}_n{n}"
+    y.astype("<f8").tofile(f"{prefix}.y")
+    x.astype("<f8").tofile(f"{prefix}.x")
+    g1.tofile(f"{prefix}.g1")
+    g2.tofile(f"{prefix}.g2")
+    return str(prefix)
+
+
+def scaling_spec(prefix: str, n: int, max_repeats: int, budget_s: float) -> dict:
+    return {
+        "id": f"crossed_n{n}",
+        "data": f"sim:{prefix}",
+        "n": n,
+        "formula": SCALING_FORMULA,
+        "REML": True,
+        "max_repeats": max_repeats,
+        "budget_s": budget_s,
+        "sm": SCALING_SM,
+    }
+
+
+# ==============================================================================================
+# Reading the results
+# ==============================================================================================
+
+
+def median_time(rec: dict | None) -> float | None:
+    if not rec or rec.get("status") != "ok" or not rec.get("times"):
+        return None
+    return float(statistics.median(rec["times"]))
+
+
+def median_cpu(rec: dict | None) -> float | None:
+    if not rec or rec.get("status") != "ok" or not rec.get("cpu"):
+        return None
+    return float(statistics.median(rec["cpu"]))
+
+
+def fmt_time(t: float | None, rec: dict | None = None) -> str:
+    if t is None:
+        return status_text(rec)
+    if t >= 100:
+        return f"{t:.0f}"
+    if t >= 10:
+        return f"{t:.1f}"
+    if t >= 1:
+        return f"{t:.2f}"
+    return f"{t:.3f}"
+
+
+def status_text(rec: dict | None) -> str:
+    if rec is None:
+        return "–"
+    st = rec.get("status", "–")
+    if st == "timeout":
+        return f"timeout (>{rec.get('limit_s', 0):.0f} s)"
+    if st == "skipped":
+        return rec.get("reason", "skipped")
+    return st
+
+
+def fmt_ratio(r: float | None) -> str:
+    if r is None:
+        return "–"
+    return f"{r:.2f}" if r < 10 else f"{r:.0f}"
+
+
+def fmt_mb(mb: float | None) -> str:
+    if mb is None:
+        return "–"
+    return f"{mb:.0f}" if mb >= 10 else f"{mb:.1f}"
+
+
+def fmt_dll(d: float | None) -> str:
+    if d is None:
+        return "–"
+    if abs(d) < 5e-7:
+        return "< 1e-6"
+    return f"{d:+.1e}" if abs(d) < 0.01 else f"{d:+.3f}"
+
+
+def loglik_diff(rec: dict | None, ref: float | None) -> float | None:
+    if not rec or rec.get("status") != "ok" or ref is None or rec.get("loglik") is None:
+        return None
+    return float(rec["loglik"]) - float(ref)
+
+
+def lme4_loglik(results: dict, model: str) -> float | None:
+    """lme4's logLik from this run, else from the committed fixture."""
+    rec = results.get(("lme4", model))
+    if rec and rec.get("status") == "ok":
+        return rec.get("logLik")
+    return results.get(("fixture", model), {}).get("logLik")
+
+
+def ratio(a: float | None, b: float | None) -> float | None:
+    if a is None or b is None or b <= 0:
+        return None
+    return a / b
+
+
+def loglog_slope(points: list[tuple[float, float]]) -> float | None:
+    """Least-squares slope of log(y) on log(n)."""
+    pts = [(math.log(n), math.log(y)) for n, y in points if y and y > 0]
+    if len(pts) < 2:
+        return None
+    mx = sum(p[0] for p in pts) / len(pts)
+    my = sum(p[1] for p in pts) / len(pts)
+    sxx = sum((p[0] - mx) ** 2 for p in pts)
+    sxy = sum((p[0] - mx) * (p[1] - my) for p in pts)
+    return sxy / sxx if sxx > 0 else None
+
+
+def evaluate_targets(report: dict) -> list[dict]:
+    """Each target with its verdict ("met", "missed" or "not measured") and the numbers."""
+    res = report["index"]
+    models = report["reference_models"]
+    tools = report["tools"]
+    targets = []
+
+    if "mlmprimer" in tools:
+        bad, worst = [], 0.0
+        for m in models:
+            d = loglik_diff(res.get(("mlmprimer", m)), lme4_loglik(res, m))
+            if d is None:
+                bad.append(f"{m} (no fit)")
+                continue
+            worst = max(worst, abs(d))
+            if abs(d) > LOGLIK_TOL:
+                bad.append(f"{m} ({d:+.4f})")
+        targets.append(
+            {
+                "target": f"every reference logLik within {LOGLIK_TOL} of lme4's",
+                "verdict": "met" if not bad else "missed",
+                "detail": f"largest absolute difference {worst:.1e}"
+                + (f"; off: {', '.join(bad)}" if bad else ""),
+            }
+        )
+
+    if "mlmprimer" in tools and "lme4" in tools:
+        slow, ratios = [], []
+        for m in models:
+            r = ratio(median_time(res.get(("mlmprimer", m))), median_time(res.get(("lme4", m))))
+            if r is None:
+                slow.append(f"{m} (not timed)")
+                continue
+            ratios.append(r)
+            if r > TIME_RATIO_MAX:
+                slow.append(f"{m} ({r:.1f}x)")
+        targets.append(
+            {
+                "target": f"every fit at most {TIME_RATIO_MAX}x lme4's time",
+                "verdict": "met" if not slow else "missed",
+                "detail": (
+                    f"{len(ratios) - len([s for s in slow if 'x)' in s])} of {len(models)} within; "
+                    + (f"slower: {', '.join(slow)}" if slow else "all within")
+                ),
+            }
+        )
+        tot = {}
+        for tool in ("mlmprimer", "lme4"):
+            ts = [median_time(res.get((tool, m))) for m in models]
+            tot[tool] = None if any(t is None for t in ts) else sum(ts)
+        if tot["mlmprimer"] is not None and tot["lme4"] is not None:
+            targets.append(
+                {
+                    "target": "suite total at most lme4's",
+                    "verdict": "met" if tot["mlmprimer"] <= tot["lme4"] else "missed",
+                    "detail": f"mlmprimer {tot['mlmprimer']:.2f} s, lme4 {tot['lme4']:.2f} s",
+                }
+            )
+        if "insteval" in models:
+            mt = median_time(res.get(("mlmprimer", "insteval")))
+            lt = median_time(res.get(("lme4", "insteval")))
+            mem = res.get(("mlmprimer", "insteval"), {}).get("peak_mb")
+            if mt is not None and lt is not None:
+                ok = mt <= lt and (mem is not None and mem < INSTEVAL_MEMORY_MB)
+                targets.append(
+                    {
+                        "target": "InstEval no slower than lme4, peak memory "
+                        f"< {INSTEVAL_MEMORY_MB} MB",
+                        "verdict": "met" if ok else "missed",
+                        "detail": f"mlmprimer {mt:.2f} s / {fmt_mb(mem)} MB; lme4 {lt:.2f} s / "
+                        f"{fmt_mb(res.get(('lme4', 'insteval'), {}).get('peak_mb'))} MB",
+                    }
+                )
+
+    sc = report.get("scaling_n") or []
+    if sc and "mlmprimer" in tools:
+        big = [n for n in sc if n >= 10_000]
+        tpts = [(n, median_time(res.get(("mlmprimer", f"crossed_n{n}")))) for n in big]
+        mpts = [(n, res.get(("mlmprimer", f"crossed_n{n}"), {}).get("peak_mb")) for n in big]
+        ts, ms = loglog_slope(tpts), loglog_slope(mpts)
+        if ts is not None and ms is not None and len([p for p in tpts if p[1]]) >= 2:
+            ok = ts <= SCALING_SLOPE_MAX and ms <= SCALING_SLOPE_MAX
+            targets.append(
+                {
+                    "target": "time and memory about linear in n "
+                    f"(log-log slope <= {SCALING_SLOPE_MAX}, n >= 10^4)",
+                    "verdict": "met" if ok else "missed",
+                    "detail": f"time slope {ts:.2f}, memory slope {ms:.2f}",
+                }
+            )
+    return targets
+
+
+def markdown_report(report: dict) -> str:
+    res = report["index"]
+    tools = report["tools"]
+    meta = report["meta"]
+    lines = []
+    lines.append(
+        f"Run {meta['date']} on {meta['machine']['summary']}; command `{meta['command']}`."
+    )
+    lines.append("")
+    blas = meta.get("openblas", {})
+    if blas:
+        lines.append(f"OpenBLAS (numpy): {blas.get('numpy', '?')}.")
+        lines.append("")
+    lines.append(
+        f"Load average (1 min) at start {meta['load_start'][0]:.2f}, "
+        f"at end {meta['load_end'][0]:.2f}; "
+        f"total run time {meta['elapsed_s']:.0f} s."
+    )
+    lines.append("")
+
+    # ---- reference models
+    lines.append("### Reference models")
+    lines.append("")
+    lines.append(
+        "Fit time in seconds (median of repeated fits for small models), the ratio to lme4's "
+        "time in the same run, peak memory in MB above the interpreter with its libraries, "
+        "and logLik minus lme4's."
+    )
+    lines.append("")
+    head = ["model", "n"]
+    for t in tools:
+        head.append(f"{t} s")
+        if t != "lme4" and "lme4" in tools:
+            head.append("× lme4")
+    mem_tools = [t for t in tools]
+    head.append("peak MB (" + " / ".join(mem_tools) + ")")
+    for t in tools:
+        if t != "lme4":
+            head.append(f"ΔlogLik {t}")
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    totals = {t: 0.0 for t in tools}
+    complete = {t: True for t in tools}
+    for m in report["reference_models"]:
+        row = [m, str(report["nobs"].get(m, ""))]
+        lt = median_time(res.get(("lme4", m)))
+        for t in tools:
+            rec = res.get((t, m))
+            tt = median_time(rec)
+            row.append(fmt_time(tt, rec))
+            if tt is None:
+                complete[t] = False
+                if rec and rec.get("status") == "timeout":
+                    totals[t] += float(rec.get("limit_s", 0.0))  # a lower bound
+            else:
+                totals[t] += tt
+            if t != "lme4" and "lme4" in tools:
+                row.append(fmt_ratio(ratio(tt, lt)))
+        row.append(" / ".join(fmt_mb(res.get((t, m), {}).get("peak_mb")) for t in mem_tools))
+        ref = lme4_loglik(res, m)
+        for t in tools:
+            if t != "lme4":
+                rec = res.get((t, m))
+                row.append(
+                    fmt_dll(loglik_diff(rec, ref)) if rec and rec.get("status") == "ok" else "–"
+                )
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["**total**", ""]
+    lt_total = totals.get("lme4") if complete.get("lme4") else None
+    for t in tools:
+        row.append(("" if complete[t] else "≥ ") + fmt_time(totals[t]))
+        if t != "lme4" and "lme4" in tools:
+            row.append(fmt_ratio(ratio(totals[t], lt_total)) if complete[t] else "–")
+    row.append("")
+    row += [""] * (len(tools) - 1)
+    lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    notes = []
+    for (tool, model), rec in sorted(res.items(), key=lambda kv: str(kv[0])):
+        if tool in TOOLS and rec.get("status") not in ("ok", "n/a", "skipped", "timeout", None):
+            msg = rec.get("error", "").strip().splitlines()
+            notes.append(
+                f"- {tool} / {model}: {status_text(rec)}" + (f": {msg[-1]}" if msg else "")
+            )
+    if notes:
+        lines.append("Errors:")
+        lines.append("")
+        lines += notes
+        lines.append("")
+
+    fx_diffs = [
+        abs(res[("lme4", m)]["logLik"] - res[("fixture", m)]["logLik"])
+        for m in report["reference_models"]
+        if res.get(("lme4", m), {}).get("status") == "ok" and ("fixture", m) in res
+    ]
+    if fx_diffs:
+        worst = max(fx_diffs)
+        lines.append(
+            "lme4's logLik in this run equals the committed fixtures' "
+            + ("exactly." if worst == 0 else f"within {worst:.1e}.")
+        )
+        lines.append("")
+
+    # ---- CPU time
+    lines.append(
+        "CPU seconds (user + system, all threads; median over the same repeats) and evaluations "
+        "of the objective. On a busy machine wall time includes waiting for a core; CPU time "
+        "does not."
+    )
+    lines.append("")
+    head = ["model"] + [f"{t} CPU s" for t in tools]
+    if "lme4" in tools and "mlmprimer" in tools:
+        head.append("mlmprimer CPU × lme4")
+    head += [f"{t} evals" for t in tools if t != "statsmodels"]
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---"] + ["---:"] * (len(head) - 1)) + "|")
+    for m in report["reference_models"]:
+        row = [m]
+        for t in tools:
+            rec = res.get((t, m))
+            row.append(fmt_time(median_cpu(rec)) if median_cpu(rec) is not None else "–")
+        if "lme4" in tools and "mlmprimer" in tools:
+            row.append(
+                fmt_ratio(
+                    ratio(median_cpu(res.get(("mlmprimer", m))), median_cpu(res.get(("lme4", m))))
+                )
+            )
+        for t in tools:
+            if t != "statsmodels":
+                ev = res.get((t, m), {}).get("nevals")
+                row.append("–" if ev is None else str(ev))
+        lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+
+    # ---- scaling
+    sc = report.get("scaling_n") or []
+    if sc:
+        lines.append(
+            f"### Scaling: `{SCALING_FORMULA}`, "
+            f"{SCALING_LEVELS[0]} x {SCALING_LEVELS[1]} crossed levels"
+        )
+        lines.append("")
+        head = ["n"] + [f"{t} s" for t in tools] + [f"{t} MB" for t in tools]
+        head += [f"ΔlogLik {t}" for t in tools if t != "lme4"]
+        lines.append("| " + " | ".join(head) + " |")
+        lines.append("|" + "|".join(["---:"] * len(head)) + "|")
+        for n in sc:
+            mid = f"crossed_n{n}"
+            row = [f"{n:,}"]
+            for t in tools:
+                rec = res.get((t, mid))
+                row.append(fmt_time(median_time(rec), rec))
+            for t in tools:
+                row.append(fmt_mb(res.get((t, mid), {}).get("peak_mb")))
+            ref = res.get(("lme4", mid), {}).get("logLik")
+            for t in tools:
+                if t != "lme4":
+                    row.append(fmt_dll(loglik_diff(res.get((t, mid)), ref)))
+            lines.append("| " + " | ".join(row) + " |")
+        lines.append("")
+        slopes = []
+        for t in tools:
+            big = [n for n in sc if n >= 10_000]
+            ts = loglog_slope([(n, median_time(res.get((t, f"crossed_n{n}")))) for n in big])
+            ms = loglog_slope([(n, res.get((t, f"crossed_n{n}"), {}).get("peak_mb")) for n in big])
+            if ts is not None or ms is not None:
+                slopes.append(
+                    f"{t}: time {'–' if ts is None else f'{ts:.2f}'}, "
+                    f"memory {'–' if ms is None else f'{ms:.2f}'}"
+                )
+        if slopes:
+            lines.append("Log-log slope over n >= 10^4 (1 = linear): " + "; ".join(slopes) + ".")
+            lines.append("")
+
+    # ---- targets
+    targets = report.get("targets") or []
+    if targets:
+        lines.append("### Targets")
+        lines.append("")
+        lines.append("| target | verdict | numbers |")
+        lines.append("|---|---|---|")
+        for t in targets:
+            lines.append(f"| {t['target']} | {t['verdict']} | {t['detail']} |")
+        lines.append("")
+    return "\n".join(lines)
+
+
+# ==============================================================================================
+# Main
+# ==============================================================================================
+
+
+def machine_info() -> dict:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    mem_gb = None
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemTotal"):
+                mem_gb = int(line.split()[1]) / 2**20
+    except OSError:
+        pass
+    cores = os.cpu_count()
+    summary = f"{cpu}, {cores} cores" + (f", {mem_gb:.0f} GiB" if mem_gb else "")
+    summary += f", {platform.system()} {platform.release()}"
+    return {"cpu": cpu, "cores": cores, "memory_gib": mem_gb, "summary": summary}
+
+
+def git_revision() -> str:
+    try:
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "mlmprimer"], cwd=REPO, capture_output=True, text=True
+        ).stdout.strip()
+        return rev + (" + uncommitted changes in mlmprimer/" if dirty else "")
+    except OSError:
+        return "?"
+
+
+def parse_args(argv: list[str]) -> argparse.Namespace:
+    p = argparse.ArgumentParser(
+        description="Time mlmprimer, statsmodels and lme4 on the reference models (one run).",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument(
+        "--quick",
+        action="store_true",
+        help="small reference models only (no InstEval), one process per tool "
+        "(no per-fit memory), 3 repeats, scaling at n = 10^3 and 10^4 only",
+    )
+    p.add_argument("--models", help="comma-separated reference models (fixture names)")
+    p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {TOOLS}")
+    p.add_argument("--skip-scaling", action="store_true", help="no scaling table")
+    p.add_argument("--scaling-n", help="comma-separated sizes (default 1000,10000,100000,1000000)")
+    p.add_argument(
+        "--statsmodels-max-n",
+        type=int,
+        default=10_000,
+        help="largest n of the scaling table fitted with statsmodels (default 10000)",
+    )
+    p.add_argument(
+        "--timeout",
+        type=float,
+        default=120.0,
+        help="seconds before a fit's process is killed (default 120)",
+    )
+    p.add_argument(
+        "--repeats",
+        type=int,
+        default=5,
+        help="fits of a small model whose median is reported (default 5)",
+    )
+    p.add_argument(
+        "--budget",
+        type=float,
+        default=3.0,
+        help="stop repeating a fit after this many seconds (default 3)",
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="OPENBLAS_NUM_THREADS (and OMP_/MKL_) of the Python workers (default 1, like lme4; "
+        "0 leaves the libraries' default, one thread per core)",
+    )
+    p.add_argument(
+        "--memory-limit-mb",
+        type=float,
+        default=16_384,
+        help="address-space limit of each worker (default 16384; 0 for none)",
+    )
+    p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results directory")
+    p.add_argument(
+        "--no-summary",
+        action="store_true",
+        help="do not rewrite benchmarks/RESULTS.md even after a complete run",
+    )
+    p.add_argument("--worker", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
+    return p.parse_args(argv)
+
+
+def log(msg: str) -> None:
+    print(msg, file=sys.stderr, flush=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    args = parse_args(argv)
+    if args.worker:
+        return worker_main(*args.worker)
+
+    t_start = time.monotonic()
+    load_start = os.getloadavg()
+    tools = [t.strip() for t in args.tools.split(",") if t.strip()]
+    unknown = set(tools) - set(TOOLS)
+    if unknown:
+        raise SystemExit(f"unknown tools {sorted(unknown)}; known: {TOOLS}")
+    tools = [t for t in TOOLS if t in tools]
+    notes = []
+    if "lme4" in tools:
+        why = r_available()
+        if why:
+            notes.append(f"lme4 not timed: {why}")
+            log(f"note: {why}: lme4 is left out")
+            tools.remove("lme4")
+
+    fixtures = load_fixtures()
+    if args.models:
+        wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+        missing = [m for m in wanted if m not in fixtures]
+        if missing:
+            raise SystemExit(f"unknown models {missing}; known: {list(fixtures)}")
+        fixtures = {m: fixtures[m] for m in fixtures if m in wanted}
+    elif args.quick:
+        fixtures = {m: fx for m, fx in fixtures.items() if m != "insteval"}
+    repeats = min(args.repeats, 3) if args.quick else args.repeats
+    budget = min(args.budget, 1.0) if args.quick else args.budget
+    if args.skip_scaling:
+        scaling_n: list[int] = []
+    elif args.scaling_n:
+        scaling_n = [int(float(v)) for v in args.scaling_n.split(",") if v.strip()]
+    else:
+        scaling_n = [1_000, 10_000] if args.quick else list(SCALING_N)
+    mem_limit = args.memory_limit_mb or None
+
+    stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    out_dir = args.out
+    work = out_dir / "work" / stamp
+    work.mkdir(parents=True, exist_ok=True)
+
+    env_blas = {
+        v: os.environ.get(v, "unset")
+        for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "OPENBLAS_NUM_THREADS")
+    }
+    if os.environ.get("OPENBLAS_CORETYPE"):
+        log(
+            f"note: OPENBLAS_CORETYPE={os.environ['OPENBLAS_CORETYPE']} is set, so numpy/scipy run "
+            "that kernel, not the one OpenBLAS would pick for this CPU; for headline numbers run\n"
+            "  env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE make benchmark"
+        )
+
+    # ---- baselines
+    baselines: dict[str, float] = {}
+    versions: dict[str, dict] = {}
+    for tool in tools:
+        mb, info = baseline(tool, work, args.threads, mem_limit)
+        baselines[tool] = mb
+        versions[tool] = info
+        log(f"baseline {tool:12s} {mb:7.1f} MB")
+
+    results: dict = {}
+    for name, fx in fixtures.items():
+        results[("fixture", name)] = {"logLik": fx["logLik"], "fit_time_s": fx.get("fit_time_s")}
+
+    ref_specs = reference_specs(fixtures, repeats, budget)
+    per_fit = not args.quick
+
+    def record(tool: str, rec: dict, proc: dict | None) -> None:
+        if proc is not None and per_fit and rec.get("status") == "ok":
+            rec["maxrss_mb"] = proc["maxrss_mb"]
+            rec["peak_mb"] = max(0.0, proc["maxrss_mb"] - baselines[tool])
+            rec["process_wall_s"] = proc["wall_s"]
+        results[(tool, rec["id"])] = rec
+        t = median_time(rec)
+        extra = f"{t:8.3f} s" if t is not None else status_text(rec)
+        if rec.get("peak_mb") is not None:
+            extra += f"  {rec['peak_mb']:7.1f} MB"
+        if rec.get("loglik") is not None or rec.get("logLik") is not None:
+            extra += f"  logLik {rec.get('loglik', rec.get('logLik')):.4f}"
+        log(f"{rec['id']:26s} {tool:12s} {extra}")
+
+    def runnable(tool: str, spec: dict) -> bool:
+        if tool == "statsmodels" and spec.get("sm") is None:
+            results[(tool, spec["id"])] = {"id": spec["id"], "status": "n/a"}
+            return False
+        return True
+
+    # ---- reference models
+    if per_fit:
+        for spec in ref_specs:
+            for tool in tools:
+                if not runnable(tool, spec):
+                    continue
+                recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
+                record(tool, recs[0], proc)
+    else:
+        for tool in tools:
+            specs = [s for s in ref_specs if runnable(tool, s)]
+            if not specs:
+                continue
+            recs, proc = run_jobs(
+                tool, specs, work, args.timeout * len(specs), args.threads, mem_limit
+            )
+            for rec in recs:
+                record(tool, rec, None)
+
+    # ---- scaling
+    sm_max_n = args.statsmodels_max_n
+    if args.quick and "--statsmodels-max-n" not in " ".join(argv):
+        sm_max_n = 0  # statsmodels' crossed fits take tens of seconds even at n = 10^3
+    if scaling_n:
+        data_dir = out_dir / "data"
+        prefixes = {n: write_scaling_data(data_dir, n) for n in scaling_n}
+        specs = [scaling_spec(prefixes[n], n, repeats, budget) for n in scaling_n]
+        for tool in tools:
+            if tool == "statsmodels":
+                for spec in specs:
+                    if spec["n"] > sm_max_n:
+                        results[(tool, spec["id"])] = {
+                            "id": spec["id"],
+                            "status": "skipped",
+                            "reason": f"not run (n > {sm_max_n:,})",
+                        }
+        if not per_fit:
+            for tool in tools:
+                batch = [s for s in specs if (tool, s["id"]) not in results]
+                if batch:
+                    recs, _ = run_jobs(
+                        tool, batch, work, args.timeout * len(batch), args.threads, mem_limit
+                    )
+                    for rec in recs:
+                        record(tool, rec, None)
+        else:
+            last: dict[str, tuple[int, float]] = {}
+            for spec in specs:
+                n = spec["n"]
+                for tool in tools:
+                    if (tool, spec["id"]) in results:
+                        continue
+                    if tool in last:
+                        n0, t0 = last[tool]
+                        predicted = t0 * n / n0
+                        if predicted > args.timeout:
+                            results[(tool, spec["id"])] = {
+                                "id": spec["id"],
+                                "status": "skipped",
+                                "reason": f"not run (~{predicted:.0f} s expected)",
+                            }
+                            continue
+                    recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
+                    record(tool, recs[0], proc)
+                    t = median_time(recs[0])
+                    # a failed or killed fit: do not try larger n
+                    last[tool] = (n, 10 * args.timeout) if t is None else (n, t)
+
+    # ---- report
+    load_end = os.getloadavg()
+    elapsed = time.monotonic() - t_start
+    py_info = versions.get("mlmprimer") or versions.get("statsmodels") or {}
+    cmd = shlex.join([os.path.relpath(sys.executable, REPO), "benchmarks/run.py", *argv])
+    unset = [v for v in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE") if v not in os.environ]
+    if unset:
+        cmd = "env " + " ".join(f"-u {v}" for v in unset) + " " + cmd
+    meta = {
+        "date": _dt.datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": cmd,
+        "argv": argv,
+        "machine": machine_info(),
+        "environment": env_blas,
+        "openblas": py_info.get("openblas", {}),
+        "versions": {
+            tool: {k: v for k, v in info.items() if k not in ("id", "status", "openblas")}
+            for tool, info in versions.items()
+        },
+        "mlmprimer_revision": git_revision(),
+        "baseline_mb": baselines,
+        "load_start": list(load_start),
+        "load_end": list(load_end),
+        "elapsed_s": elapsed,
+        "timeout_s": args.timeout,
+        "worker_blas_threads": args.threads or "library default",
+        "notes": notes,
+        "per_fit_processes": per_fit,
+    }
+    report = {
+        "meta": meta,
+        "tools": tools,
+        "reference_models": list(fixtures),
+        "nobs": {m: int(fx["nobs"]) for m, fx in fixtures.items()},
+        "scaling_n": scaling_n,
+        "index": results,
+    }
+    report["targets"] = evaluate_targets(report)
+    md = markdown_report(report)
+    if not per_fit:
+        md += "\n(`--quick`: one process per tool, so no per-fit peak memory.)\n"
+
+    serial = {
+        **{k: v for k, v in report.items() if k != "index"},
+        "results": [{"tool": k[0], "model": k[1], **v} for k, v in results.items()],
+    }
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"benchmark-{stamp}.json").write_text(json.dumps(serial, indent=1), encoding="utf-8")
+    (out_dir / f"benchmark-{stamp}.md").write_text(md + "\n", encoding="utf-8")
+    shutil.copyfile(out_dir / f"benchmark-{stamp}.json", out_dir / "latest.json")
+    shutil.copyfile(out_dir / f"benchmark-{stamp}.md", out_dir / "latest.md")
+    shutil.rmtree(work, ignore_errors=True)
+    print(md)
+    complete = (
+        not (args.quick or args.models or args.skip_scaling or args.scaling_n)
+        and set(tools) == set(TOOLS)
+        and args.tools == ",".join(TOOLS)
+    )
+    if complete and not args.no_summary and out_dir.resolve() == DEFAULT_OUT.resolve():
+        write_summary(report, md)
+        log(f"wrote {SUMMARY.relative_to(REPO)}")
+    log(f"results in {out_dir}/benchmark-{stamp}.{{json,md}} ({elapsed:.0f} s)")
+    return 0
+
+
+def write_summary(report: dict, md: str) -> None:
+    meta = report["meta"]
+    v = meta["versions"]
+    py = v.get("mlmprimer", {})
+    r = v.get("lme4", {})
+    sm = v.get("statsmodels", {})
+    text = [
+        "# Benchmark results",
+        "",
+        "Written by `benchmarks/run.py` after a complete run (see `benchmarks/README.md` for",
+        "what is measured and the targets). Re-run it to update this file; the full JSON and",
+        "Markdown of every run are in `benchmarks/results/` (not committed).",
+        "",
+        f"- **Date:** {meta['date']}",
+        f"- **Command:** `{meta['command']}`",
+        f"- **Machine:** {meta['machine']['summary']}",
+        f"- **Python side:** Python {py.get('python', '?')}, numpy {py.get('numpy', '?')}, "
+        f"scipy {py.get('scipy', '?')}, pandas {py.get('pandas', '?')}, statsmodels "
+        f"{sm.get('statsmodels', '?')}, nlopt {py.get('nlopt', '?')}; mlmprimer at "
+        f"{meta['mlmprimer_revision']}",
+        f"- **OpenBLAS:** {meta.get('openblas', {}).get('numpy', '?')} "
+        f"(OPENBLAS_CORETYPE {meta['environment']['OPENBLAS_CORETYPE']}, OPENBLAS_L2_SIZE "
+        f"{meta['environment']['OPENBLAS_L2_SIZE']})",
+        f"- **R side:** R {r.get('R', '?')}, lme4 {r.get('lme4', '?')}, "
+        f"Matrix {r.get('Matrix', '?')}, "
+        f"BLAS {r.get('blas', '?')}",
+        f"- **Per-fit time limit:** {meta['timeout_s']:.0f} s; BLAS threads of the Python "
+        f"workers: {meta.get('worker_blas_threads', '?')}",
+        "",
+        md,
+    ]
+    SUMMARY.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -23,6 +23,14 @@ How the checks judge an answer
 - Free-text answers are checked only for being there and long enough; the result lists the key
   ideas worth mentioning, as questions, and says that the instructor grades the text by hand.
 
+Chapters and the appendix
+-------------------------
+
+A chapter ``NN-topic`` has the checks ``exNN_1``, ``exNN_2``, ... The appendix ``A1-how-lmer-fits``
+follows the same pattern with its own prefix: ``exA1_1``, ``exA1_2``, ... (chapter ``"A1"``, shown
+as "exercise A1.1"). A Python name may not start with a digit, but ``exA1_1`` starts with ``ex``
+like every other check, so the appendix needs no numbering of its own.
+
 The registry
 ------------
 
@@ -109,7 +117,7 @@ class Question:
     qid : str
         The check's name, ``exNN_K``.
     chapter : str
-        Two-digit chapter, ``"NN"``.
+        Two-digit chapter, ``"NN"``, or an appendix, ``"A1"``.
     number : int
         Exercise number ``K`` within the chapter.
     title : str
@@ -138,8 +146,9 @@ class Question:
 
     @property
     def label(self) -> str:
-        """``exercise N.K`` as a reader sees it."""
-        return f"exercise {int(self.chapter)}.{self.number}"
+        """``exercise N.K`` (or ``exercise A1.K`` in the appendix) as a reader sees it."""
+        chapter = str(int(self.chapter)) if self.chapter.isdigit() else self.chapter
+        return f"exercise {chapter}.{self.number}"
 
 
 #: Every check, by name (``"ex04_1"``), in chapter and exercise order.
@@ -255,14 +264,22 @@ class CheckResult:
 def questions(chapter: str | int | None = None) -> list[Question]:
     """The registered exercises, optionally of one chapter.
 
+    Parameters
+    ----------
+    chapter : str or int, optional
+        ``4``, ``"04"``, or an appendix such as ``"A1"``; all exercises when omitted.
+
     Examples
     --------
     >>> [q.qid for q in questions(4)][:2]
     ['ex04_1', 'ex04_2']
+    >>> [q.qid for q in questions("A1")][:1]
+    ['exA1_1']
     """
     if chapter is None:
         return list(QUESTIONS.values())
-    key = f"{int(chapter):02d}"
+    text = str(chapter).strip()
+    key = f"{int(text):02d}" if text.isdigit() else text.upper()
     return [q for q in QUESTIONS.values() if q.chapter == key]
 
 
@@ -569,9 +586,9 @@ def _exercise(
     qid: str, title: str, points: float = 1.0, kind: str = "auto"
 ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
     """Register a check; its parameter names are the notebook variables it reads."""
-    match = re.fullmatch(r"ex(\d{2})_(\d+)", qid)
+    match = re.fullmatch(r"ex(\d{2}|A\d)_(\d+)", qid)
     if not match:
-        raise ValueError(f"check names are exNN_K, got {qid!r}")
+        raise ValueError(f"check names are exNN_K (exA1_K in the appendix), got {qid!r}")
 
     def decorate(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
         params = list(inspect.signature(func).parameters)
@@ -1988,6 +2005,1612 @@ def ex04_5(icc_true: Any, icc_est: Any) -> CheckResult:
             "every part is right. The estimate misses the truth by "
             f"{abs(z):.1f} standard errors: {'a typical' if abs(z) < 2 else 'a large'} error "
             "for 50 subjects."
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# helpers for the later chapters
+# --------------------------------------------------------------------------------------------
+
+
+def _coef(model: Any, group: str) -> pd.DataFrame:
+    """Per-group coefficients of one grouping factor (``coef(m)$group`` in R)."""
+    coef = model.coef()
+    return coef[group] if isinstance(coef, dict) else coef
+
+
+def _vc(model: Any, group: str, var1: str, var2: str | None = None) -> tuple[float, float]:
+    """``(vcov, sdcor)`` of one row of ``model.varcorr``: a variance (``var2`` None) or a
+    covariance."""
+    vc = model.varcorr
+    mask = (vc["grp"] == group) & (vc["var1"] == var1)
+    mask &= vc["var2"].isna() if var2 is None else (vc["var2"] == var2)
+    row = vc[mask].iloc[0]
+    return float(row["vcov"]), float(row["sdcor"])
+
+
+def _range_part(
+    v: _Verdict,
+    name: str,
+    value: Any,
+    centre: float,
+    half: float,
+    *,
+    what: str,
+    hint: str,
+    slips: Iterable[tuple[float, float, str]] = (),
+    rel: float = 0.02,
+) -> None:
+    """Judge an interval ``centre -/+ half`` given as ``(lower, upper)`` in either order."""
+    if _unanswered(value):
+        v.add(name, "unanswered", "not answered yet.")
+        return
+    try:
+        low, high = _pair(value)
+    except _Unreadable as exc:
+        v.add(name, "incorrect", f"{exc}.", hint)
+        return
+    low, high = min(low, high), max(low, high)
+
+    def near(c: float, h: float) -> bool:
+        tol = rel * abs(half)
+        return abs(low - (c - h)) <= tol and abs(high - (c + h)) <= tol
+
+    if near(centre, half):
+        v.add(name, "correct", f"right: this is {what}.")
+        return
+    for c, h, message in slips:
+        if near(c, h):
+            v.add(name, "incorrect", message, hint)
+            return
+    if low <= centre <= high:
+        v.add(name, "incorrect", f"not {what}: the limits are off.", hint)
+    else:
+        v.add(name, "incorrect", f"not {what}: it should lie around the estimate.", hint)
+
+
+def _pair_part(
+    v: _Verdict,
+    name: str,
+    value: Any,
+    target: Callable[[], tuple[float, float]],
+    *,
+    what: str,
+    hint: str,
+    slips: Callable[[], Iterable[tuple[tuple[float, float], str]]] = lambda: (),
+    rel: float = REL_TOL,
+) -> None:
+    """Judge two numbers given in a fixed order (a vector such as theta)."""
+    if _unanswered(value):
+        v.add(name, "unanswered", "not answered yet.")
+        return
+    try:
+        a, b = _pair(value)
+    except _Unreadable as exc:
+        v.add(name, "incorrect", f"{exc}.", hint)
+        return
+
+    def near(t: tuple[float, float]) -> bool:
+        return _close(a, t[0], rel) and _close(b, t[1], rel)
+
+    t = target()
+    if near(t):
+        v.add(name, "correct", f"right: this is {what}.")
+        return
+    if near((t[1], t[0])):
+        v.add(
+            name,
+            "incorrect",
+            "the right numbers in the wrong order: follow design.theta_names.",
+            hint,
+        )
+        return
+    for alt, message in slips():
+        if near(alt) or near((alt[1], alt[0])):
+            v.add(name, "incorrect", message, hint)
+            return
+    v.add(name, "incorrect", f"not {what}.", hint)
+
+
+def _recorded_guess(
+    v: _Verdict, name: str, value: Any, truth: Callable[[], float], ok: bool
+) -> None:
+    """A numeric prediction: any positive whole number scores; compared once ``ok``."""
+    if _unanswered(value):
+        v.add(name, "unanswered", "not answered yet: write your guess, a whole number.")
+        return
+    try:
+        guess = _number(value)
+    except _Unreadable as exc:
+        v.add(name, "incorrect", f"{exc}.")
+        return
+    if guess <= 0 or guess != int(guess):
+        v.add(name, "incorrect", "write a positive whole number.")
+    elif not ok:
+        v.add(name, "correct", "guess recorded; compare it with your result when you have it.")
+    elif guess == truth():
+        v.add(name, "correct", "guess recorded, and your result bears it out.")
+    else:
+        v.add(
+            name,
+            "correct",
+            "guess recorded; your result says otherwise. Work out why before you go on: that is "
+            "the point of predicting.",
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 5: shrinkage and partial pooling
+# --------------------------------------------------------------------------------------------
+
+_RADON0 = "log_radon ~ 1 + (1 | county)"
+_RADON_U = "log_radon ~ uranium + (1 | county)"
+_TOP05 = 10
+_SIM05 = {"n_subjects": 30, "n_obs": 3, "rng": 5}
+
+
+def _county_code(name: str) -> Any:
+    radon = _data("radon")
+    return radon.loc[radon["county_name"] == name, "county"].iloc[0]
+
+
+@functools.cache
+def _ch05_lake() -> dict[str, float]:
+    radon = _data("radon")
+    m0 = _fit(_RADON0, "radon")
+    county = _county_code("LAKE")
+    homes = radon.loc[radon["county"] == county, "log_radon"]
+    n, own = len(homes), float(homes.mean())
+    tau2, sigma2 = _tau2(m0, "county"), float(m0.sigma) ** 2
+    beta0 = float(m0.fixef["(Intercept)"])
+    grand = float(radon["log_radon"].mean())
+    lam = tau2 / (tau2 + sigma2 / n)
+    return {
+        "lam": lam,
+        "lam_sd": math.sqrt(tau2) / (math.sqrt(tau2) + math.sqrt(sigma2 / n)),
+        "lam_no_n": tau2 / (tau2 + sigma2),
+        "lam_flip": 1 - lam,
+        "partial": float(_coef(m0, "county").loc[county, "(Intercept)"]),
+        "partial_grand": lam * own + (1 - lam) * grand,
+        "partial_flip": (1 - lam) * own + lam * beta0,
+        "own": own,
+        "beta0": beta0,
+        "u": float(m0.ranef["county"].loc[county, "(Intercept)"]),
+    }
+
+
+@functools.cache
+def _ch05_ranking() -> dict[str, float]:
+    from mlmprimer.pooling import pooling
+
+    tab = pooling(_data("radon"), y="log_radon", group="county")
+
+    def homes(column: str, k: int, top: bool = True) -> float:
+        part = tab.nlargest(k, column) if top else tab.nsmallest(k, column)
+        return float(part["n"].mean())
+
+    return {
+        "own": homes("no_pooling", _TOP05),
+        "model": homes("partial", _TOP05),
+        "own5": homes("no_pooling", 5),
+        "model5": homes("partial", 5),
+        "own_bottom": homes("no_pooling", _TOP05, top=False),
+        "model_bottom": homes("partial", _TOP05, top=False),
+        "all": float(tab["n"].mean()),
+    }
+
+
+@functools.cache
+def _ch05_uranium() -> dict[str, float]:
+    radon = _data("radon")
+    m0, mu = _fit(_RADON0, "radon"), _fit(_RADON_U, "radon")
+    county = _county_code("COTTONWOOD")
+    rows = radon[radon["county"] == county]
+    w = float(rows["uranium"].iloc[0])
+    b0, b1 = float(mu.fixef["(Intercept)"]), float(mu.fixef["uranium"])
+    intercept = float(_coef(mu, "county").loc[county, "(Intercept)"])
+    return {
+        "with": intercept + b1 * w,
+        "without": float(_coef(m0, "county").loc[county, "(Intercept)"]),
+        "own": float(rows["log_radon"].mean()),
+        "target": b0 + b1 * w,
+        "intercept": intercept,
+        "u": float(mu.ranef["county"].loc[county, "(Intercept)"]),
+    }
+
+
+@functools.cache
+def _ch05_sim() -> dict[str, float]:
+    from mlmprimer import simulate
+    from mlmprimer.pooling import pooling
+
+    sim = simulate.reaction_times(**_SIM05)
+    true_means = simulate.reaction_times(
+        n_subjects=_SIM05["n_subjects"], n_obs=1, sigma=0.0, rng=_SIM05["rng"]
+    ).set_index("subject")["reaction"]
+    truth = sim.attrs["truth"]
+    n = _SIM05["n_obs"]
+    tab = pooling(sim, y="reaction", group="subject")
+    errors = tab[["complete", "no_pooling", "partial"]].sub(true_means.reindex(tab.index), axis=0)
+    mse = (errors**2).mean()
+    tau2, sigma2 = truth["tau"] ** 2, truth["sigma"] ** 2
+    return {
+        "lam": tau2 / (tau2 + sigma2 / n),
+        "lam_sd": truth["tau"] / (truth["tau"] + truth["sigma"] / math.sqrt(n)),
+        "lam_no_n": tau2 / (tau2 + sigma2),
+        "lam_est": float(tab["shrinkage"].iloc[0]),
+        "mse_no": float(mse["no_pooling"]),
+        "mse_partial": float(mse["partial"]),
+        "mse_complete": float(mse["complete"]),
+    }
+
+
+@_exercise("ex05_1", "Lake County: shrinkage weight and partial-pooling estimate", points=2)
+def ex05_1(lambda_lake: Any, partial_lake: Any) -> CheckResult:
+    """Exercise 5.1: the weight of Lake County's own mean and its partial-pooling estimate.
+
+    The model is ``log_radon ~ 1 + (1 | county)`` (REML) on the ``radon`` data; Lake County is
+    ``county_name == "LAKE"``.
+
+    Parameters
+    ----------
+    lambda_lake : float
+        :math:`\\lambda_j = \\hat\\tau^2 / (\\hat\\tau^2 + \\hat\\sigma^2 / n_j)` for Lake County.
+    partial_lake : float
+        :math:`\\lambda_j \\bar y_j + (1 - \\lambda_j) \\hat\\beta_0` (log pCi/L).
+
+    Examples
+    --------
+    >>> ex05_1(..., ...).status
+    'unanswered'
+    >>> ex05_1(1.5, ...).status
+    'incorrect'
+    """
+    v = _Verdict("ex05_1")
+    t = _ch05_lake
+    v.number(
+        "lambda_lake",
+        lambda_lake,
+        lambda: t()["lam"],
+        what="Lake County's shrinkage weight",
+        slips=lambda: [
+            (
+                t()["lam_sd"],
+                "this uses the standard deviations tau and sigma / sqrt(n_j); the weight is a "
+                "ratio of variances.",
+            ),
+            (
+                t()["lam_no_n"],
+                "this leaves out n_j: it is the weight of a county with a single home.",
+            ),
+            (t()["lam_flip"], "this is 1 - lambda_j, the weight of the mean of all counties."),
+        ],
+        hint="lambda_j = tau^2 / (tau^2 + sigma^2 / n_j), n_j = the homes measured in the county.",
+    )
+    v.number(
+        "partial_lake",
+        partial_lake,
+        lambda: t()["partial"],
+        what="Lake County's partial-pooling estimate",
+        slips=lambda: [
+            (t()["own"], "this is the county's own mean (no pooling)."),
+            (
+                t()["partial_grand"],
+                "this pulls towards the mean of all homes; the model pulls towards beta_0-hat, "
+                "its estimate of the mean of the county means.",
+            ),
+            (t()["partial_flip"], "the weights are swapped: lambda_j goes with the own mean."),
+            (t()["u"], "this is the county's effect u_j alone; add beta_0-hat."),
+            (t()["beta0"], "this is beta_0-hat, the same for every county."),
+        ],
+        hint="lambda_j * (own mean) + (1 - lambda_j) * beta_0-hat; m.coef() has it too.",
+    )
+    return v.result()
+
+
+@_exercise("ex05_2", "who tops the ranking: homes behind the ten highest counties", points=2)
+def ex05_2(n_top_own: Any, n_top_model: Any) -> CheckResult:
+    """Exercise 5.2: average number of homes measured in the ten highest-ranked counties.
+
+    Parameters
+    ----------
+    n_top_own : float
+        Mean ``n_j`` of the 10 counties with the highest own (no-pooling) mean of ``log_radon``.
+    n_top_model : float
+        Mean ``n_j`` of the 10 counties with the highest partial-pooling estimate.
+
+    Examples
+    --------
+    >>> ex05_2(..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex05_2")
+    t = _ch05_ranking
+    everyone = "this is the mean over all counties; keep only the ten highest."
+    v.number(
+        "n_top_own",
+        n_top_own,
+        lambda: t()["own"],
+        what="the mean number of homes of the ten highest own means",
+        abs_tol=0.05,
+        slips=lambda: [
+            (t()["own5"], "this is the top five; the question asks for the top ten."),
+            (t()["own_bottom"], "these are the ten lowest own means; sort in descending order."),
+            (t()["model"], "this ranks by the model's estimates; rank by the own means here."),
+            (t()["all"], everyone),
+        ],
+        hint="tab.nlargest(10, 'no_pooling')['n'].mean(), with tab = mlm.pooling(...).",
+    )
+    v.number(
+        "n_top_model",
+        n_top_model,
+        lambda: t()["model"],
+        what="the mean number of homes of the ten highest model estimates",
+        abs_tol=0.05,
+        slips=lambda: [
+            (t()["model5"], "this is the top five; the question asks for the top ten."),
+            (t()["model_bottom"], "these are the ten lowest estimates; sort in descending order."),
+            (t()["own"], "this ranks by the own means; rank by the partial-pooling estimates."),
+            (t()["all"], everyone),
+        ],
+        hint="the same, ranked by the 'partial' column.",
+    )
+    return v.result()
+
+
+@_exercise("ex05_3", "ranking counties by radon, in words", kind="manual")
+def ex05_3(answer_ranking: Any) -> CheckResult:
+    """Exercise 5.3 (words, graded by hand): why a ranking by raw county means misleads.
+
+    Parameters
+    ----------
+    answer_ranking : str
+        Three to five sentences.
+
+    Examples
+    --------
+    >>> ex05_3("Small counties.").status
+    'incorrect'
+    """
+    v = _Verdict("ex05_3")
+    v.text(
+        "answer_ranking",
+        answer_ranking,
+        min_words=30,
+        ideas=[
+            (
+                r"small|few|one or two|homes|n_j|sample size",
+                "which counties reach the top, and why?",
+            ),
+            (
+                r"noise|chance|luck|uncertain|variab|unreliab|precis",
+                "why their means are unreliable?",
+            ),
+            (r"shrink|pull|partial|pool|model|weight", "what the model's estimates do instead?"),
+        ],
+    )
+    return v.result()
+
+
+@_exercise("ex05_4", "Cottonwood County and soil uranium: predict, then compute", points=2)
+def ex05_4(prediction_cottonwood: Any, cottonwood_uranium: Any) -> CheckResult:
+    """Exercise 5.4: Cottonwood County's estimate from ``log_radon ~ uranium + (1 | county)``.
+
+    Parameters
+    ----------
+    prediction_cottonwood : str
+        Written before fitting: will the county's estimate with uranium in the model be
+        ``"larger"``, ``"smaller"`` or the ``"same"`` as without it?
+    cottonwood_uranium : float
+        Its partial-pooling estimate with uranium, :math:`\\hat\\beta_0 + \\hat\\beta_1 w_j +
+        \\hat u_j` (log pCi/L).
+
+    Examples
+    --------
+    >>> ex05_4("higher", ...).status
+    'partial'
+    """
+    v = _Verdict("ex05_4")
+    t = _ch05_uranium
+    v.number(
+        "cottonwood_uranium",
+        cottonwood_uranium,
+        lambda: t()["with"],
+        what="Cottonwood's estimate with uranium in the model",
+        slips=lambda: [
+            (t()["without"], "this is the estimate of the model without uranium."),
+            (t()["own"], "this is the county's own mean (no pooling)."),
+            (
+                t()["target"],
+                "this is the uranium line at the county's uranium, the value it is pulled "
+                "towards; its own homes still carry some weight.",
+            ),
+            (
+                t()["intercept"],
+                "this is the county's intercept in m.coef(); add beta_1 times its uranium.",
+            ),
+            (t()["u"], "this is the county's effect u_j alone."),
+        ],
+        hint="beta_0 + beta_1 * w_j + u_j, or the county's intercept from coef() plus "
+        "beta_1 * w_j.",
+    )
+    truth = t()
+    v.choice(
+        "prediction_cottonwood",
+        prediction_cottonwood,
+        _MORE_LESS,
+        truth=lambda: "larger" if truth["with"] > truth["without"] else "smaller",
+        reveal=v.ok("cottonwood_uranium"),
+    )
+    return v.result()
+
+
+@_exercise("ex05_5", "simulated subjects: is partial pooling closer to the truth?", points=3)
+def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResult:
+    """Exercise 5.5: shrinkage weight and mean squared errors against known subject means.
+
+    The data are ``simulate.reaction_times(n_subjects=30, n_obs=3, rng=5)``; the true means of
+    the subjects are ``simulate.reaction_times(n_subjects=30, n_obs=1, sigma=0, rng=5)``.
+
+    Parameters
+    ----------
+    lambda_true : float
+        The true shrinkage weight :math:`\\tau^2 / (\\tau^2 + \\sigma^2 / 3)` from
+        ``attrs["truth"]``.
+    mse_no_pooling, mse_partial : float
+        Mean over the 30 subjects of the squared difference between the no-pooling and the
+        partial-pooling estimate of a subject's mean and its true mean (ms²).
+
+    Examples
+    --------
+    >>> ex05_5(..., ..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex05_5")
+    t = _ch05_sim
+    v.number(
+        "lambda_true",
+        lambda_true,
+        lambda: t()["lam"],
+        what="the true shrinkage weight",
+        slips=lambda: [
+            (
+                t()["lam_est"],
+                "this is the weight estimated from the data; the question asks for the true one, "
+                "from attrs['truth'].",
+            ),
+            (t()["lam_sd"], "this uses standard deviations; the weight is a ratio of variances."),
+            (t()["lam_no_n"], "this leaves out n_j = 3 measurements per subject."),
+        ],
+        hint="attrs['truth'] holds tau and sigma (standard deviations); each subject has n_j = 3.",
+    )
+    rmse_msg = "this looks like a root mean squared error; the question asks for the mean of the "
+    v.number(
+        "mse_no_pooling",
+        mse_no_pooling,
+        lambda: t()["mse_no"],
+        what="the no-pooling mean squared error",
+        slips=lambda: [
+            (math.sqrt(t()["mse_no"]), rmse_msg + "squares."),
+            (t()["mse_partial"], "this is the error of partial pooling."),
+            (t()["mse_complete"], "this is the error of complete pooling."),
+        ],
+        hint="mean of (no_pooling - true mean)^2 over the 30 subjects, matched by subject.",
+    )
+    v.number(
+        "mse_partial",
+        mse_partial,
+        lambda: t()["mse_partial"],
+        what="the partial-pooling mean squared error",
+        slips=lambda: [
+            (math.sqrt(t()["mse_partial"]), rmse_msg + "squares."),
+            (t()["mse_no"], "this is the error of no pooling."),
+            (t()["mse_complete"], "this is the error of complete pooling."),
+        ],
+        hint="the same with the 'partial' column of mlm.pooling(...).",
+    )
+    result = v.result()
+    if result.status == "correct":
+        truth = t()
+        result.message = (
+            "every part is right. Partial pooling cuts the no-pooling error by "
+            f"{100 * (1 - truth['mse_partial'] / truth['mse_no']):.0f} %; the weight the model "
+            f"estimated from these data is {truth['lam_est'] / truth['lam']:.2f} times the true "
+            "one."
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 6: random slopes
+# --------------------------------------------------------------------------------------------
+
+_CSES_INT = "mAch ~ cses + (1 | school)"
+_CSES_UNC = "mAch ~ cses + (1 | school) + (0 + cses | school)"
+_CSES_COR = "mAch ~ cses + (1 + cses | school)"
+_SES_COR = "mAch ~ ses + (1 + ses | school)"
+_OX = "height ~ age + (age | Subject)"
+_SIM06 = {"n_schools": 80, "n_students": 25, "rng": 6}
+
+
+@functools.cache
+def _ch06_cses() -> dict[str, float]:
+    m, ms = _fit(_CSES_COR, "hsb"), _fit(_SES_COR, "hsb")
+    tau1_var, tau1 = _vc(m, "school", "cses")
+    _, tau0 = _vc(m, "school", "(Intercept)")
+    cov, rho = _vc(m, "school", "(Intercept)", "cses")
+    _, tau1_ses = _vc(ms, "school", "ses")
+    _, rho_ses = _vc(ms, "school", "(Intercept)", "ses")
+    return {
+        "tau1": tau1,
+        "tau1_var": tau1_var,
+        "tau0": tau0,
+        "rho": rho,
+        "cov": cov,
+        "b1": float(m.fixef["cses"]),
+        "se_b1": _se(m, "cses"),
+        "sigma": float(m.sigma),
+        "tau1_ses": tau1_ses,
+        "rho_ses": rho_ses,
+        "b1_ses": float(ms.fixef["ses"]),
+    }
+
+
+@functools.cache
+def _ch06_compare() -> dict[str, float]:
+    from mlmprimer.compare import compare
+
+    mi, mu, mc = _fit(_CSES_INT, "hsb"), _fit(_CSES_UNC, "hsb"), _fit(_CSES_COR, "hsb")
+    three = compare(mi, mu, mc, names=["int", "unc", "cor"], verbose=False)
+    both = compare(mi, mc, names=["int", "cor"], verbose=False)
+    ml = compare(mi, mu, names=["int", "unc"], refit=True, verbose=False)
+    return {
+        "chisq": float(three.loc["unc", "Chisq"]),
+        "p_naive": float(three.loc["unc", "Pr(>Chisq)"]),
+        "p_mix": float(three.loc["unc", "Pr(>Chisq) mixture"]),
+        "chisq_rho": float(three.loc["cor", "Chisq"]),
+        "p_both": float(both.loc["cor", "Pr(>Chisq)"]),
+        "p_both_mix": float(both.loc["cor", "Pr(>Chisq) mixture"]),
+        "chisq_ml": float(ml.loc["unc", "Chisq"]),
+        "p_ml_mix": float(ml.loc["unc", "Pr(>Chisq) mixture"]),
+        "loglik_diff": float(mu.loglik - mi.loglik),
+    }
+
+
+@functools.cache
+def _ch06_oxboys() -> dict[str, float]:
+    from mlmprimer.model import lmer
+
+    ox = _data("oxboys")
+    m = _fit(_OX, "oxboys")
+    start = lmer("height ~ age_start + (age_start | Subject)", ox.assign(age_start=ox["age"] + 1))
+    t0, tau0 = _vc(m, "Subject", "(Intercept)")
+    t1, tau1 = _vc(m, "Subject", "age")
+    c, rho = _vc(m, "Subject", "(Intercept)", "age")
+    var_start, tau0_start = _vc(start, "Subject", "(Intercept)")
+    _, rho_start = _vc(start, "Subject", "(Intercept)", "age_start")
+    tau0_end = math.sqrt(t0 + 2 * c + t1)
+    return {
+        "tau0": tau0,
+        "rho": rho,
+        "tau0_start": tau0_start,
+        "var_start": var_start,
+        "rho_start": rho_start,
+        "tau0_end": tau0_end,
+        "rho_end": (c + t1) / (tau0_end * tau1),
+        "tau1": tau1,
+    }
+
+
+@functools.cache
+def _ch06_sim() -> dict[str, Any]:
+    from mlmprimer import simulate
+    from mlmprimer.model import lmer
+
+    sim = simulate.schools_ses(**_SIM06)
+    m = lmer("math ~ ses + (ses | school)", sim)
+    tau1_var, tau1 = _vc(m, "school", "ses")
+    _, tau0 = _vc(m, "school", "(Intercept)")
+    return {
+        "tau1": tau1,
+        "tau1_var": tau1_var,
+        "tau0": tau0,
+        "b0": float(m.fixef["(Intercept)"]),
+        "se_b0": _se(m, "(Intercept)"),
+        "b1": float(m.fixef["ses"]),
+        "se_b1": _se(m, "ses"),
+        "truth": dict(sim.attrs["truth"]),
+    }
+
+
+@_exercise("ex06_1", "slopes of centred SES: tau_1, rho and the range of slopes", points=3)
+def ex06_1(tau1_cses: Any, rho_cses: Any, slope_range_cses: Any) -> CheckResult:
+    """Exercise 6.1: the random part of ``mAch ~ cses + (1 + cses | school)`` (REML, ``hsb``).
+
+    Parameters
+    ----------
+    tau1_cses : float
+        :math:`\\hat\\tau_1`, the standard deviation of the schools' ``cses`` slopes.
+    rho_cses : float
+        :math:`\\hat\\rho`, the correlation of a school's intercept and slope.
+    slope_range_cses : tuple of float
+        ``(lower, upper)``: where 95 % of the schools' slopes lie by the model,
+        :math:`\\hat\\beta_1 \\pm 1.96\\,\\hat\\tau_1`.
+
+    Examples
+    --------
+    >>> ex06_1(..., ..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex06_1")
+    t = _ch06_cses
+    v.number(
+        "tau1_cses",
+        tau1_cses,
+        lambda: t()["tau1"],
+        what="the standard deviation of the cses slopes",
+        slips=lambda: [
+            (t()["tau1_var"], "this looks like the variance tau_1^2; the question asks for tau_1."),
+            (t()["tau0"], "this is tau_0, the SD of the intercepts."),
+            (t()["tau1_ses"], "this is the slope SD of the model with ses; use cses here."),
+            (t()["sigma"], "this is the residual SD sigma."),
+        ],
+        hint="the sdcor column of m.varcorr, row school / cses.",
+    )
+    v.number(
+        "rho_cses",
+        rho_cses,
+        lambda: t()["rho"],
+        what="the intercept-slope correlation",
+        abs_tol=0.005,
+        slips=lambda: [
+            (t()["cov"], "this is the covariance (vcov); the correlation is in sdcor."),
+            (t()["rho_ses"], "this is the correlation of the model with ses; use cses here."),
+        ],
+        hint="the row of m.varcorr whose var2 is cses holds the correlation in sdcor.",
+    )
+    truth = t()
+    _range_part(
+        v,
+        "slope_range_cses",
+        slope_range_cses,
+        truth["b1"],
+        _Z95 * truth["tau1"],
+        what="the 95 % range of the schools' slopes",
+        hint="beta_1 plus and minus 1.96 times the SD of the slopes.",
+        slips=[
+            (truth["b1"], _Z95 * truth["tau1_var"], "this range uses the variance tau_1^2."),
+            (
+                truth["b1"],
+                _Z95 * truth["se_b1"],
+                "this is a confidence interval for the average slope beta_1; the question asks "
+                "where the schools' own slopes lie, which is set by tau_1.",
+            ),
+            (
+                truth["b1_ses"],
+                _Z95 * truth["tau1_ses"],
+                "this is the range of the model with ses; use cses here.",
+            ),
+        ],
+    )
+    return v.result()
+
+
+@_exercise("ex06_2", "do the cses slopes vary? The boundary-corrected test", points=2)
+def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
+    """Exercise 6.2: likelihood-ratio test of ``(1 | school)`` against an uncorrelated slope.
+
+    The models are ``mAch ~ cses + (1 | school)`` and ``mAch ~ cses + (1 | school) + (0 + cses
+    | school)``, both by REML, compared with ``mlmprimer.compare``.
+
+    Parameters
+    ----------
+    chisq_slope_cses : float
+        The likelihood-ratio statistic, twice the difference of the log-likelihoods.
+    p_mixture_cses : float
+        The p-value from the 50:50 mixture of chi^2_0 and chi^2_1.
+
+    Examples
+    --------
+    >>> ex06_2(-3, ...).status
+    'incorrect'
+    """
+    v = _Verdict("ex06_2")
+    t = _ch06_compare
+    ml_msg = (
+        "this comes from ML refits; models that differ only in their random effects are "
+        "compared on the REML criterion (compare's default here)."
+    )
+    v.number(
+        "chisq_slope_cses",
+        chisq_slope_cses,
+        lambda: t()["chisq"],
+        what="the likelihood-ratio statistic",
+        slips=lambda: [
+            (t()["loglik_diff"], "this is the difference of the log-likelihoods; double it."),
+            (t()["chisq_ml"], ml_msg),
+            (t()["chisq_rho"], "this compares the correlated with the uncorrelated model."),
+        ],
+        hint="mlm.compare(m_int, m_unc) and its Chisq column.",
+    )
+    v.number(
+        "p_mixture_cses",
+        p_mixture_cses,
+        lambda: t()["p_mix"],
+        what="the mixture p-value",
+        rel=0.03,
+        abs_tol=1.1e-4,
+        slips=lambda: [
+            (
+                t()["p_naive"],
+                "this is the naive chi^2_1 p-value; tau_1^2 = 0 lies on the boundary, so use the "
+                "mixture.",
+            ),
+            (2 * t()["p_naive"], "this doubles the p-value; the mixture halves it."),
+            (
+                t()["p_both_mix"],
+                "this tests the correlated model (slope variance and covariance) against random "
+                "intercepts; the question adds the slope variance only.",
+            ),
+            (t()["p_both"], "this is the naive test of the correlated model."),
+            (t()["p_ml_mix"], ml_msg),
+        ],
+        hint="the column 'Pr(>Chisq) mixture', on the row of the uncorrelated model.",
+    )
+    return v.result()
+
+
+@_exercise("ex06_3", "Oxford boys: moving the zero of age, predict then refit", points=3)
+def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> CheckResult:
+    """Exercise 6.3: ``height ~ age + (age | Subject)`` with age counted from the first occasion.
+
+    ``age_start = age + 1`` is 0 at the first measurement (``age`` runs from -1 to 1).
+
+    Parameters
+    ----------
+    prediction_tau0_start : str
+        Written before fitting: will :math:`\\hat\\tau_0` with ``age_start`` be ``"larger"``,
+        ``"smaller"`` or the ``"same"`` as with ``age``?
+    tau0_start : float
+        :math:`\\hat\\tau_0` of ``height ~ age_start + (age_start | Subject)`` (cm).
+    rho_start : float
+        Its intercept-slope correlation.
+
+    Examples
+    --------
+    >>> ex06_3("bigger", ..., ...).status
+    'partial'
+    """
+    v = _Verdict("ex06_3")
+    t = _ch06_oxboys
+    v.number(
+        "tau0_start",
+        tau0_start,
+        lambda: t()["tau0_start"],
+        what="the SD of the boys' heights at the first occasion",
+        slips=lambda: [
+            (t()["tau0"], "this is tau_0 of the model with age: at the middle of the study."),
+            (t()["var_start"], "this looks like the variance; the question asks for the SD."),
+            (t()["tau0_end"], "this is tau_0 at the last occasion: age_start = age + 1."),
+            (t()["tau1"], "this is tau_1, the SD of the growth rates."),
+        ],
+        hint="refit with age_start = age + 1 and read sdcor of the (Intercept) row.",
+    )
+    v.number(
+        "rho_start",
+        rho_start,
+        lambda: t()["rho_start"],
+        what="the correlation at the first occasion",
+        abs_tol=0.005,
+        slips=lambda: [
+            (t()["rho"], "this is the correlation of the model with age (middle of the study)."),
+            (t()["rho_end"], "this is the correlation at the last occasion."),
+        ],
+        hint="the sdcor of the row whose var2 is age_start.",
+    )
+    truth = t()
+    v.choice(
+        "prediction_tau0_start",
+        prediction_tau0_start,
+        _MORE_LESS,
+        truth=lambda: "smaller" if truth["tau0_start"] < truth["tau0"] else "larger",
+        reveal=v.ok("tau0_start"),
+    )
+    return v.result()
+
+
+@_exercise("ex06_4", "why slopes are shrunk harder than intercepts, in words", kind="manual")
+def ex06_4(answer_slope_shrinkage: Any) -> CheckResult:
+    """Exercise 6.4 (words, graded by hand): why school slopes are shrunk so hard.
+
+    Parameters
+    ----------
+    answer_slope_shrinkage : str
+        Three to five sentences.
+
+    Examples
+    --------
+    >>> ex06_4(["a", "list"]).status
+    'incorrect'
+    """
+    v = _Verdict("ex06_4")
+    v.text(
+        "answer_slope_shrinkage",
+        answer_slope_shrinkage,
+        min_words=30,
+        ideas=[
+            (
+                r"spread|range|narrow|similar|vari\w* of (ses|x)|sum of squares",
+                "how much SES varies within one school, and why that matters for a slope?",
+            ),
+            (r"noise|uncertain|precis|sampling|standard error|reliab", "how precise a slope is?"),
+            (r"weight|shrink|pull|average slope|borrow|pool", "what the model does with it?"),
+        ],
+    )
+    return v.result()
+
+
+@_exercise(
+    "ex06_5", "simulated schools: slope SD and the average slope against the truth", points=2
+)
+def ex06_5(tau1_sim: Any, ci_beta1_sim: Any) -> CheckResult:
+    """Exercise 6.5: ``math ~ ses + (ses | school)`` on simulated schools with a known truth.
+
+    The data are ``simulate.schools_ses(n_schools=80, n_students=25, rng=6)``.
+
+    Parameters
+    ----------
+    tau1_sim : float
+        The estimated SD of the schools' slopes, :math:`\\hat\\tau_1`.
+    ci_beta1_sim : tuple of float
+        The 95 % Wald interval ``(lower, upper)`` of the average slope :math:`\\beta_1`.
+
+    Examples
+    --------
+    >>> ex06_5(..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex06_5")
+    t = _ch06_sim
+    v.number(
+        "tau1_sim",
+        tau1_sim,
+        lambda: t()["tau1"],
+        what="the estimated SD of the slopes",
+        slips=lambda: [
+            (t()["tau1_var"], "this looks like the variance tau_1^2; the question asks for tau_1."),
+            (
+                t()["truth"]["tau1"],
+                "this is the true value from attrs['truth']; the question asks for the estimate.",
+            ),
+            (t()["tau0"], "this is tau_0, the SD of the intercepts."),
+        ],
+        hint="fit the model and read the sdcor of the school / ses row of m.varcorr.",
+    )
+    truth = t()
+    _range_part(
+        v,
+        "ci_beta1_sim",
+        ci_beta1_sim,
+        truth["b1"],
+        _Z95 * truth["se_b1"],
+        what="the 95 % interval of the average slope",
+        hint="m.tidy(conf_int=True) has conf.low and conf.high; or beta_1 -/+ 1.96 SE.",
+        slips=[
+            (
+                truth["b0"],
+                _Z95 * truth["se_b0"],
+                "this is the interval of the intercept; the question asks for the slope of ses.",
+            ),
+            (
+                truth["b1"],
+                _Z95 * truth["tau1"],
+                "this is where 95 % of the schools' slopes lie (it uses tau_1), not an interval "
+                "for the average slope.",
+            ),
+            (truth["b1"], truth["se_b1"], "this is plus and minus one SE, a 68 % interval."),
+        ],
+    )
+    result = v.result()
+    if result.status == "correct":
+        low, high = truth["b1"] - _Z95 * truth["se_b1"], truth["b1"] + _Z95 * truth["se_b1"]
+        covers = low <= truth["truth"]["beta1"] <= high
+        result.message = (
+            "every part is right. The interval "
+            f"{'covers' if covers else 'misses'} the true average slope, and the estimated slope "
+            f"SD is {abs(100 * (truth['tau1'] / truth['truth']['tau1'] - 1)):.0f} % "
+            f"{'above' if truth['tau1'] > truth['truth']['tau1'] else 'below'} the true one."
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# chapter 7: crossed and nested random effects
+# --------------------------------------------------------------------------------------------
+
+#: key -> (data set, outer or first factor, inner or second factor)
+_STRUCTURES = {
+    "penicillin": ("penicillin", "plate", "sample"),
+    "pastes": ("pastes", "batch", "sample"),
+    "pastes_labels": ("pastes", "batch", "cask"),
+    "scotssec": ("scotssec", "primary", "second"),
+    "hsb": ("hsb", "sector", "school"),
+}
+_STRUCTURE_WORDS = {
+    "nested": ("nested", "nesting", "nested in", "hierarchical", "hierarchy"),
+    "fully crossed": ("fully crossed", "fully", "full", "completely crossed", "crossed fully"),
+    "partially crossed": (
+        "partially crossed",
+        "partially",
+        "partial",
+        "partly crossed",
+        "partly",
+        "cross classified",
+    ),
+}
+_SCOTS0 = "attain ~ 1 + (1 | primary) + (1 | second)"
+_SCOTS1 = "attain ~ verbal + sex + (1 | primary) + (1 | second)"
+_PASTES = "strength ~ 1 + (1 | batch/cask)"
+_PASTES_WRONG = "strength ~ 1 + (1 | batch) + (1 | cask)"
+_SIM07 = {"rng": 5}
+
+
+def _structure(data: pd.DataFrame, a: str, b: str) -> str:
+    """``nested``, ``fully crossed`` or ``partially crossed``, read off the labels of a and b."""
+    pairs = data.groupby([a, b], observed=True).size()
+    per_a = pairs.groupby(level=0, observed=True).size()
+    per_b = pairs.groupby(level=1, observed=True).size()
+    if (per_a == 1).all() or (per_b == 1).all():
+        return "nested"
+    if len(pairs) == data[a].nunique() * data[b].nunique():
+        return "fully crossed"
+    return "partially crossed"
+
+
+def _structure_word(value: Any) -> str | None:
+    if not isinstance(value, str):
+        return None
+    said = " ".join(re.sub(r"[^a-z ]", " ", value.lower()).split())
+    for key, words in _STRUCTURE_WORDS.items():
+        if said in (key, *words):
+            return key
+    return None
+
+
+@functools.cache
+def _ch07_structures() -> dict[str, str]:
+    return {key: _structure(_data(d), a, b) for key, (d, a, b) in _STRUCTURES.items()}
+
+
+@functools.cache
+def _ch07_scots() -> dict[str, float]:
+    from mlmprimer.icc import icc
+
+    m0, m1 = _fit(_SCOTS0, "scotssec"), _fit(_SCOTS1, "scotssec")
+    null, adjusted = icc(m0, by_group=True), icc(m1, by_group=True)
+    tp, ts, s2 = _tau2(m0, "primary"), _tau2(m0, "second"), float(m0.sigma) ** 2
+    sds = math.sqrt(tp) + math.sqrt(ts) + math.sqrt(s2)
+    only_p = _fit("attain ~ 1 + (1 | primary)", "scotssec")
+    only_s = _fit("attain ~ 1 + (1 | second)", "scotssec")
+    return {
+        "primary": float(null["primary"]),
+        "second": float(null["second"]),
+        "primary_adj": float(adjusted["primary"]),
+        "second_adj": float(adjusted["second"]),
+        "primary_sd": math.sqrt(tp) / sds,
+        "second_sd": math.sqrt(ts) / sds,
+        "primary_of_groups": tp / (tp + ts),
+        "second_of_groups": ts / (tp + ts),
+        "primary_alone": float(icc(only_p)),
+        "second_alone": float(icc(only_s)),
+    }
+
+
+@functools.cache
+def _ch07_pastes() -> dict[str, float]:
+    m, wrong = _fit(_PASTES, "pastes"), _fit(_PASTES_WRONG, "pastes")
+    tb, tc, s2 = _tau2(m, "batch"), _tau2(m, "cask:batch"), float(m.sigma) ** 2
+    wb, wc, ws2 = _tau2(wrong, "batch"), _tau2(wrong, "cask"), float(wrong.sigma) ** 2
+    total, wtotal = tb + tc + s2, wb + wc + ws2
+    sds = math.sqrt(tb) + math.sqrt(tc) + math.sqrt(s2)
+    return {
+        "same_cask": (tb + tc) / total,
+        "same_batch": tb / total,
+        "cask_only": tc / total,
+        "same_cask_wrong": (wb + wc) / wtotal,
+        "same_batch_wrong": wb / wtotal,
+        "same_cask_sd": (math.sqrt(tb) + math.sqrt(tc)) / sds,
+        "same_batch_sd": math.sqrt(tb) / sds,
+    }
+
+
+@functools.cache
+def _ch07_sim() -> dict[str, float]:
+    from mlmprimer import simulate
+    from mlmprimer.model import lmer
+
+    dc = simulate.drivers_cars(**_SIM07)
+    truth = dc.attrs["truth"]
+    j, k, n = dc["driver"].nunique(), dc["car"].nunique(), len(dc)
+    crossed = lmer("mpg ~ 1 + (1 | driver) + (1 | car)", dc)
+    drivers = lmer("mpg ~ 1 + (1 | driver)", dc)
+    td2, tc2, s2 = truth["tau_driver"] ** 2, truth["tau_car"] ** 2, truth["sigma"] ** 2
+    return {
+        "true": math.sqrt(td2 / j + tc2 / k + s2 / n),
+        "true_no_cars": math.sqrt(td2 / j + s2 / n),
+        "true_naive": math.sqrt((td2 + tc2 + s2) / n),
+        "crossed": _se(crossed, "(Intercept)"),
+        "drivers": _se(drivers, "(Intercept)"),
+        "ols": float(dc["mpg"].std() / math.sqrt(n)),
+    }
+
+
+@_exercise("ex07_1", "nested, fully crossed or partially crossed? Read it off the data", points=2)
+def ex07_1(structure: Any) -> CheckResult:
+    """Exercise 7.1: how two grouping factors relate, in five data sets.
+
+    Parameters
+    ----------
+    structure : dict
+        ``{key: "nested" | "fully crossed" | "partially crossed"}`` for the keys
+        ``"penicillin"`` (``plate`` and ``sample``), ``"pastes"`` (``batch`` and ``sample``),
+        ``"pastes_labels"`` (``batch`` and ``cask``, the labels as they are), ``"scotssec"``
+        (``primary`` and ``second``) and ``"hsb"`` (``sector`` and ``school``).
+
+    Examples
+    --------
+    >>> ex07_1({"penicillin": "maybe"}).status
+    'incorrect'
+    """
+    v = _Verdict("ex07_1")
+    hint = (
+        "pd.crosstab(df[a], df[b]): one non-zero cell per row (or per column) means nested; no "
+        "zero cell means fully crossed."
+    )
+    if not isinstance(structure, dict):
+        v.add(
+            "structure",
+            "incorrect",
+            f"expected a dict {{key: structure}}, got a {_type_name(structure)}.",
+            hint,
+        )
+        return v.result()
+    truth = _ch07_structures()
+    answered = {str(k): _structure_word(val) for k, val in structure.items()}
+    said_crossed = sorted(
+        k
+        for k, val in structure.items()
+        if isinstance(val, str)
+        and " ".join(re.sub(r"[^a-z ]", " ", val.lower()).split()) == "crossed"
+    )
+    unknown = sorted(k for k in answered if k not in truth)
+    unreadable = sorted(
+        k for k, val in answered.items() if k in truth and val is None and k not in said_crossed
+    )
+    missing = [k for k in truth if k not in answered]
+    right = sum(answered.get(k) == truth[k] for k in truth)
+    message = f"{right} of {len(truth)} pairs of factors classified right."
+    notes = []
+    if missing:
+        notes.append(f"missing: {', '.join(missing)}")
+    if unknown:
+        notes.append(f"not asked about: {', '.join(unknown)}")
+    if said_crossed:
+        notes.append(f"say fully or partially crossed for: {', '.join(sorted(said_crossed))}")
+    if unreadable:
+        notes.append(
+            f"write 'nested', 'fully crossed' or 'partially crossed' for: {', '.join(unreadable)}"
+        )
+    if notes:
+        message += " (" + "; ".join(notes) + ")"
+    v.add("structure", "correct" if right == len(truth) else "incorrect", message, hint)
+    result = v.result()
+    result.score = round(QUESTIONS["ex07_1"].points * right / len(truth), 4)
+    if 0 < right < len(truth):
+        result.status = "partial"
+    return result
+
+
+@_exercise("ex07_2", "ScotsSec without covariates: predict, then split the variance", points=3)
+def ex07_2(
+    prediction_primary_share: Any, share_primary_null: Any, share_second_null: Any
+) -> CheckResult:
+    """Exercise 7.2: variance shares of ``attain ~ 1 + (1 | primary) + (1 | second)``.
+
+    Parameters
+    ----------
+    prediction_primary_share : str
+        Written before fitting: without ``verbal`` and ``sex``, will the primary schools' share
+        be ``"larger"``, ``"smaller"`` or the ``"same"`` as in the chapter's adjusted model?
+    share_primary_null, share_second_null : float
+        :math:`\\tau^2_\\text{primary}` and :math:`\\tau^2_\\text{secondary}` as shares of the
+        total variance (``mlmprimer.icc(m, by_group=True)``); percentages are accepted.
+
+    Examples
+    --------
+    >>> ex07_2(..., ..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex07_2")
+    t = _ch07_scots
+    adj = "this is the share after adjusting for verbal and sex; fit the model without them."
+    sd = "this uses standard deviations; a share of variance is a ratio of variances."
+    of_groups = "this divides by the school variances only; the total includes the residual."
+    v.number(
+        "share_primary_null",
+        share_primary_null,
+        lambda: t()["primary"],
+        what="the primary schools' share of the variance",
+        abs_tol=0.003,
+        percent=True,
+        slips=lambda: [
+            (t()["primary_adj"], adj),
+            (t()["primary_sd"], sd),
+            (t()["primary_of_groups"], of_groups),
+            (t()["primary_alone"], "this model leaves out the secondary schools."),
+        ],
+        hint="mlm.icc(m, by_group=True) on attain ~ 1 + (1 | primary) + (1 | second).",
+    )
+    v.number(
+        "share_second_null",
+        share_second_null,
+        lambda: t()["second"],
+        what="the secondary schools' share of the variance",
+        abs_tol=0.003,
+        percent=True,
+        slips=lambda: [
+            (t()["second_adj"], adj),
+            (t()["second_sd"], sd),
+            (t()["second_of_groups"], of_groups),
+            (t()["second_alone"], "this model leaves out the primary schools."),
+        ],
+        hint="the same model; the row of the secondary schools (second).",
+    )
+    truth = t()
+    v.choice(
+        "prediction_primary_share",
+        prediction_primary_share,
+        _MORE_LESS,
+        truth=lambda: "larger" if truth["primary"] > truth["primary_adj"] else "smaller",
+        reveal=v.ok("share_primary_null"),
+    )
+    return v.result()
+
+
+@_exercise("ex07_3", "Pastes: how alike are two assays?", points=2)
+def ex07_3(cor_same_cask: Any, cor_same_batch: Any) -> CheckResult:
+    """Exercise 7.3: correlations implied by ``strength ~ 1 + (1 | batch/cask)`` (``pastes``).
+
+    Parameters
+    ----------
+    cor_same_cask : float
+        The model's correlation of two assays of the same cask.
+    cor_same_batch : float
+        The correlation of two assays from different casks of the same batch.
+
+    Examples
+    --------
+    >>> ex07_3(2.5, ...).status
+    'incorrect'
+    """
+    v = _Verdict("ex07_3")
+    t = _ch07_pastes
+    wrong = (
+        "this comes from (1 | batch) + (1 | cask), which treats the cask labels a, b, c as three "
+        "casks shared by all batches; the casks are nested in the batches."
+    )
+    sd = "this uses standard deviations; correlations here are ratios of variances."
+    v.number(
+        "cor_same_cask",
+        cor_same_cask,
+        lambda: t()["same_cask"],
+        what="the correlation of two assays of one cask",
+        abs_tol=0.005,
+        percent=True,
+        slips=lambda: [
+            (
+                t()["cask_only"],
+                "this is the casks' share alone; two assays of one cask also share its batch.",
+            ),
+            (t()["same_batch"], "this is for two casks of the same batch."),
+            (t()["same_cask_wrong"], wrong),
+            (t()["same_cask_sd"], sd),
+        ],
+        hint="the variances the two assays share, over the total variance.",
+    )
+    v.number(
+        "cor_same_batch",
+        cor_same_batch,
+        lambda: t()["same_batch"],
+        what="the correlation of two casks of one batch",
+        abs_tol=0.005,
+        percent=True,
+        slips=lambda: [
+            (
+                t()["cask_only"],
+                "this is the casks' share; two different casks share only the batch.",
+            ),
+            (t()["same_cask"], "this is for two assays of the same cask."),
+            (t()["same_batch_wrong"], wrong),
+            (t()["same_batch_sd"], sd),
+        ],
+        hint="only the batch effect is shared by two different casks of one batch.",
+    )
+    return v.result()
+
+
+@_exercise("ex07_4", "the (1 | cask) mistake, in words", kind="manual")
+def ex07_4(answer_cask_labels: Any) -> CheckResult:
+    """Exercise 7.4 (words, graded by hand): what ``(1 | batch) + (1 | cask)`` gets wrong.
+
+    Parameters
+    ----------
+    answer_cask_labels : str
+        Three to five sentences.
+
+    Examples
+    --------
+    >>> ex07_4(...).status
+    'unanswered'
+    """
+    v = _Verdict("ex07_4")
+    v.text(
+        "answer_cask_labels",
+        answer_cask_labels,
+        min_words=30,
+        ideas=[
+            (r"label|name|\ba\b.*\bb\b|repeat", "what the labels a, b, c mean in each batch?"),
+            (r"\b3\b|three|\b30\b|thirty|level|nunique|ngroups", "how many casks each model sees?"),
+            (r"residual|sigma|σ|noise", "where the real cask-to-cask variation ends up?"),
+            (r"nest|batch/cask|batch:cask|unique|sample", "how to write the model correctly?"),
+        ],
+    )
+    return v.result()
+
+
+@_exercise("ex07_5", "simulated drivers and cars: leaving out a crossed factor", points=4)
+def ex07_5(
+    prediction_se_mu: Any, se_mu_true: Any, se_mu_crossed: Any, se_mu_driver_only: Any
+) -> CheckResult:
+    """Exercise 7.5: standard errors of the mean fuel economy, with and without the cars.
+
+    The data are ``simulate.drivers_cars(rng=5)`` (10 drivers, 8 cars, 2 drives each).
+
+    Parameters
+    ----------
+    prediction_se_mu : str
+        Written before fitting: will the SE of the intercept be ``"larger"``, ``"smaller"`` or
+        the ``"same"`` when the cars are left out of the model?
+    se_mu_true : float
+        The true SE of the mean, :math:`\\sqrt{\\tau_d^2/J + \\tau_c^2/K + \\sigma^2/N}`, from
+        ``attrs["truth"]``.
+    se_mu_crossed : float
+        The SE of ``(Intercept)`` in ``mpg ~ 1 + (1 | driver) + (1 | car)``.
+    se_mu_driver_only : float
+        The SE of ``(Intercept)`` in ``mpg ~ 1 + (1 | driver)``.
+
+    Examples
+    --------
+    >>> ex07_5(..., ..., ..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("ex07_5")
+    t = _ch07_sim
+    var_msg = "this looks like a variance; take its square root."
+    v.number(
+        "se_mu_true",
+        se_mu_true,
+        lambda: t()["true"],
+        what="the true standard error of the mean",
+        slips=lambda: [
+            (t()["true"] ** 2, var_msg),
+            (t()["true_no_cars"], "this leaves out the cars' variance tau_car^2 / K."),
+            (
+                t()["true_naive"],
+                "this treats the 160 drives as independent; a driver's effect repeats in all of "
+                "their drives and averages over J drivers only, a car's over K cars.",
+            ),
+            (t()["crossed"], "this is the SE the model estimates; compute the true one."),
+        ],
+        hint="tau_driver^2 / J + tau_car^2 / K + sigma^2 / N from attrs['truth'], then sqrt.",
+    )
+    v.number(
+        "se_mu_crossed",
+        se_mu_crossed,
+        lambda: t()["crossed"],
+        what="the crossed model's SE of the intercept",
+        slips=lambda: [
+            (t()["crossed"] ** 2, var_msg),
+            (t()["drivers"], "this is the SE of the model with drivers only."),
+            (t()["ols"], "this is the SE of an ordinary mean (OLS), ignoring both factors."),
+        ],
+        hint="np.sqrt(m.vcov.loc['(Intercept)', '(Intercept)']).",
+    )
+    v.number(
+        "se_mu_driver_only",
+        se_mu_driver_only,
+        lambda: t()["drivers"],
+        what="the drivers-only model's SE of the intercept",
+        slips=lambda: [
+            (t()["drivers"] ** 2, var_msg),
+            (t()["crossed"], "this is the SE of the model with drivers and cars."),
+            (t()["ols"], "this is the SE of an ordinary mean (OLS), ignoring both factors."),
+        ],
+        hint="fit mpg ~ 1 + (1 | driver) and take the same square root.",
+    )
+    truth = t()
+    v.choice(
+        "prediction_se_mu",
+        prediction_se_mu,
+        _MORE_LESS,
+        truth=lambda: "smaller" if truth["drivers"] < truth["crossed"] else "larger",
+        reveal=v.ok("se_mu_crossed") and v.ok("se_mu_driver_only"),
+    )
+    result = v.result()
+    if result.status == "correct":
+        result.message = (
+            "every part is right. Against the true SE, the crossed model's is "
+            f"{truth['crossed'] / truth['true']:.2f} times as large and the drivers-only "
+            f"model's {truth['drivers'] / truth['true']:.2f} times."
+        )
+    return result
+
+
+# --------------------------------------------------------------------------------------------
+# appendix A1: how lmer fits a model (checks exA1_K, chapter "A1")
+# --------------------------------------------------------------------------------------------
+
+_PEN = "diameter ~ 1 + (1 | plate) + (1 | sample)"
+_DRIVERS = "mpg ~ 1 + (1 | driver) + (1 | car)"
+_SIMA1 = {"n_drivers": 30, "n_cars": 25, "rng": 3}
+
+
+@functools.cache
+def _chA1_penicillin() -> dict[str, float]:
+    from mlmprimer.engine import build_design, profiled_deviance
+    from mlmprimer.formula import parse_formula
+
+    pen = _data("penicillin")
+    design = build_design(parse_formula(_PEN), pen)
+    ols = _smf().ols("diameter ~ 1", pen).fit()
+    zero = np.zeros_like(design.theta0)
+    levels = [t.nlevels for t in design.terms]
+    return {
+        "q": float(design.q),
+        "ntheta": float(design.theta0.size),
+        "n": float(design.n),
+        "first": float(levels[0]),
+        "second": float(levels[1]),
+        "nnz": float(design.Z().nnz),
+        "dev0": float(profiled_deviance(zero, design, REML=False)),
+        "reml0": float(profiled_deviance(zero, design, REML=True)),
+        "llf": float(ols.llf),
+    }
+
+
+@functools.cache
+def _chA1_sim() -> dict[str, tuple[float, float]]:
+    from mlmprimer import simulate
+    from mlmprimer.engine import build_design, optimize_theta
+    from mlmprimer.formula import parse_formula
+
+    dc = simulate.drivers_cars(**_SIMA1)
+    truth = dc.attrs["truth"]
+    design = build_design(parse_formula(_DRIVERS), dc)
+    factors = [name.split(".")[0] for name in design.theta_names]
+
+    def pair(values: Any) -> tuple[float, float]:
+        return float(values[0]), float(values[1])
+
+    reml, ml = optimize_theta(design, REML=True), optimize_theta(design, REML=False)
+    sigma = truth["sigma"]
+    return {
+        "true": pair([truth[f"tau_{f}"] / sigma for f in factors]),
+        "true_inverse": pair([sigma / truth[f"tau_{f}"] for f in factors]),
+        "true_squared": pair([(truth[f"tau_{f}"] / sigma) ** 2 for f in factors]),
+        "true_tau": pair([truth[f"tau_{f}"] for f in factors]),
+        "hat": pair(reml),
+        "hat_ml": pair(ml),
+        "hat_squared": pair(np.asarray(reml) ** 2),
+    }
+
+
+@_exercise("exA1_1", "the design of the Penicillin model: predict, then build it", points=3)
+def exA1_1(prediction_n_theta: Any, q_pen: Any, n_theta_pen: Any) -> CheckResult:
+    """Exercise A1.1: size of Z and number of covariance parameters of the Penicillin model.
+
+    The model is ``diameter ~ 1 + (1 | plate) + (1 | sample)`` on ``penicillin``.
+
+    Parameters
+    ----------
+    prediction_n_theta : int
+        Written before building the design: your guess of the number of entries of theta.
+    q_pen : int
+        The number of columns of Z, ``design.q``.
+    n_theta_pen : int
+        The number of covariance parameters, the length of ``design.theta0``.
+
+    Examples
+    --------
+    >>> exA1_1(0, ..., ...).status
+    'incorrect'
+    """
+    v = _Verdict("exA1_1")
+    t = _chA1_penicillin
+    v.number(
+        "q_pen",
+        q_pen,
+        lambda: t()["q"],
+        what="the number of columns of Z",
+        integer=True,
+        slips=lambda: [
+            (t()["n"], "this is the number of observations, the rows of Z."),
+            (t()["first"], "this counts the plates only; Z has columns for both factors."),
+            (t()["second"], "this counts the samples only; Z has columns for both factors."),
+            (t()["nnz"], "this is the number of non-zero entries of Z."),
+        ],
+        hint="one column per level of each grouping factor: design.q or design.Z().shape.",
+    )
+    v.number(
+        "n_theta_pen",
+        n_theta_pen,
+        lambda: t()["ntheta"],
+        what="the number of covariance parameters",
+        integer=True,
+        slips=lambda: [
+            (
+                t()["ntheta"] + 1,
+                "sigma is not part of theta: it has a closed form once theta is fixed.",
+            ),
+            (t()["q"], "this is the number of random effects, the columns of Z."),
+        ],
+        hint="design.theta0 has one entry per covariance parameter.",
+    )
+    _recorded_guess(
+        v, "prediction_n_theta", prediction_n_theta, lambda: t()["ntheta"], v.ok("n_theta_pen")
+    )
+    return v.result()
+
+
+@_exercise("exA1_2", "theta = 0 is ordinary least squares: the Penicillin check", points=2)
+def exA1_2(dev_theta0_pen: Any, dev_ols_pen: Any) -> CheckResult:
+    """Exercise A1.2: the ML deviance at theta = 0 against the OLS fit of ``diameter ~ 1``.
+
+    Parameters
+    ----------
+    dev_theta0_pen : float
+        ``profiled_deviance(theta, design, REML=False)`` with theta all zeros.
+    dev_ols_pen : float
+        Minus twice the log-likelihood of ``smf.ols("diameter ~ 1", pen).fit()``.
+
+    Examples
+    --------
+    >>> exA1_2(..., ...).status
+    'unanswered'
+    """
+    v = _Verdict("exA1_2")
+    t = _chA1_penicillin
+    llf_msg = "this is a log-likelihood; the deviance is -2 times it."
+    v.number(
+        "dev_theta0_pen",
+        dev_theta0_pen,
+        lambda: t()["dev0"],
+        what="the ML deviance at theta = 0",
+        rel=1e-6,
+        abs_tol=0.05,
+        slips=lambda: [
+            (t()["reml0"], "this is the REML criterion; pass REML=False for the ML deviance."),
+            (-t()["dev0"] / 2, llf_msg),
+        ],
+        hint="profiled_deviance(np.zeros(len(design.theta0)), design, REML=False).",
+    )
+    v.number(
+        "dev_ols_pen",
+        dev_ols_pen,
+        lambda: -2 * t()["llf"],
+        what="-2 times the OLS log-likelihood",
+        rel=1e-6,
+        abs_tol=0.05,
+        slips=lambda: [
+            (t()["llf"], llf_msg),
+            (2 * t()["llf"], "mind the sign: the deviance is -2 times the log-likelihood."),
+            (-t()["llf"], "the deviance is -2 times the log-likelihood, not -1 times."),
+        ],
+        hint="-2 * smf.ols('diameter ~ 1', pen).fit().llf",
+    )
+    return v.result()
+
+
+@_exercise("exA1_3", "what theta is and why only theta is searched, in words", kind="manual")
+def exA1_3(answer_theta: Any) -> CheckResult:
+    """Exercise A1.3 (words, graded by hand): the role of theta in the fit.
+
+    Parameters
+    ----------
+    answer_theta : str
+        Three to five sentences.
+
+    Examples
+    --------
+    >>> exA1_3("theta").status
+    'incorrect'
+    """
+    v = _Verdict("exA1_3")
+    v.text(
+        "answer_theta",
+        answer_theta,
+        min_words=30,
+        ideas=[
+            (
+                r"relative|ratio|divided|sigma|σ",
+                "that theta measures the random effects relative to sigma?",
+            ),
+            (
+                r"closed form|least squares|profil|solve|formula|directly",
+                "how beta and sigma are found once theta is fixed?",
+            ),
+            (r"ols|ordinary|no random|zero", "what theta = 0 means?"),
+        ],
+    )
+    return v.result()
+
+
+@_exercise("exA1_4", "simulated drivers and cars: theta-hat against the true theta", points=2)
+def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
+    """Exercise A1.4: true and estimated theta of ``mpg ~ 1 + (1 | driver) + (1 | car)``.
+
+    The data are ``simulate.drivers_cars(n_drivers=30, n_cars=25, rng=3)``. Both answers are in
+    the order of ``design.theta_names``.
+
+    Parameters
+    ----------
+    theta_true_sim : sequence of float
+        The true theta, each factor's true SD divided by the true sigma (``attrs["truth"]``).
+    theta_hat_sim : sequence of float
+        ``optimize_theta(design)`` (REML).
+
+    Examples
+    --------
+    >>> exA1_4((1.0, 2.0, 3.0), ...).status
+    'incorrect'
+    """
+    v = _Verdict("exA1_4")
+    t = _chA1_sim
+    _pair_part(
+        v,
+        "theta_true_sim",
+        theta_true_sim,
+        lambda: t()["true"],
+        what="the true theta",
+        hint="theta is relative to sigma: tau_driver / sigma and tau_car / sigma.",
+        slips=lambda: [
+            (t()["true_inverse"], "these are sigma / tau; theta is tau / sigma."),
+            (t()["true_squared"], "these are ratios of variances; theta is a ratio of SDs."),
+            (t()["true_tau"], "these are the SDs tau themselves; divide by sigma."),
+            (t()["hat"], "these are the estimates; the question asks for the true values."),
+        ],
+    )
+    _pair_part(
+        v,
+        "theta_hat_sim",
+        theta_hat_sim,
+        lambda: t()["hat"],
+        what="the REML estimate of theta",
+        hint="optimize_theta(design) on build_design(parse_formula(formula), data).",
+        slips=lambda: [
+            (t()["hat_ml"], "this is the ML optimum; use REML (the default)."),
+            (t()["hat_squared"], "these are squared; theta is a ratio of SDs."),
+            (t()["true"], "these are the true values; estimate theta from the data."),
+        ],
+    )
+    result = v.result()
+    if result.status == "correct":
+        truth = t()
+        off = [abs(h / s - 1) for h, s in zip(truth["hat"], truth["true"], strict=True)]
+        result.message = (
+            "every part is right. The estimates miss the true theta by "
+            f"{100 * off[0]:.0f} % (drivers) and {100 * off[1]:.0f} % (cars)."
         )
     return result
 

@@ -70,6 +70,7 @@ import numpy as np
 import pandas as pd
 
 from mlmprimer import check
+from mlmprimer.notebooks import CHECK_CALL
 
 __all__ = ["COLUMNS", "Row", "decode_answer", "grade_notebook", "grade_paths", "main", "write_csv"]
 
@@ -79,8 +80,7 @@ COLUMNS = ("student", "notebook", "question", "score", "max_score", "status", "m
 #: Seconds allowed for each of the grader's own cells (reading the answers out of the kernel).
 DUMP_TIMEOUT = 30
 
-_CHAPTER_IN_NAME = re.compile(r"(?<![0-9])(\d{2})-[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*")
-_CHECK_CALL = re.compile(r"\bcheck\.(ex\d{2}_\d+)\s*\(")
+_CHAPTER_IN_NAME = re.compile(r"(?<![0-9a-z])(\d{2}|a\d)-[a-z][a-z0-9]*(-[a-z][a-z0-9]*)*")
 # checks change warning filters and fill caches: one submission is scored at a time
 _SCORING = threading.Lock()
 
@@ -274,8 +274,9 @@ def _name_match(stem: str) -> tuple[str, int, int] | None:
         if at >= 0 and chapter in known:
             return chapter, at, at + len(name)
     for match in _CHAPTER_IN_NAME.finditer(lower):
-        if match.group(1) in known:
-            return match.group(1), match.start(), match.end()
+        chapter = match.group(1).upper()
+        if chapter in known:
+            return chapter, match.start(), match.end()
     return None
 
 
@@ -547,7 +548,7 @@ def grade_notebook(
 
     names = sorted({v for q in qs for v in q.variables})
     run = _execute(nb, names, timeout, cell_timeout, kernel_name)
-    called = {q for c in code for q in _CHECK_CALL.findall(_source(c))}
+    called = {q for c in code for q in CHECK_CALL.findall(_source(c))}
     if damaged:
         run.notes.append(damaged)
 

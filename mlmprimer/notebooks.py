@@ -81,7 +81,7 @@ __all__ = [
 BEGIN = re.compile(r"^(?P<indent>[ \t]*)#\s*BEGIN SOLUTION\b")
 END = re.compile(r"^[ \t]*#\s*END SOLUTION\b")
 ONE_LINE = re.compile(r"^(?P<code>.*?)\s*#\s*SOLUTION\s*$")
-CHAPTER_NAME = re.compile(r"^(?P<chapter>\d{2})-[a-z0-9][a-z0-9-]*$")
+CHAPTER_NAME = re.compile(r"^(?P<chapter>\d{2}|A\d)-[a-z0-9][a-z0-9-]*$")
 
 #: Tags that only the book build, nbval or the solution notebook read.
 STRIP_TAGS = frozenset(
@@ -181,6 +181,8 @@ def chapter_of(path: Path | str) -> str | None:
     --------
     >>> chapter_of("solutions/03-null-model.ipynb")
     '03'
+    >>> chapter_of("solutions/A1-how-lmer-fits.ipynb")
+    'A1'
     >>> chapter_of("book/index.md") is None
     True
     """
@@ -439,7 +441,7 @@ class Problem:
         return f"{self.path}, cell {self.cell}: {self.message}"
 
 
-_CHECK_CALL = re.compile(r"\bcheck\.(ex\d{2}_\d+)\s*\(")
+CHECK_CALL = re.compile(r"\bcheck\.(ex(?:\d{2}|A\d)_\d+)\s*\(")
 
 
 def _output_problems(nb: NotebookNode, path: str) -> list[Problem]:
@@ -498,7 +500,7 @@ def lint_solution(path: Path | str) -> list[Problem]:
             has_region = bool(BEGIN.search(cell.source) or ONE_LINE.search(cell.source))
             if (has_region or "solution" in tags) and not hidden:
                 problems.append(Problem(where, index, "solution code without a hide-cell tag"))
-            for qid in _CHECK_CALL.findall(cell.source):
+            for qid in CHECK_CALL.findall(cell.source):
                 if qid not in check_module.QUESTIONS:
                     problems.append(Problem(where, index, f"check.{qid} does not exist"))
                 elif check_module.QUESTIONS[qid].chapter != chapter:
@@ -511,7 +513,7 @@ def lint_solution(path: Path | str) -> list[Problem]:
                     Problem(where, index, "solution text not in a ':class: dropdown' admonition")
                 )
     problems.extend(_output_problems(nb, where))
-    called = {q for c in nb.cells if c.cell_type == "code" for q in _CHECK_CALL.findall(c.source)}
+    called = {q for c in nb.cells if c.cell_type == "code" for q in CHECK_CALL.findall(c.source)}
     for qid, question in check_module.QUESTIONS.items():
         if question.chapter == chapter and qid not in called:
             problems.append(Problem(where, 0, f"check.{qid} is never called"))

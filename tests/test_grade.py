@@ -223,3 +223,19 @@ def test_decode_answer_round_trip() -> None:
     assert decoded["a"] == (1, 2.5)
     assert decoded["b"].shape == (2, 2)
     assert float(decoded["c"].loc[0, "x"]) == 1.0
+
+
+@pytest.mark.slow
+def test_later_chapters_are_graded_from_their_worked_solutions(tmp_path: Path) -> None:
+    # tuples, dicts of words and numpy numbers must survive the trip out of the kernel
+    subs = tmp_path / "subs"
+    subs.mkdir()
+    for name in ("06-random-slopes", "07-crossed-nested"):
+        source = ROOT / "solutions" / f"{name}.ipynb"
+        (subs / f"eve_{name}.ipynb").write_bytes(source.read_bytes())
+    out = tmp_path / "s.csv"
+    assert main([str(subs), "--out", str(out), "--quiet", "--jobs", "2"]) == 0
+    rows = list(csv.DictReader(out.open()))
+    expected = {q.qid: q.points for chapter in ("06", "07") for q in check.questions(chapter)}
+    assert {r["question"]: float(r["score"]) for r in rows} == expected
+    assert {r["student"] for r in rows} == {"eve"}

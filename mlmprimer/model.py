@@ -155,6 +155,20 @@ class LmerSummary:
         return self.text
 
 
+def _level_positions(levels: pd.Index, keys: pd.Index) -> np.ndarray:
+    """Positions of ``keys`` among a grouping factor's ``levels`` (-1 for a level not seen).
+
+    Keys that do not match as they are are matched by their text, so ``308`` finds the level
+    ``"308"`` of a factor read as strings.
+    """
+    idx = levels.get_indexer(keys)
+    missing = idx < 0
+    if missing.any():
+        by_text = levels.astype(str).get_indexer(keys[missing].astype(str))
+        idx[missing] = by_text
+    return idx
+
+
 class LmerModel:
     """A fitted linear mixed model (the result of :func:`lmer`).
 
@@ -424,8 +438,18 @@ class LmerModel:
                     keys = pd.Index(
                         newdata[list(t.factors)].astype(str).agg(":".join, axis=1).to_numpy()
                     )
-                idx = t.levels.get_indexer(keys)
+                idx = _level_positions(t.levels, keys)
                 seen = idx >= 0
+                if not seen.all():
+                    unseen = pd.unique(keys[~seen].astype(str))
+                    warnings.warn(
+                        f"{(~seen).sum()} row(s) of newdata have levels of {t.group!r} the fit "
+                        f"did not see ({', '.join(unseen[:5])}"
+                        f"{', ...' if len(unseen) > 5 else ''}): their {t.group} effects are 0, "
+                        "so they get the population-level prediction",
+                        LmerWarning,
+                        stacklevel=2,
+                    )
                 contrib = np.zeros(len(newdata))
                 contrib[seen] = np.sum(Xi[seen] * b[idx[seen]], axis=1)
                 pred = pred + contrib

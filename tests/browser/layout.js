@@ -28,6 +28,8 @@
     if (r.width === 0 || r.height === 0) continue;
     if (r.right <= vw + 1 && r.left >= -1) continue;
     if (getComputedStyle(el).visibility === "hidden") continue;
+    // MathJax's copy of each formula for screen readers is clipped to nothing on screen
+    if (el.closest("mjx-assistive-mml")) continue;
     if (offenders.some((o) => o.el.contains(el))) continue;
     if (scrollsInside(el)) continue;
     offenders.push({ el, right: r.right, left: r.left });

@@ -404,8 +404,14 @@ class LmerModel:
         >>> from mlmprimer.model import lmer
         >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
         >>> new = pd.DataFrame({"Days": [0, 10], "Subject": ["308", "999"]})
-        >>> m.predict(new).round(1).tolist()  # 999 is a new subject: population line
+        >>> import warnings
+        >>> with warnings.catch_warnings(record=True) as caught:
+        ...     warnings.simplefilter("always")
+        ...     p = m.predict(new)
+        >>> p.round(1).tolist()  # 999 is a new subject: population line
         [253.7, 356.1]
+        >>> print(caught[0].message)  # doctest: +ELLIPSIS
+        1 row(s) of newdata have levels of 'Subject' the fit did not see (999): ...
         """
         if newdata is None:
             if re:

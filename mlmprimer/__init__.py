@@ -13,6 +13,7 @@ from mlmprimer.compare import compare, r2
 from mlmprimer.icc import design_effect, effective_sample_size, icc, icc_ci
 from mlmprimer.model import LmerModel, LmerWarning, lmer
 from mlmprimer.pooling import pooling
+from mlmprimer.profile import confint
 
 __version__ = "0.1.0"
 
@@ -20,6 +21,7 @@ __all__ = [
     "LmerModel",
     "LmerWarning",
     "compare",
+    "confint",
     "datasets",
     "design_effect",
     "effective_sample_size",

@@ -133,7 +133,7 @@ class Question:
     --------
     >>> q = QUESTIONS["ex03_1"]
     >>> q.label, q.variables, q.points
-    ('exercise 3.1', ('theta_hat', 'tau2_hat', 'sigma2_hat'), 3.0)
+    ('exercise 3.1', ('beta0_hat', 'tau2_hat', 'sigma2_hat'), 3.0)
     """
 
     qid: str
@@ -1429,14 +1429,19 @@ _Z95, _Z99 = 1.959964, 2.575829
 def _ch03_null() -> dict[str, float]:
     reml = _fit(_NULL03, "sleepstudy")
     ml = _fit(_NULL03, "sleepstudy", REML=False)
+    tau2, sigma2 = _tau2(reml, "Subject"), float(reml.sigma) ** 2
     return {
-        "theta": float(reml.fixef["(Intercept)"]),
-        "se_theta": _se(reml, "(Intercept)"),
-        "tau2": _tau2(reml, "Subject"),
-        "sigma2": float(reml.sigma) ** 2,
+        "beta0": float(reml.fixef["(Intercept)"]),
+        "se_beta0": _se(reml, "(Intercept)"),
+        "tau2": tau2,
+        "sigma2": sigma2,
         "tau2_ml": _tau2(ml, "Subject"),
         "sigma2_ml": float(ml.sigma) ** 2,
         "mean": float(_data("sleepstudy")["Reaction"].mean()),
+        # lme4's theta: the covariance parameter tau / sigma, often confused with the grand mean
+        "theta_lme4": float(np.asarray(reml.theta, dtype=float)[0]),
+        # statsmodels' own parameter "Subject Var" (its params) is tau^2 / sigma^2, not tau^2
+        "ratio_sm": tau2 / sigma2,
     }
 
 
@@ -1461,7 +1466,7 @@ def _ch03_sim() -> dict[str, float]:
 
 def _interval_part(v: _Verdict, name: str, value: Any, z: float, what: str, hint: str) -> None:
     t = _ch03_null()
-    theta, tau, sigma = t["theta"], math.sqrt(t["tau2"]), math.sqrt(t["sigma2"])
+    beta0, tau, sigma = t["beta0"], math.sqrt(t["tau2"]), math.sqrt(t["sigma2"])
     if _unanswered(value):
         v.add(name, "unanswered", "not answered yet.")
         return
@@ -1476,10 +1481,10 @@ def _interval_part(v: _Verdict, name: str, value: Any, z: float, what: str, hint
         tol = max(0.02 * half, 0.5)
         return abs(low - (centre - half)) <= tol and abs(high - (centre + half)) <= tol
 
-    # 2.56 (as often written for 99 %) and 2.58 are both fine roundings of z
-    if any(near(theta, zz * tau) for zz in (z, round(z, 2), 2.56 if z > 2.5 else z)):
+    # z itself or z rounded to two decimals (1.96, 2.58)
+    if any(near(beta0, zz * tau) for zz in (z, round(z, 2))):
         v.add(name, "correct", f"right: this is {what}.")
-    elif near(theta, z * sigma):
+    elif near(beta0, z * sigma):
         v.add(
             name,
             "incorrect",
@@ -1487,9 +1492,9 @@ def _interval_part(v: _Verdict, name: str, value: Any, z: float, what: str, hint
             "average; subjects' averages spread with tau.",
             hint,
         )
-    elif near(theta, z * t["tau2"]):
+    elif near(beta0, z * t["tau2"]):
         v.add(name, "incorrect", "this range uses the variance tau^2; use the SD tau.", hint)
-    elif near(theta, z * math.sqrt(t["tau2"] + t["sigma2"])):
+    elif near(beta0, z * math.sqrt(t["tau2"] + t["sigma2"])):
         v.add(
             name,
             "incorrect",
@@ -1497,28 +1502,28 @@ def _interval_part(v: _Verdict, name: str, value: Any, z: float, what: str, hint
             "not for subjects' averages.",
             hint,
         )
-    elif near(theta, z * t["se_theta"]):
+    elif near(beta0, z * t["se_beta0"]):
         v.add(
             name,
             "incorrect",
-            "this is a confidence interval for the grand mean theta; the question asks where "
+            "this is a confidence interval for the grand mean beta_0; the question asks where "
             "the subjects' own averages lie.",
             hint,
         )
-    elif near(theta, 1.959964 * tau) or near(theta, 2.575829 * tau):
+    elif near(beta0, 1.959964 * tau) or near(beta0, 2.575829 * tau):
         v.add(name, "incorrect", "right idea, wrong multiplier: check 95 % against 99 %.", hint)
     else:
         v.add(name, "incorrect", f"not {what}.", hint)
 
 
-@_exercise("ex03_1", "sleepstudy null model: theta, tau^2 and sigma^2", points=3)
-def ex03_1(theta_hat: Any, tau2_hat: Any, sigma2_hat: Any) -> CheckResult:
+@_exercise("ex03_1", "sleepstudy null model: beta_0, tau^2 and sigma^2", points=3)
+def ex03_1(beta0_hat: Any, tau2_hat: Any, sigma2_hat: Any) -> CheckResult:
     """Exercise 3.1: the three parameters of ``Reaction ~ 1 + (1 | Subject)`` (REML).
 
     Parameters
     ----------
-    theta_hat : float
-        The grand mean :math:`\\hat\\theta` (ms).
+    beta0_hat : float
+        The grand mean :math:`\\hat\\beta_0` (ms), the fixed intercept.
     tau2_hat : float
         The between-subject variance :math:`\\hat\\tau^2` (ms²).
     sigma2_hat : float
@@ -1533,10 +1538,17 @@ def ex03_1(theta_hat: Any, tau2_hat: Any, sigma2_hat: Any) -> CheckResult:
     t = _ch03_null
     sd_msg = "this looks like the SD ({}); the question asks for the variance ({}^2)."
     v.number(
-        "theta_hat",
-        theta_hat,
-        lambda: t()["theta"],
+        "beta0_hat",
+        beta0_hat,
+        lambda: t()["beta0"],
         what="the estimated grand mean",
+        slips=lambda: [
+            (
+                t()["theta_lme4"],
+                "this is lme4's theta (m.theta), the covariance parameter tau / sigma, not the "
+                "grand mean: the grand mean beta_0 is the fixed intercept.",
+            ),
+        ],
         hint="m.fixef['(Intercept)']",
     )
     v.number(
@@ -1548,6 +1560,11 @@ def ex03_1(theta_hat: Any, tau2_hat: Any, sigma2_hat: Any) -> CheckResult:
             (math.sqrt(t()["tau2"]), sd_msg.format("tau", "tau")),
             (t()["sigma2"], "this is the residual variance sigma^2, not tau^2."),
             (t()["tau2_ml"], "this is the ML estimate; the question asks for the REML fit."),
+            (
+                t()["ratio_sm"],
+                "this is statsmodels' parameter 'Subject Var', the ratio tau^2 / sigma^2; "
+                "tau^2 itself is cov_re (the ratio times scale).",
+            ),
         ],
         hint="the vcov column of m.varcorr, row Subject.",
     )
@@ -1580,10 +1597,10 @@ def ex03_2(range95: Any, range99: Any) -> CheckResult:
     ✗ ex03_2 (exercise 3.2) not right yet: 0 of 2 right.
       ✗ range95: expected two numbers, (lower, upper), got a tuple of length 3.
       … range99: not answered yet.
-      hint: theta plus and minus z times the right standard deviation.
+      hint: beta_0 plus and minus z times the right standard deviation.
     """
     v = _Verdict("ex03_2")
-    hint = "theta plus and minus z times the right standard deviation."
+    hint = "beta_0 plus and minus z times the right standard deviation."
     _interval_part(v, "range95", range95, _Z95, "the 95 % range of subjects' averages", hint)
     _interval_part(v, "range99", range99, _Z99, "the 99 % range of subjects' averages", hint)
     return v.result()
@@ -2150,16 +2167,34 @@ _TOP05 = 10
 _SIM05 = {"n_subjects": 30, "n_obs": 3, "rng": 5}
 
 
-def _county_code(name: str) -> Any:
-    radon = _data("radon")
-    return radon.loc[radon["county_name"] == name, "county"].iloc[0]
+def _weight_from_sds(tau: float, sigma: float, n: int) -> dict[str, float]:
+    """The weight of a group's own mean written, by mistake, with standard deviations."""
+    return {
+        "lam_sd": tau / (tau + sigma / math.sqrt(n)),
+        "lam_sd_n": tau / (tau + sigma / n),
+        "lam_sd_no_n": tau / (tau + sigma),
+    }
+
+
+def _sd_weight_slips(t: dict[str, float]) -> list[tuple[float, str]]:
+    """The chapter's common mistake "computing the weight with standard deviations", by name."""
+    mistake = (
+        "the common mistake of computing the weight with standard deviations instead of "
+        "variances: lambda_j = tau^2 / (tau^2 + sigma^2 / n_j) squares tau and sigma, and "
+        "divides sigma^2 (not sigma) by n_j."
+    )
+    return [
+        (t["lam_sd"], f"this is tau / (tau + sigma / sqrt(n_j)), {mistake}"),
+        (t["lam_sd_n"], f"this is tau / (tau + sigma / n_j), {mistake}"),
+        (t["lam_sd_no_n"], f"this is tau / (tau + sigma), {mistake}"),
+    ]
 
 
 @functools.cache
 def _ch05_lake() -> dict[str, float]:
     radon = _data("radon")
     m0 = _fit(_RADON0, "radon")
-    county = _county_code("LAKE")
+    county = "LAKE"  # the counties are labelled by name
     homes = radon.loc[radon["county"] == county, "log_radon"]
     n, own = len(homes), float(homes.mean())
     tau2, sigma2 = _tau2(m0, "county"), float(m0.sigma) ** 2
@@ -2168,7 +2203,7 @@ def _ch05_lake() -> dict[str, float]:
     lam = tau2 / (tau2 + sigma2 / n)
     return {
         "lam": lam,
-        "lam_sd": math.sqrt(tau2) / (math.sqrt(tau2) + math.sqrt(sigma2 / n)),
+        **_weight_from_sds(math.sqrt(tau2), math.sqrt(sigma2), n),
         "lam_no_n": tau2 / (tau2 + sigma2),
         "lam_flip": 1 - lam,
         "partial": float(_coef(m0, "county").loc[county, "(Intercept)"]),
@@ -2205,7 +2240,7 @@ def _ch05_ranking() -> dict[str, float]:
 def _ch05_uranium() -> dict[str, float]:
     radon = _data("radon")
     m0, mu = _fit(_RADON0, "radon"), _fit(_RADON_U, "radon")
-    county = _county_code("COTTONWOOD")
+    county = "COTTONWOOD"
     rows = radon[radon["county"] == county]
     w = float(rows["uranium"].iloc[0])
     b0, b1 = float(mu.fixef["(Intercept)"]), float(mu.fixef["uranium"])
@@ -2237,21 +2272,21 @@ def _ch05_sim() -> dict[str, float]:
     tau2, sigma2 = truth["tau"] ** 2, truth["sigma"] ** 2
     return {
         "lam": tau2 / (tau2 + sigma2 / n),
-        "lam_sd": truth["tau"] / (truth["tau"] + truth["sigma"] / math.sqrt(n)),
+        **_weight_from_sds(truth["tau"], truth["sigma"], n),
         "lam_no_n": tau2 / (tau2 + sigma2),
-        "lam_est": float(tab["shrinkage"].iloc[0]),
+        "lam_est": float(tab["weight"].iloc[0]),
         "mse_no": float(mse["no_pooling"]),
         "mse_partial": float(mse["partial"]),
         "mse_complete": float(mse["complete"]),
     }
 
 
-@_exercise("ex05_1", "Lake County: shrinkage weight and partial-pooling estimate", points=2)
+@_exercise("ex05_1", "Lake County: the weight of its own mean and its estimate", points=2)
 def ex05_1(lambda_lake: Any, partial_lake: Any) -> CheckResult:
     """Exercise 5.1: the weight of Lake County's own mean and its partial-pooling estimate.
 
-    The model is ``log_radon ~ 1 + (1 | county)`` (REML) on the ``radon`` data; Lake County is
-    ``county_name == "LAKE"``.
+    The model is ``log_radon ~ 1 + (1 | county)`` (REML) on the ``radon`` data, whose counties
+    are labelled by name; Lake County is ``county == "LAKE"``.
 
     Parameters
     ----------
@@ -2273,18 +2308,18 @@ def ex05_1(lambda_lake: Any, partial_lake: Any) -> CheckResult:
         "lambda_lake",
         lambda_lake,
         lambda: t()["lam"],
-        what="Lake County's shrinkage weight",
+        what="the weight of Lake County's own mean",
         slips=lambda: [
-            (
-                t()["lam_sd"],
-                "this uses the standard deviations tau and sigma / sqrt(n_j); the weight is a "
-                "ratio of variances.",
-            ),
+            *_sd_weight_slips(t()),
             (
                 t()["lam_no_n"],
                 "this leaves out n_j: it is the weight of a county with a single home.",
             ),
-            (t()["lam_flip"], "this is 1 - lambda_j, the weight of the mean of all counties."),
+            (
+                t()["lam_flip"],
+                "this is 1 - lambda_j, the shrinkage: the weight of beta_0-hat, not of the "
+                "county's own mean.",
+            ),
         ],
         hint="lambda_j = tau^2 / (tau^2 + sigma^2 / n_j), n_j = the homes measured in the county.",
     )
@@ -2448,7 +2483,7 @@ def ex05_4(prediction_cottonwood: Any, cottonwood_uranium: Any) -> CheckResult:
 
 @_exercise("ex05_5", "simulated subjects: is partial pooling closer to the truth?", points=3)
 def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResult:
-    """Exercise 5.5: shrinkage weight and mean squared errors against known subject means.
+    """Exercise 5.5: the weight of a subject's own mean, and mean squared errors against the truth.
 
     The data are ``simulate.reaction_times(n_subjects=30, n_obs=3, rng=5)``; the true means of
     the subjects are ``simulate.reaction_times(n_subjects=30, n_obs=1, sigma=0, rng=5)``.
@@ -2456,8 +2491,8 @@ def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResu
     Parameters
     ----------
     lambda_true : float
-        The true shrinkage weight :math:`\\tau^2 / (\\tau^2 + \\sigma^2 / 3)` from
-        ``attrs["truth"]``.
+        The true weight of a subject's own mean, :math:`\\tau^2 / (\\tau^2 + \\sigma^2 / 3)`,
+        from ``attrs["truth"]``.
     mse_no_pooling, mse_partial : float
         Mean over the 30 subjects of the squared difference between the no-pooling and the
         partial-pooling estimate of a subject's mean and its true mean (ms²).
@@ -2473,14 +2508,14 @@ def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResu
         "lambda_true",
         lambda_true,
         lambda: t()["lam"],
-        what="the true shrinkage weight",
+        what="the true weight of a subject's own mean",
         slips=lambda: [
             (
                 t()["lam_est"],
                 "this is the weight estimated from the data; the question asks for the true one, "
                 "from attrs['truth'].",
             ),
-            (t()["lam_sd"], "this uses standard deviations; the weight is a ratio of variances."),
+            *_sd_weight_slips(t()),
             (t()["lam_no_n"], "this leaves out n_j = 3 measurements per subject."),
         ],
         hint="attrs['truth'] holds tau and sigma (standard deviations); each subject has n_j = 3.",
@@ -2719,8 +2754,9 @@ def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
     v = _Verdict("ex06_2")
     t = _ch06_compare
     ml_msg = (
-        "this comes from ML refits; models that differ only in their random effects are "
-        "compared on the REML criterion (compare's default here)."
+        "this comes from ML refits (what R's anova() does unless given refit = FALSE); models "
+        "that differ only in their random effects are compared on the REML criterion "
+        "(compare's default here)."
     )
     v.number(
         "chisq_slope_cses",

@@ -107,7 +107,7 @@ FACTOR_LEVELS: dict[str, dict[str, tuple[str, ...] | str]] = {
     },
     "scotssec": {"primary": _seq(148), "sex": ("M", "F"), "second": _seq(19)},
     "oxboys": {"Subject": OXBOYS_SUBJECT, "Occasion": _seq(9)},
-    "radon": {"county": _seq(85), "county_name": SORTED},
+    "radon": {"county": SORTED},
 }
 
 #: Columns that R stores as *ordered* factors. They are unordered here (treatment
@@ -232,7 +232,7 @@ _DATASETS: dict[str, _Spec] = {
             "school": "school identifier",
             "minrty": "pupil belongs to an ethnic minority",
             "sx": "pupil's sex",
-            "ses": "socio-economic status, standardised composite (SD units)",
+            "ses": "socio-economic status, standardised in the full survey (SD 0.78 here)",
             "mAch": "mathematics achievement score (test points, about -3 to 25)",
             "meanses": "school mean of ses",
             "sector": "school sector",
@@ -328,19 +328,27 @@ _DATASETS: dict[str, _Spec] = {
         rows=919,
         columns={
             "log_radon": "natural log of the radon level (log pCi/L)",
-            "basement": "floor of the measurement: 0 = basement, 1 = first floor",
+            "floor": "floor of the measurement: 0 = basement, 1 = first floor",
             "uranium": "natural log of the county's soil uranium (log ppm)",
-            "county": "county identifier",
-            "county_name": "county name",
+            "county_number": "the county's number in R's data (1-85, alphabetical by name)",
+            "county": "county name (the grouping factor)",
         },
-        rename={"log.radon": "log_radon", "county.name": "county_name"},
+        rename={
+            "log.radon": "log_radon",
+            "basement": "floor",
+            "county": "county_number",
+            "county.name": "county",
+        },
         notes=(
-            "R's columns log.radon and county.name are renamed log_radon and county_name.",
-            "Despite its name, basement is 1 for a first-floor measurement.",
+            "R's columns are renamed: log.radon to log_radon; basement, which is 1 for a "
+            "first-floor measurement despite its name, to floor; county.name to county, so "
+            "that the grouping factor's levels, and the rows of ranef() and coef(), are the "
+            'county names ("LAKE", "ST LOUIS"); R\'s county number to county_number.',
             "4 zero readings were set to 0.1 pCi/L before taking logs (Gelman and Hill).",
-            "county numbers follow the alphabetical order of the county names.",
-            "HLMdiag is not among the R packages used to check levels; county and "
-            "county_name take numeric and alphabetical order.",
+            "county_number follows the alphabetical (code point) order of the county names, "
+            "and so does the level order of county.",
+            "HLMdiag is not among the R packages used to check levels; county takes the "
+            "alphabetical order of the names.",
         ),
         citation=(
             "Price, P. N., Nero, A. V. and Gelman, A. (1996). Bayesian prediction of mean "
@@ -451,7 +459,7 @@ def load(name: str) -> pd.DataFrame:
     >>> list(hsb["sx"].cat.categories)
     ['Male', 'Female']
     >>> load("radon").columns.tolist()
-    ['log_radon', 'basement', 'uranium', 'county', 'county_name']
+    ['log_radon', 'floor', 'uranium', 'county_number', 'county']
     """
     return _load_cached(_resolve(name)).copy(deep=True)
 

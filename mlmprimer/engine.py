@@ -39,16 +39,17 @@ from typing import Any
 import nlopt
 import numpy as np
 import pandas as pd
-import patsy
 import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .formula import (
     ParsedFormula,
     RandomTerm,
-    _eval_env,
+    check_finite,
     fixed_design,
     grouping_factor,
+    offset_values,
+    response_values,
     term_design,
 )
 
@@ -248,6 +249,11 @@ class Design:
         patsy design information of X.
     dropped : list of str
         Columns of the fixed part dropped because X was rank deficient.
+    weights : numpy.ndarray or None
+        Prior weights: the residual variance of observation i is sigma^2 / w_i.
+    offset : numpy.ndarray or None
+        A known part of the linear predictor (coefficient 1): the formula's ``offset()`` terms
+        plus the ``offset=`` argument.
 
     Examples
     --------
@@ -269,6 +275,8 @@ class Design:
     index: pd.Index
     fixed_info: Any = None
     dropped: list[str] = field(default_factory=list)
+    weights: np.ndarray | None = None
+    offset: np.ndarray | None = None
     _cache: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -324,10 +332,11 @@ class Design:
         return sp.block_diag(blocks, format="csc")
 
 
-def _term_Z(t: TermBlock, n: int) -> sp.csr_matrix:
+def _term_Z(t: TermBlock, n: int, Xi: np.ndarray | None = None) -> sp.csr_matrix:
     rows = np.repeat(np.arange(n), t.p)
     cols = (t.codes[:, None] * t.p + np.arange(t.p)[None, :]).ravel()
-    return sp.csr_matrix((t.Xi.ravel(), (rows, cols)), shape=(n, t.q))
+    values = t.Xi if Xi is None else Xi
+    return sp.csr_matrix((values.ravel(), (rows, cols)), shape=(n, t.q))
 
 
 def _lme4_order(nl: list[int]) -> list[int]:
@@ -338,7 +347,14 @@ def _lme4_order(nl: list[int]) -> list[int]:
     return idx
 
 
-def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None) -> Design:
+def build_design(
+    parsed: ParsedFormula,
+    data: pd.DataFrame,
+    eval_env: Any = None,
+    *,
+    weights: np.ndarray | None = None,
+    offset: np.ndarray | None = None,
+) -> Design:
     """Build the response, X, the random-effects terms and the theta layout.
 
     Parameters
@@ -346,9 +362,15 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
     parsed : ParsedFormula
         From :func:`mlmprimer.formula.parse_formula`; needs at least one random term.
     data : pandas.DataFrame
-        The observations (no missing values in the columns used).
+        The observations (no missing values in the columns used; see
+        :func:`mlmprimer.formula.validate_data`).
     eval_env : mapping or patsy.EvalEnvironment, optional
         Where names in the formula that are not columns are looked up.
+    weights : numpy.ndarray, optional
+        Prior weights, one per row (positive): the residual variance of row i is
+        sigma^2 / w_i, as lme4's ``weights``.
+    offset : numpy.ndarray, optional
+        Added to the formula's ``offset()`` terms.
 
     Returns
     -------
@@ -358,7 +380,8 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
     ------
     ValueError
         No random term, a grouping factor with fewer than 2 levels or with as many levels as
-        observations, or a non-numeric response.
+        observations, a term with at least as many random effects as observations (as lme4),
+        a non-numeric response, or values that are not finite.
 
     Examples
     --------
@@ -375,10 +398,28 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
             "or fit an ordinary linear model"
         )
     n = len(data)
-    y = _response(parsed, data, eval_env)
+    y = response_values(parsed, data, eval_env)
+    check_finite(y, [parsed.response], "response", data.index)
     Xdf, finfo = fixed_design(parsed, data, eval_env)
     X = Xdf.to_numpy(dtype=float)
     xnames = list(Xdf.columns)
+    check_finite(X, xnames, "fixed-effects column", data.index)
+    off = offset_values(parsed, data, eval_env)
+    if offset is not None:
+        extra = np.asarray(offset, dtype=float)
+        if extra.shape != (n,):
+            raise ValueError(f"offset has {extra.size} values for {n} observations")
+        off = extra if off is None else off + extra
+    if off is not None:
+        check_finite(off, ["offset"], "offset", data.index)
+    w = None
+    if weights is not None:
+        w = np.asarray(weights, dtype=float)
+        if w.shape != (n,):
+            raise ValueError(f"weights has {w.size} values for {n} observations")
+        check_finite(w, ["weights"], "weights", data.index)
+        if np.any(w <= 0):
+            raise ValueError("weights must be positive")
     dropped: list[str] = []
     if X.shape[1] > 0:
         keep = _full_rank_columns(X)
@@ -405,6 +446,20 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
             )
         if Xi.shape[1] == 0:
             raise ValueError(f"the random-effects term {term} has no columns")
+        check_finite(Xi, names, f"column of the random-effects term {term}", data.index)
+        q = len(levels) * Xi.shape[1]
+        if q >= n:
+            raise ValueError(
+                f"number of observations (={n}) <= number of random effects (={q}) for term "
+                f"{term}: the random-effects parameters and the residual variance are probably "
+                "unidentifiable (lme4 refuses such a model too)"
+                + (
+                    f"; the term has {Xi.shape[1]} columns ({', '.join(names[:4])}"
+                    f"{', ...' if len(names) > 4 else ''})"
+                    if Xi.shape[1] > 2
+                    else ""
+                )
+            )
         blocks.append(TermBlock(term, term.group, codes, levels, Xi, names, 0, info))
     order = _lme4_order([b.nlevels for b in blocks])
     blocks = [blocks[i] for i in order]
@@ -430,25 +485,9 @@ def build_design(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
         index=data.index,
         fixed_info=finfo,
         dropped=dropped,
+        weights=w,
+        offset=off,
     )
-
-
-def _response(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any) -> np.ndarray:
-    name = parsed.response
-    if name in data.columns:
-        col = data[name]
-        if isinstance(col.dtype, pd.CategoricalDtype) or not (
-            pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
-        ):
-            raise ValueError(
-                f"the response {name!r} must be numeric, but the column has dtype "
-                f"{col.dtype}; convert it (e.g. with pd.to_numeric) or choose a numeric column"
-            )
-        return col.to_numpy(dtype=float)
-    mat = patsy.dmatrix(f"0 + {name}", data, eval_env=_eval_env(eval_env), NA_action="raise")
-    if mat.shape[1] != 1:
-        raise ValueError(f"the response {name!r} must be one numeric column")
-    return np.asarray(mat, dtype=float)[:, 0]
 
 
 def _full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
@@ -484,23 +523,34 @@ class _Blocks:
     def __init__(self, design: Design) -> None:
         terms = design.terms
         n = design.n
+        # prior weights: every row of [Z | X | y - offset] is multiplied by sqrt(w_i)
+        sw = None if design.weights is None else np.sqrt(design.weights)
+
+        def scaled(a: np.ndarray) -> np.ndarray:
+            if sw is None:
+                return a
+            return a * (sw[:, None] if a.ndim == 2 else sw)
+
+        self.ldw = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         t1 = terms[0]
         p1, l1 = t1.p, t1.nlevels
         self.p1, self.l1 = p1, l1
+        X1 = scaled(t1.Xi)
         D = np.zeros((l1, p1, p1))
         for a in range(p1):
             for c in range(a + 1):
-                w = np.bincount(t1.codes, weights=t1.Xi[:, a] * t1.Xi[:, c], minlength=l1)
+                w = np.bincount(t1.codes, weights=X1[:, a] * X1[:, c], minlength=l1)
                 D[:, a, c] = w
                 D[:, c, a] = w
         self.D = D
-        Z1 = _term_Z(t1, n)
+        Z1 = _term_Z(t1, n, X1)
         rest = terms[1:]
         self.qr = sum(t.q for t in rest)
         self.p = design.p
         self.m = self.qr + self.p + 1
-        parts = [_term_Z(t, n) for t in rest]
-        parts.append(sp.csr_matrix(np.column_stack([design.X, design.y])))
+        parts = [_term_Z(t, n, scaled(t.Xi)) for t in rest]
+        y = design.y if design.offset is None else design.y - design.offset
+        parts.append(sp.csr_matrix(scaled(np.column_stack([design.X, y]))))
         W = sp.hstack(parts, format="csc")
         self.G = (Z1.T.tocsr() @ W).tocsr()  # q1 x m
         self.G.sort_indices()
@@ -611,6 +661,7 @@ class _Factor:
     logdet_L: float
     logdet_RX: float
     r2: float
+    ldw: float = 0.0  # sum of log prior weights
 
 
 def _factorize(theta: np.ndarray, design: Design) -> _Factor:
@@ -643,21 +694,23 @@ def _factorize(theta: np.ndarray, design: Design) -> _Factor:
     logdet_L = logdet1 + 2.0 * float(np.sum(np.log(dg[: B.qr])))
     logdet_RX = 2.0 * float(np.sum(np.log(dg[B.qr : B.qr + B.p])))
     r2 = float(dg[-1] ** 2)
-    return _Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, r2)
+    return _Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, r2, B.ldw)
 
 
 def _deviance(f: _Factor, n: int, p: int, REML: bool) -> float:
+    # prior weights add -sum(log w) (the density of y_i has variance sigma^2 / w_i)
     if REML:
         nmp = n - p
-        return f.logdet_L + f.logdet_RX + nmp * (1.0 + _LOG2PI + math.log(f.r2 / nmp))
-    return f.logdet_L + n * (1.0 + _LOG2PI + math.log(f.r2 / n))
+        return f.logdet_L + f.logdet_RX + nmp * (1.0 + _LOG2PI + math.log(f.r2 / nmp)) - f.ldw
+    return f.logdet_L + n * (1.0 + _LOG2PI + math.log(f.r2 / n)) - f.ldw
 
 
 def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> float:
     """The profiled deviance (ML) or REML criterion at ``theta``.
 
     ML: ``log|L|^2 + n (1 + log(2 pi r^2 / n))``; REML:
-    ``log|L|^2 + log|R_X|^2 + (n - p) (1 + log(2 pi r^2 / (n - p)))``.
+    ``log|L|^2 + log|R_X|^2 + (n - p) (1 + log(2 pi r^2 / (n - p)))``. With prior weights the
+    rows are scaled by ``sqrt(w_i)`` and both criteria gain ``- sum(log w_i)``, as in lme4.
 
     Parameters
     ----------
@@ -1024,7 +1077,7 @@ class MixedSolution:
     _design: Design = field(repr=False)
 
     def fitted(self) -> np.ndarray:
-        """X beta + Z b for the observations.
+        """X beta + Z b (+ the offset) for the observations.
 
         Examples
         --------
@@ -1037,6 +1090,8 @@ class MixedSolution:
         """
         d = self._design
         out = d.X @ self.beta
+        if d.offset is not None:
+            out = out + d.offset
         for t, bt in zip(d.terms, self.b, strict=True):
             out = out + np.sum(t.Xi * bt[t.codes], axis=1)
         return out

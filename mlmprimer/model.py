@@ -47,10 +47,14 @@ from .engine import (
 from .formula import (
     FormulaError,
     ParsedFormula,
-    check_columns,
+    _check_response,
+    _r_only,
     formula_variables,
     lme4_name,
+    offset_values,
     parse_formula,
+    update_formula,
+    validate_data,
 )
 
 __all__ = ["lmer", "LmerModel", "LmerWarning", "LmerSummary", "ConvergenceError", "FormulaError"]
@@ -114,6 +118,121 @@ def _table(rows: list[list[str]], align: Sequence[str], indent: str = "") -> str
             c.ljust(w) if a == "l" else c.rjust(w) for c, w, a in zip(r, widths, align, strict=True)
         ]
         lines.append((indent + " ".join(cells)).rstrip())
+    return "\n".join(lines)
+
+
+def _abbreviate_one(text: str, minlength: int) -> str:
+    """R's ``abbreviate()`` of one name (method "left.kept", use.classes = TRUE).
+
+    Spaces are dropped first; then, each pass sweeping from the right and stopping as soon as
+    the name is short enough, lower-case vowels ending a word, the other lower-case vowels
+    (except a word's first letter), lower-case letters ending a word, the other lower-case
+    letters, and finally any character but a word's first.
+    """
+    chars = list(text.lstrip(" "))
+    nspace = 0
+
+    def short() -> bool:
+        return len(chars) - nspace <= minlength
+
+    def last_of_word(i: int) -> bool:
+        return not chars[i - 1].isspace() and (i + 1 == len(chars) or chars[i + 1].isspace())
+
+    def first_of_word(i: int) -> bool:
+        return chars[i - 1].isspace()
+
+    def sweep(drop: Any) -> bool:
+        i = len(chars) - 1
+        while i > 0:
+            if i < len(chars) and drop(i):
+                del chars[i]
+            if short():
+                return True
+            i -= 1
+        return False
+
+    done = len(chars) < minlength
+    if not done:
+        trailing = True
+        for i in range(len(chars) - 1, 0, -1):
+            if chars[i].isspace():
+                if trailing:
+                    del chars[i]
+                else:
+                    nspace += 1
+            else:
+                trailing = False
+            if short():
+                done = True
+                break
+    vowels = "aeiou"
+    passes = [
+        lambda i: chars[i] in vowels and last_of_word(i),
+        lambda i: chars[i] in vowels and not first_of_word(i),
+        lambda i: chars[i].islower() and last_of_word(i),
+        lambda i: chars[i].islower() and not first_of_word(i),
+        lambda i: not first_of_word(i) and not chars[i].isspace(),
+    ]
+    for drop in passes:
+        if done:
+            break
+        done = sweep(drop)
+    if len(chars) > minlength:
+        chars = [c for k, c in enumerate(chars) if k == 0 or not c.isspace()]
+    return "".join(chars)
+
+
+def _abbreviate(names: Sequence[str], minlength: int) -> list[str]:
+    """R's ``abbreviate(names, minlength)``: names that would coincide get longer ones."""
+    names = [n.strip(" ") for n in names]
+    unique = list(dict.fromkeys(names))
+    out = dict.fromkeys(unique, "")
+    todo = list(unique)
+    m = minlength
+    while todo:
+        for n in todo:
+            out[n] = _abbreviate_one(n, m)
+        groups: dict[str, int] = {}
+        for n in unique:
+            groups[out[n]] = groups.get(out[n], 0) + 1
+        todo = [n for n in unique if groups[out[n]] > 1]
+        m += 1
+    return [out[n] for n in names]
+
+
+#: lme4's ``lme4.summary.cor.max``: the largest p whose correlations summary() prints
+_COR_MAX = 12
+#: R's default line width (``getOption("width")``)
+_R_WIDTH = 80
+
+
+def _correlation_text(names: Sequence[str], vcov: np.ndarray) -> str:
+    """lme4's "Correlation of Fixed Effects" block (without its heading), as R prints it."""
+    sd = np.sqrt(np.diag(vcov))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        corr = vcov / np.outer(sd, sd)
+    p = len(names)
+    values = [round(float(v), 3) + 0.0 for v in corr.ravel()]
+    cells = [f"{v:.3f}" if np.isfinite(v) else "NaN" for v in values]
+    width = max(len(c) for c in cells)
+    cells = [c.rjust(width) for c in cells]
+    rows = _abbreviate(names, 11)[1:]
+    cols = _abbreviate(names, 6)[:-1]
+    body = [[cells[i * p + j] if i > j else "" for j in range(p - 1)] for i in range(1, p)]
+    wrow = max(len(r) for r in rows)
+    wcol = [max([len(cols[j])] + [len(r[j]) for r in body]) for j in range(p - 1)]
+    # R prints as many columns as fit in its line width (80), then the next ones below
+    chunks: list[list[int]] = []
+    for j in range(p - 1):
+        if chunks and wrow + sum(1 + wcol[k] for k in chunks[-1] + [j]) <= _R_WIDTH:
+            chunks[-1].append(j)
+        else:
+            chunks.append([j])
+    lines = []
+    for chunk in chunks:
+        lines.append(" " * wrow + "".join(" " + cols[j].ljust(wcol[j]) for j in chunk))
+        for name, r in zip(rows, body, strict=True):
+            lines.append(name.ljust(wrow) + "".join(" " + r[j].ljust(wcol[j]) for j in chunk))
     return "\n".join(lines)
 
 
@@ -195,6 +314,10 @@ class LmerModel:
     singular, converged : bool
     npar : int
         Number of estimated parameters (fixed effects, theta and sigma).
+    weights : pandas.Series
+        Prior weights of the rows used (1 when none were given), as lme4's ``weights(m)``.
+    offset : pandas.Series
+        The offset of the rows used (``offset()`` terms plus ``offset=``; 0 when none).
 
     Examples
     --------
@@ -220,6 +343,8 @@ class LmerModel:
         backend: str,
         eval_env: Any,
         control: dict[str, Any] | None,
+        weights_arg: Any = None,
+        offset_arg: Any = None,
     ) -> None:
         self.formula = formula
         self.parsed = parsed
@@ -234,6 +359,20 @@ class LmerModel:
         self.backend = backend
         self._eval_env = eval_env
         self._control = control
+        self._weights_arg = weights_arg
+        self._offset_arg = offset_arg
+        self._same_design = False  # refit() without a new response reuses the design
+        self._offset_rows: np.ndarray | None = None  # offset= for the rows used
+        self.weights = pd.Series(
+            np.ones(design.n) if design.weights is None else design.weights,
+            index=design.index,
+            name="weights",
+        )
+        self.offset = pd.Series(
+            np.zeros(design.n) if design.offset is None else design.offset,
+            index=design.index,
+            name="offset",
+        )
         self.theta = np.asarray(solution.theta, dtype=float).copy()
         self.converged = True
         self.nobs = design.n
@@ -366,8 +505,20 @@ class LmerModel:
         """
         return pd.Series(self.solution.fitted(), index=self.design.index, name="fitted")
 
-    def residuals(self) -> pd.Series:
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Response minus fitted values (conditional residuals), for the rows used.
+
+        Parameters
+        ----------
+        type : {"response", "pearson"}, default "response"
+            As lme4's ``residuals(m, type=)``: ``"pearson"`` multiplies by the square root of
+            the prior weights (the same without weights).
+        scaled : bool, default False
+            Divide by the residual SD ``sigma`` (lme4's ``scaled = TRUE``).
+
+        Returns
+        -------
+        pandas.Series
 
         Examples
         --------
@@ -377,9 +528,14 @@ class LmerModel:
         >>> abs(round(float(m.residuals().mean()), 6))
         0.0
         """
-        return pd.Series(
-            self.design.y - self.solution.fitted(), index=self.design.index, name="residuals"
-        )
+        if type not in ("response", "pearson"):
+            raise ValueError(f"type must be 'response' or 'pearson', not {type!r}")
+        r = self.design.y - self.solution.fitted()
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        if scaled:
+            r = r / self.sigma
+        return pd.Series(r, index=self.design.index, name="residuals")
 
     def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> pd.Series:
         """Predictions; with ``re=False`` population-level (fixed effects only).
@@ -417,7 +573,9 @@ class LmerModel:
             if re:
                 return self.fitted().rename("predicted")
             return pd.Series(
-                self.design.X @ self.fixef.to_numpy(), index=self.design.index, name="predicted"
+                self.design.X @ self.fixef.to_numpy() + self.offset.to_numpy(),
+                index=self.design.index,
+                name="predicted",
             )
         if not isinstance(newdata, pd.DataFrame):
             raise TypeError("newdata must be a pandas DataFrame")
@@ -427,7 +585,7 @@ class LmerModel:
         )
         Xn = pd.DataFrame(np.asarray(mat), columns=[lme4_name(c) for c in mat.columns])
         Xn = Xn[self.design.xnames]
-        pred = Xn.to_numpy() @ self.fixef.to_numpy()
+        pred = Xn.to_numpy() @ self.fixef.to_numpy() + self._newdata_offset(newdata)
         if re:
             for t, b in zip(self.design.terms, self.solution.b, strict=True):
                 for f in t.factors:
@@ -461,9 +619,32 @@ class LmerModel:
                 pred = pred + contrib
         return pd.Series(pred, index=newdata.index, name="predicted")
 
+    def _newdata_offset(self, newdata: pd.DataFrame) -> np.ndarray | float:
+        """The offset for new data: the formula's offset() terms and a text ``offset=``."""
+        texts = list(self.parsed.offsets)
+        if isinstance(self._offset_arg, str):
+            texts.append(self._offset_arg)
+        elif self._offset_arg is not None:
+            warnings.warn(
+                "the offset= values given to lmer belong to the rows of the fit, so they are not "
+                "added to predictions for newdata (write offset() in the formula, or offset= as "
+                "an expression of the columns, to have them)",
+                LmerWarning,
+                stacklevel=3,
+            )
+        if not texts:
+            return 0.0
+        spec = dataclasses.replace(self.parsed, offsets=tuple(texts))
+        values = offset_values(spec, newdata.reset_index(drop=True), self._eval_env)
+        return np.asarray(values, dtype=float)
+
     def _check_newdata(self, newdata: pd.DataFrame, re: bool) -> None:
         """Name a data column the predictions need that ``newdata`` lacks or has NaN in."""
-        parts = [self.parsed.fixed] + [t.expr for t in self.parsed.random if re]
+        parts = [self.parsed.fixed, *self.parsed.offsets] + [
+            t.expr for t in self.parsed.random if re
+        ]
+        if isinstance(self._offset_arg, str):
+            parts.append(self._offset_arg)
         for part in parts:
             for name in formula_variables(part):
                 if name not in self.data.columns:
@@ -488,8 +669,15 @@ class LmerModel:
             index=self.fixef.index,
         )
 
-    def summary(self) -> LmerSummary:
+    def summary(self, correlation: bool | None = None) -> LmerSummary:
         """A summary laid out like lme4's ``summary(m)``.
+
+        Parameters
+        ----------
+        correlation : bool, optional
+            Show the correlations of the fixed effects (lme4's "Correlation of Fixed
+            Effects"). By default they are shown, as lme4 prints them, for 2 to 12 fixed
+            effects.
 
         Returns
         -------
@@ -503,6 +691,11 @@ class LmerModel:
         >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
         >>> "REML criterion at convergence: 1743.6" in str(m.summary())
         True
+        >>> print(str(m.summary()).split("Correlation of Fixed Effects:")[1])
+        <BLANKLINE>
+             (Intr)
+        Days -0.138
+        <BLANKLINE>
         """
         lines = []
         if self.REML:
@@ -523,7 +716,8 @@ class LmerModel:
             lines.append("".join(v.rjust(k) for v, k in zip(vals, w, strict=True)) + " ")
         lines.append("")
         lines.append("Scaled residuals: ")
-        rq = np.quantile(self.residuals().to_numpy() / self.sigma, [0, 0.25, 0.5, 0.75, 1])
+        pearson = self.residuals(type="pearson", scaled=True).to_numpy()
+        rq = np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1])
         rq = _zapsmall(rq, 5)
         cells = _fmt_col(rq, 4)
         w = max(max(len(c) for c in cells), 6)
@@ -545,6 +739,19 @@ class LmerModel:
             for i, nm in enumerate(ct.index):
                 rows.append([nm, est_se[i], est_se[k + i], tv[i]])
             lines.append(_table(rows, "lrrr"))
+            p = len(ct)
+            show = (p <= _COR_MAX) if correlation is None else bool(correlation)
+            if show and p > 1:
+                lines.append("")
+                lines.append("Correlation of Fixed Effects:")
+                lines.append(_correlation_text(list(ct.index), self.vcov.to_numpy()))
+            elif correlation is None and p > _COR_MAX:
+                lines.append("")
+                lines.append(
+                    f"Correlation matrix not shown by default, as p = {p} > {_COR_MAX}.\n"
+                    "Use summary(correlation=True) or\n"
+                    "    vcov                      if you need it"
+                )
         else:
             lines.append("No fixed effect coefficients")
         if self.singular:
@@ -591,6 +798,10 @@ class LmerModel:
         effects: str | Sequence[str] = ("fixed", "ran_pars"),
         conf_int: bool = False,
         conf_level: float = 0.95,
+        conf_method: str = "Wald",
+        nsim: int = 500,
+        seed: int | np.random.Generator | None = None,
+        progress: bool = False,
     ) -> pd.DataFrame:
         """A tidy table of estimates with broom.mixed's column names.
 
@@ -598,12 +809,31 @@ class LmerModel:
         ----------
         effects : str or sequence of {"fixed", "ran_pars", "ran_vals"}
         conf_int : bool, default False
-            Add Wald intervals ``conf.low``, ``conf.high`` (fixed effects only).
+            Add the interval columns ``conf.low``, ``conf.high``.
         conf_level : float, default 0.95
+            Confidence level, strictly between 0 and 1.
+        conf_method : {"Wald", "profile", "boot"}, default "Wald"
+            ``"Wald"``: estimate +- z * std.error, for the fixed effects only (NaN for the
+            random-effect parameters, as broom.mixed); ``"profile"``: likelihood-profile
+            intervals for every parameter; ``"boot"``: parametric bootstrap percentile
+            intervals. See :func:`mlmprimer.profile.confint`. ``effects="ran_vals"`` takes only
+            ``"Wald"`` (estimate +- z * conditional SD).
+        nsim : int, default 500
+            Bootstrap samples (``conf_method="boot"``).
+        seed : int, numpy.random.Generator or None
+            Seed of the bootstrap; the same seed gives the same intervals.
+        progress : bool, default False
+            Show a progress bar while profiling or bootstrapping.
 
         Returns
         -------
         pandas.DataFrame
+            With ``conf_method="boot"``, ``attrs`` holds ``nsim`` and ``n_failed``.
+
+        Raises
+        ------
+        ValueError
+            Unknown effects or interval method, a level outside (0, 1), ``nsim < 1``.
 
         Examples
         --------
@@ -613,16 +843,38 @@ class LmerModel:
         >>> m.tidy()["term"].tolist()  # doctest: +NORMALIZE_WHITESPACE
         ['(Intercept)', 'Days', 'sd__(Intercept)', 'cor__(Intercept).Days', 'sd__Days',
          'sd__Observation']
+        >>> d = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> ci = d.tidy(conf_int=True, conf_method="profile")
+        >>> ci[["term", "estimate", "conf.low", "conf.high"]].round(1)
+                      term  estimate  conf.low  conf.high
+        0      (Intercept)    1527.5    1486.5     1568.5
+        1  sd__(Intercept)      42.0      12.2       84.1
+        2  sd__Observation      49.5      38.2       67.7
         """
+        from .profile import METHODS, confint
+
         if isinstance(effects, str):
             effects = (effects,)
         bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
         if bad:
             raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
+        if conf_method not in METHODS:
+            raise ValueError(
+                f"unknown conf_method {conf_method!r}: use one of {', '.join(METHODS)}"
+            )
+        if isinstance(conf_level, bool) or not (
+            isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
+        ):
+            raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
         z = stats.norm.ppf(0.5 + conf_level / 2)
         if "ran_vals" in effects:
             if len(effects) > 1:
                 raise ValueError("effects='ran_vals' cannot be combined with other effects")
+            if conf_int and conf_method != "Wald":
+                raise ValueError(
+                    "intervals for effects='ran_vals' use the conditional SDs: "
+                    f"conf_method must be 'Wald', not {conf_method!r}"
+                )
             rows = []
             for g, modes in self.ranef.items():
                 sd = self.ranef_condsd[g]
@@ -639,10 +891,12 @@ class LmerModel:
                 out["conf.high"] = out["estimate"] + z * out["std.error"]
             return out
         rows = []
+        keys = []  # each row's parameter name in confint (.sig01, ..., .sigma, fixed effects)
         if "fixed" in effects:
             ct = self._coef_table()
             for nm, r in ct.iterrows():
                 rows.append(("fixed", None, nm, r["Estimate"], r["Std. Error"], r["t value"]))
+                keys.append(nm)
         if "ran_pars" in effects:
             for t, name, _, sd, corr in self._term_parameters():
                 for j in range(t.p):
@@ -651,12 +905,27 @@ class LmerModel:
                         term = f"cor__{t.colnames[j]}.{t.colnames[i]}"
                         rows.append(("ran_pars", name, term, corr[i, j], np.nan, np.nan))
             rows.append(("ran_pars", "Residual", "sd__Observation", self.sigma, np.nan, np.nan))
+            keys += [f".sig{k + 1:02d}" for k in range(self.theta.size)] + [".sigma"]
         out = pd.DataFrame(
             rows, columns=["effect", "group", "term", "estimate", "std.error", "statistic"]
         )
-        if conf_int:
+        if conf_int and conf_method == "Wald":
             out["conf.low"] = out["estimate"] - z * out["std.error"]
             out["conf.high"] = out["estimate"] + z * out["std.error"]
+        elif conf_int:
+            parm = [p for e, p in (("fixed", "beta_"), ("ran_pars", "theta_")) if e in effects]
+            ci = confint(
+                self,
+                conf_method,
+                float(conf_level),
+                parm=parm,
+                nsim=nsim,
+                seed=seed,
+                progress=progress,
+            )
+            out["conf.low"] = ci.iloc[:, 0].reindex(keys).to_numpy()
+            out["conf.high"] = ci.iloc[:, 1].reindex(keys).to_numpy()
+            out.attrs.update(ci.attrs)
         return out
 
     def glance(self) -> pd.DataFrame:
@@ -699,7 +968,7 @@ class LmerModel:
         out = self.data.copy()
         out[".fitted"] = self.fitted().to_numpy()
         out[".resid"] = self.residuals().to_numpy()
-        out[".fixed"] = self.design.X @ self.fixef.to_numpy()
+        out[".fixed"] = self.predict(re=False).to_numpy()
         return out
 
     # ---- code in other tools ---------------------------------------------------------------
@@ -717,7 +986,11 @@ class LmerModel:
         """
         f = _to_r(self.formula)
         reml = "" if self.REML else ", REML = FALSE"
-        return f"lmer({f}, data = {self._data_name}{reml})"
+        extra = ""
+        for arg, value in (("weights", self._weights_arg), ("offset", self._offset_arg)):
+            if value is not None:
+                extra += f", {arg} = {value if isinstance(value, str) else arg}"
+        return f"lmer({f}, data = {self._data_name}{reml}{extra})"
 
     def statsmodels_code(self) -> str:
         """The equivalent ``statsmodels`` MixedLM call, as text.
@@ -749,12 +1022,30 @@ class LmerModel:
 
     # ---- refits and simulation -------------------------------------------------------------
 
-    def refit(self, REML: bool | None = None) -> LmerModel:
-        """The same model fitted again (by default with the same criterion).
+    def refit(self, newresp: Any = None, REML: bool | None = None) -> LmerModel:
+        """The same model fitted again: to a new response, or by another criterion.
+
+        As lme4's ``refit(m, newresp)``, a new response is fitted with the same design (the
+        same rows, X, Z, weights and offset); without one the model is fitted again from its
+        data.
 
         Parameters
         ----------
+        newresp : array-like or pandas.Series, optional
+            One value per row used (``nobs``), on the scale of the response as the formula
+            writes it (for ``log(y) ~ ...``, values of ``log(y)``). A Series is matched by its
+            index, which may be that of the whole data given to :func:`lmer`.
         REML : bool, optional
+            Default: the model's own criterion.
+
+        Returns
+        -------
+        LmerModel
+
+        Raises
+        ------
+        ValueError
+            A new response of the wrong length or index, not finite or constant.
 
         Examples
         --------
@@ -763,15 +1054,149 @@ class LmerModel:
         >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
         >>> round(m.refit(REML=False).loglik, 2)
         -163.66
+        >>> doubled = m.refit(2 * m.data["Yield"])
+        >>> round(doubled.sigma / m.sigma, 6)
+        2.0
         """
+        if isinstance(newresp, bool | np.bool_):
+            raise TypeError(
+                "refit(newresp, REML): the first argument is a new response; for another "
+                "criterion write refit(REML=...)"
+            )
+        reml = self.REML if REML is None else bool(REML)
+        if newresp is None and not self._same_design:
+            return _fit(
+                self.formula,
+                self._original_data,
+                reml,
+                self.backend,
+                self._control,
+                self._eval_env,
+                self._data_name,
+                weights=self._weights_arg,
+                offset=self._offset_arg,
+            )
+        y = self.design.y if newresp is None else self._new_response(newresp)
+        design = dataclasses.replace(self.design, y=y, _cache={})
+        fit = fit_theta(design, reml, **(self._control or {}))
+        data = self.data
+        if newresp is not None and self.response in data.columns:
+            data = data.copy()
+            data[self.response] = y
+        model = LmerModel(
+            formula=self.formula,
+            parsed=self.parsed,
+            data=data,
+            original_data=data,
+            data_name=self._data_name,
+            design=design,
+            fit=fit,
+            solution=solve_mixed(design, fit.theta, reml),
+            REML=reml,
+            backend="mlmprimer",
+            eval_env=self._eval_env,
+            control=self._control,
+            weights_arg=self._weights_arg,
+            offset_arg=self._offset_arg,
+        )
+        model._same_design = True
+        model._offset_rows = self._offset_rows
+        if model.singular:
+            warnings.warn(SINGULAR_MESSAGE, LmerWarning, stacklevel=2)
+        return model
+
+    def _new_response(self, newresp: Any) -> np.ndarray:
+        """``newresp`` as floats for the rows used, checked."""
+        index = self.design.index
+        if isinstance(newresp, pd.DataFrame):
+            if newresp.shape[1] != 1:
+                raise ValueError("refit: newresp must be one column (a Series or an array)")
+            newresp = newresp.iloc[:, 0]
+        if isinstance(newresp, pd.Series):
+            if newresp.index.equals(index):
+                values = newresp
+            elif newresp.index.is_unique and index.isin(newresp.index).all():
+                values = newresp.reindex(index)
+            else:
+                raise ValueError(
+                    "refit: the index of newresp does not hold the rows of the fit; pass a "
+                    f"Series with the data's index or an array of {self.nobs} values"
+                )
+            try:
+                y = values.to_numpy(dtype=float, na_value=np.nan)
+            except (TypeError, ValueError):
+                raise ValueError("refit: newresp must be numeric") from None
+        else:
+            try:
+                y = np.asarray(newresp, dtype=float)
+            except (TypeError, ValueError):
+                raise ValueError("refit: newresp must be numeric") from None
+            if y.ndim != 1 or y.shape[0] != self.nobs:
+                raise ValueError(
+                    f"refit: newresp has {y.size} values but the model uses {self.nobs} rows"
+                )
+        notes: list[str] = []
+        _check_response("newresp", y, index, notes)
+        return y
+
+    def update(
+        self,
+        formula: str | None = None,
+        *,
+        data: pd.DataFrame | None = None,
+        REML: bool | None = None,
+        weights: Any = ...,
+        offset: Any = ...,
+    ) -> LmerModel:
+        """The model with a changed formula, data or criterion, as lme4's ``update(m, ...)``.
+
+        Parameters
+        ----------
+        formula : str, optional
+            In R's update syntax, where ``.`` is what the model's formula had there:
+            ``". ~ . + x"`` adds a term, ``". ~ . - x"`` removes one, ``"log(.) ~ ."``
+            transforms the response (see :func:`mlmprimer.formula.update_formula`).
+        data : pandas.DataFrame, optional
+            Default: the data the model was fitted to.
+        REML : bool, optional
+            Default: the model's own criterion.
+        weights, offset : optional
+            Default: those of the model; ``None`` removes them.
+
+        Returns
+        -------
+        LmerModel
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> m2 = m.update(". ~ . + I(Days^2)")
+        >>> m2.formula
+        'Reaction ~ Days + (Days | Subject) + I(Days^2)'
+        >>> list(m2.fixef.index)
+        ['(Intercept)', 'Days', 'I(Days^2)']
+        """
+        new_formula = self.formula if formula is None else update_formula(self.formula, formula)
+        if weights is ...:
+            weights = self._weights_arg
+            if self._same_design and self.design.weights is not None:
+                weights = pd.Series(self.design.weights, index=self.design.index)
+        if offset is ...:
+            offset = self._offset_arg
+            if self._same_design and self._offset_rows is not None:
+                offset = pd.Series(self._offset_rows, index=self.design.index)
         return _fit(
-            self.formula,
-            self._original_data,
+            new_formula,
+            self._original_data if data is None else data,
             self.REML if REML is None else bool(REML),
             self.backend,
             self._control,
             self._eval_env,
-            self._data_name,
+            self._data_name if data is None else "data",
+            weights=weights,
+            offset=offset,
         )
 
     def _with_response(self, y: np.ndarray) -> LmerModel:
@@ -835,6 +1260,10 @@ class LmerModel:
         rng = np.random.default_rng(rng)
         d = self.design
         base = d.X @ self.fixef.to_numpy()
+        if d.offset is not None:
+            base = base + d.offset
+        # prior weights: residual SD sigma / sqrt(w_i)
+        noise_sd = self.sigma if d.weights is None else self.sigma / np.sqrt(d.weights)
         out = np.empty((d.n, n))
         for k in range(n):
             y = base.copy()
@@ -842,7 +1271,7 @@ class LmerModel:
                 u = rng.standard_normal((t.nlevels, t.p)) * self.sigma
                 b = u @ t.template(self.theta).T
                 y += np.sum(t.Xi * b[t.codes], axis=1)
-            y += rng.standard_normal(d.n) * self.sigma
+            y += rng.standard_normal(d.n) * noise_sd
             out[:, k] = y
         return pd.DataFrame(out, index=d.index, columns=[f"sim_{k + 1}" for k in range(n)])
 
@@ -908,6 +1337,13 @@ def _vc_formula(term: Any, within: tuple[str, ...]) -> str:
 
 
 def _sm_spec(design: Design, parsed: ParsedFormula) -> _SmSpec:
+    r_only = _r_only(parsed)
+    if r_only or parsed.offsets:
+        raise NotImplementedError(
+            "statsmodels reads formulas with patsy, where R's spelling "
+            f"({', '.join(repr(p) for p in r_only) or 'offset()'}) means something else or "
+            "nothing: use backend='mlmprimer', or write the formula in Python's spelling"
+        )
     terms = design.terms
     groups = list(dict.fromkeys(t.group for t in terms))
     # an outer factor inside which every other term is nested
@@ -1081,13 +1517,16 @@ def lmer(
     backend: str = "mlmprimer",
     *,
     control: Mapping[str, Any] | None = None,
+    weights: Any = None,
+    offset: Any = None,
 ) -> LmerModel:
     """Fit a linear mixed model written in lme4's formula syntax.
 
     Parameters
     ----------
     formula : str
-        e.g. ``"Reaction ~ Days + (Days | Subject)"``; see :mod:`mlmprimer.formula`.
+        e.g. ``"Reaction ~ Days + (Days | Subject)"``, in R's formula language (``I(x^2)``,
+        ``poly(x, 2)``, ``log(y)``, ``offset(z)``, ...; see :mod:`mlmprimer.formula`).
     data : pandas.DataFrame
         Factors are best given as pandas categoricals (their first category is the reference
         level, as R's first level).
@@ -1098,6 +1537,13 @@ def lmer(
         package's; it raises if MixedLM fell short (never returns a wrong fit).
     control : mapping, optional
         Optimiser settings: ``maxeval``, ``ftol_abs``, ``xtol_abs``.
+    weights : array-like, pandas.Series or str, optional
+        Prior weights as in lme4: the residual variance of row i is ``sigma^2 / w_i`` and the
+        log-likelihood is lme4's. One positive value per row of ``data`` (a Series is matched
+        by index), or an expression of the columns such as ``"n"`` or ``"1 / v"``.
+    offset : array-like, pandas.Series or str, optional
+        A known part of the linear predictor, added to any ``offset()`` terms of the formula;
+        given like ``weights``.
 
     Returns
     -------
@@ -1108,7 +1554,9 @@ def lmer(
     FormulaError
         A syntax error in the formula (with its position).
     ValueError
-        Unknown columns, a non-numeric response, a grouping factor with one level, ...
+        Unknown columns, infinite values, a non-numeric or constant response, a grouping
+        factor with one level, object columns mixing ``1`` and ``"1"``, ... (see
+        :func:`mlmprimer.formula.validate_data`); the message names the column.
     ConvergenceError
         The optimiser did not converge.
     NotImplementedError
@@ -1117,9 +1565,10 @@ def lmer(
     Warns
     -----
     LmerWarning
-        Rows dropped for missing values, grouping factors with fewer than 5 levels, groups
-        with a single observation in a random-slope term, rank-deficient fixed effects,
-        singular fits.
+        Rows dropped for missing values, object columns converted, a response that looks
+        binary or like counts, text levels R would order differently, grouping factors with
+        fewer than 5 levels, groups with a single observation in a random-slope term,
+        rank-deficient fixed effects, singular fits.
 
     Examples
     --------
@@ -1133,7 +1582,15 @@ def lmer(
     frame = sys._getframe(1)
     env = patsy.EvalEnvironment.capture(1)
     return _fit(
-        formula, data, REML, backend, dict(control or {}), env, _caller_data_name(data, frame)
+        formula,
+        data,
+        REML,
+        backend,
+        dict(control or {}),
+        env,
+        _caller_data_name(data, frame),
+        weights=weights,
+        offset=offset,
     )
 
 
@@ -1145,6 +1602,9 @@ def _fit(
     control: dict[str, Any] | None,
     env: Any,
     data_name: str,
+    *,
+    weights: Any = None,
+    offset: Any = None,
 ) -> LmerModel:
     if backend not in _BACKENDS:
         raise ValueError(f"backend must be one of {_BACKENDS}, not {backend!r}")
@@ -1162,22 +1622,16 @@ def _fit(
             f"no random-effects terms in {formula!r}: add one such as (1 | group); for a "
             "model without random effects use statsmodels' ols"
         )
-    used = check_columns(parsed, data, env.namespace if env is not None else None)
-    missing = data[used].isna().any(axis=1)
-    nmiss = int(missing.sum())
-    if nmiss:
-        cols = [c for c in used if data[c].isna().any()]
-        warnings.warn(
-            f"{nmiss} row{'s' if nmiss > 1 else ''} with missing values in "
-            f"{', '.join(repr(c) for c in cols)} dropped (like R's na.omit); "
-            f"{len(data) - nmiss} rows used",
-            LmerWarning,
-            stacklevel=3,
+    if backend == "statsmodels" and (weights is not None or offset is not None or parsed.offsets):
+        raise NotImplementedError(
+            "statsmodels MixedLM has no prior weights or offsets: use backend='mlmprimer'"
         )
-    clean = data.loc[~missing]
-    if len(clean) == 0:
-        raise ValueError("no rows left after dropping rows with missing values")
-    design = build_design(parsed, clean, env)
+    # every check of the data in one place, before any design is built
+    checked = validate_data(parsed, data, env, weights=weights, offset=offset)
+    for note in checked.notes:
+        warnings.warn(note, LmerWarning, stacklevel=3)
+    clean = checked.data
+    design = build_design(parsed, clean, env, weights=checked.weights, offset=checked.offset)
     if design.dropped:
         k = len(design.dropped)
         warnings.warn(
@@ -1226,7 +1680,10 @@ def _fit(
         backend=backend,
         eval_env=env,
         control=control,
+        weights_arg=weights,
+        offset_arg=offset,
     )
+    model._offset_rows = checked.offset
     if model.singular:
         warnings.warn(SINGULAR_MESSAGE, LmerWarning, stacklevel=3)
     return model

@@ -4,6 +4,10 @@
 its own. *Partial pooling* is the multilevel model: each group's estimate is pulled from its own
 (no-pooling) value towards the population value, the more so the fewer observations it has and
 the smaller the between-group variance.
+
+The table names the two sides of that pull apart: its ``weight`` column is the weight
+``lambda_j`` that the model gives a group's own value, and the *shrinkage*, the share of the way
+to the population value that the group's estimate is pulled, is ``1 - lambda_j``.
 """
 
 from __future__ import annotations
@@ -92,20 +96,22 @@ def pooling(
         - ``complete``: the grand mean (the same on every row);
         - ``no_pooling``: the group mean;
         - ``partial``: the group's intercept from the multilevel model (``coef()``);
-        - ``shrinkage``: ``tau^2 / (tau^2 + sigma^2 / n_j)``, the weight of the group's own
-          mean: ``partial = w * no_pooling + (1 - w) * mu``, where ``mu`` is the model's fixed
-          intercept (its estimate of the grand mean, which weights groups, unlike ``complete``).
+        - ``weight``: the weight of the group's own mean, ``lambda_j = tau^2 / (tau^2 +
+          sigma^2 / n_j)``, so that ``partial = lambda_j * no_pooling + (1 - lambda_j) * mu``,
+          where ``mu`` is the model's fixed intercept (its estimate of the mean of the group
+          means, which weights groups, unlike ``complete``). The *shrinkage*, the share of the
+          distance to ``mu`` by which the group's mean is pulled in, is ``1 - weight``.
 
         With ``x`` each estimate has ``_intercept`` and ``_slope`` columns (``complete_intercept``,
-        ``complete_slope``, ``no_pooling_intercept``, ...). The shrinkage columns
-        ``shrinkage_intercept`` and ``shrinkage_slope`` are then the diagonal of the matrix
+        ``complete_slope``, ``no_pooling_intercept``, ...). The weight columns
+        ``weight_intercept`` and ``weight_slope`` are then the diagonal of the matrix
         ``Lambda_j = T (T + sigma^2 (X_j' X_j)^-1)^-1`` (``T`` the covariance of the random
         intercept and slope, ``X_j`` the group's design) that turns the group's own deviation
         from the fixed effects into its random effect, ``u_j = Lambda_j (b_j - beta)``. When
         the intercept and slope are correlated, or ``x`` is not centred within the group, the
         off-diagonal terms also move each coefficient, so the columns are a guide rather than
         an exact weight. Groups whose ``x`` does not vary have a missing no-pooling slope and
-        missing shrinkage.
+        missing weights.
 
         ``attrs`` holds the model's ``formula``, its random-effect variances ``tau2`` (a dict
         term -> variance) and its residual variance ``sigma2``.
@@ -122,8 +128,8 @@ def pooling(
     >>> sleep = load("sleepstudy")
     >>> tab = pooling(sleep, y="Reaction", group="Subject")
     >>> list(tab.columns)
-    ['n', 'complete', 'no_pooling', 'partial', 'shrinkage']
-    >>> bool(tab["shrinkage"].between(0, 1).all())
+    ['n', 'complete', 'no_pooling', 'partial', 'weight']
+    >>> bool(tab["weight"].between(0, 1).all())
     True
     """
     _check_columns(data, {"y": y, "group": group, "x": x})
@@ -162,7 +168,7 @@ def pooling(
         out["no_pooling"] = grouped[y].mean().reindex(levels).astype(float)
         out["partial"] = coefs["(Intercept)"].to_numpy(dtype=float)
         tau2 = float(T[0, 0])
-        out["shrinkage"] = tau2 / (tau2 + sigma2 / out["n"])
+        out["weight"] = tau2 / (tau2 + sigma2 / out["n"])
     else:
         xv = df[x].to_numpy(dtype=float)
         b0, b1 = _ols(xv, yv)
@@ -170,7 +176,7 @@ def pooling(
         out["complete_slope"] = b1
         order = [terms.index("(Intercept)"), terms.index("x")]
         T2 = T[np.ix_(order, order)]
-        own, shrink = [], []
+        own, weights = [], []
         for lev in levels:
             g = grouped.get_group(lev)
             xj = g[x].to_numpy(dtype=float)
@@ -178,16 +184,16 @@ def pooling(
             Xj = np.column_stack([np.ones(len(g)), xj])
             XtX = Xj.T @ Xj
             if np.linalg.matrix_rank(XtX) < 2:
-                shrink.append((np.nan, np.nan))
+                weights.append((np.nan, np.nan))
                 continue
             lam = T2 @ np.linalg.pinv(T2 + sigma2 * np.linalg.inv(XtX))
-            shrink.append((float(lam[0, 0]), float(lam[1, 1])))
+            weights.append((float(lam[0, 0]), float(lam[1, 1])))
         out["no_pooling_intercept"] = [o[0] for o in own]
         out["no_pooling_slope"] = [o[1] for o in own]
         out["partial_intercept"] = coefs["(Intercept)"].to_numpy(dtype=float)
         out["partial_slope"] = coefs["x"].to_numpy(dtype=float)
-        out["shrinkage_intercept"] = [s[0] for s in shrink]
-        out["shrinkage_slope"] = [s[1] for s in shrink]
+        out["weight_intercept"] = [w[0] for w in weights]
+        out["weight_slope"] = [w[1] for w in weights]
     out.attrs["formula"] = formula
     out.attrs["sigma2"] = sigma2
     out.attrs["tau2"] = {(x if t == "x" else t): float(T[i, i]) for i, t in enumerate(terms)}

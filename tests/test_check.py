@@ -59,7 +59,7 @@ def test_junk_answers_give_feedback_not_exceptions(qid: str, junk: object) -> No
 
 def test_wrong_number_of_answers_is_reported() -> None:
     result = check.ex03_1(1.0)
-    assert result.status == "error" and "theta_hat, tau2_hat, sigma2_hat" in result.message
+    assert result.status == "error" and "beta0_hat, tau2_hat, sigma2_hat" in result.message
 
 
 # --------------------------------------------------------------------------------------------
@@ -91,36 +91,58 @@ def _truth_03() -> dict[str, float]:
 
 def test_null_model_right_and_rounded() -> None:
     t = _truth_03()
-    exact = check.ex03_1(t["theta"], t["tau2"], t["sigma2"])
+    exact = check.ex03_1(t["beta0"], t["tau2"], t["sigma2"])
     assert exact.status == "correct" and exact.score == 3
-    rounded = check.ex03_1(round(t["theta"], 1), round(t["tau2"]), round(t["sigma2"]))
+    rounded = check.ex03_1(round(t["beta0"], 1), round(t["tau2"]), round(t["sigma2"]))
     assert rounded.status == "correct"
-    numpy_forms = check.ex03_1(np.float64(t["theta"]), np.array([t["tau2"]]), f"{t['sigma2']:.1f}")
+    numpy_forms = check.ex03_1(np.float64(t["beta0"]), np.array([t["tau2"]]), f"{t['sigma2']:.1f}")
     assert numpy_forms.status == "correct"
 
 
 def test_sd_instead_of_variance_is_named() -> None:
     t = _truth_03()
-    result = check.ex03_1(t["theta"], math.sqrt(t["tau2"]), t["sigma2"])
+    result = check.ex03_1(t["beta0"], math.sqrt(t["tau2"]), t["sigma2"])
     assert result.status == "partial" and math.isclose(result.score, 2.0)
     assert "looks like the SD" in str(result) and "asks for the variance" in str(result)
 
 
 def test_ml_instead_of_reml_is_named() -> None:
     t = _truth_03()
-    assert "ML estimate" in str(check.ex03_1(t["theta"], t["tau2_ml"], t["sigma2"]))
+    assert "ML estimate" in str(check.ex03_1(t["beta0"], t["tau2_ml"], t["sigma2"]))
     assert "REML estimate" in str(check.ex03_4("smaller", t["tau2"]))
 
 
 def test_ranges_accept_either_multiplier_and_name_sigma() -> None:
     t = _truth_03()
-    theta, tau, sigma = t["theta"], math.sqrt(t["tau2"]), math.sqrt(t["sigma2"])
+    beta0, tau, sigma = t["beta0"], math.sqrt(t["tau2"]), math.sqrt(t["sigma2"])
     good = check.ex03_2(
-        (theta - 1.96 * tau, theta + 1.96 * tau), [theta + 2.56 * tau, theta - 2.56 * tau]
+        (beta0 - 1.96 * tau, beta0 + 1.96 * tau), [beta0 + 2.58 * tau, beta0 - 2.58 * tau]
     )
     assert good.status == "correct"
-    wrong = check.ex03_2((theta - 1.96 * sigma, theta + 1.96 * sigma), ...)
+    z95, z99 = 1.959964, 2.5758
+    exact = check.ex03_2(
+        (beta0 - z95 * tau, beta0 + z95 * tau), (beta0 - z99 * tau, beta0 + z99 * tau)
+    )
+    assert exact.status == "correct"
+    wrong = check.ex03_2((beta0 - 1.96 * sigma, beta0 + 1.96 * sigma), ...)
     assert "uses sigma" in str(wrong)
+    ci = check.ex03_2((beta0 - 1.96 * t["se_beta0"], beta0 + 1.96 * t["se_beta0"]), ...)
+    assert "grand mean beta_0" in str(ci) and "theta" not in str(ci)
+
+
+def test_lme4_theta_for_the_grand_mean_is_named() -> None:
+    t = _truth_03()
+    result = check.ex03_1(t["theta_lme4"], t["tau2"], t["sigma2"])
+    assert result.status == "partial"
+    assert "lme4's theta (m.theta)" in str(result) and "tau / sigma" in str(result)
+    # the value a student reads off a fitted model is recognised, rounded as printed
+    assert "m.theta" in str(check.ex03_1(round(t["theta_lme4"], 3), t["tau2"], t["sigma2"]))
+
+
+def test_statsmodels_variance_ratio_for_tau2_is_named() -> None:
+    t = _truth_03()
+    result = check.ex03_1(t["beta0"], t["ratio_sm"], t["sigma2"])
+    assert result.status == "partial" and "tau^2 / sigma^2" in str(result)
 
 
 def test_icc_percent_and_slips() -> None:

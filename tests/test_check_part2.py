@@ -43,8 +43,29 @@ def test_lake_county_by_hand_matches_the_model() -> None:
     rounded = check.ex05_1(round(t["lam"], 2), round(t["partial"], 2))
     assert rounded.status == "correct" and rounded.score == 2
     slips = str(check.ex05_1(t["lam_sd"], t["partial_grand"]))
-    assert "ratio of variances" in slips and "mean of all homes" in slips
+    assert "standard deviations instead of variances" in slips and "mean of all homes" in slips
     assert "leaves out n_j" in str(check.ex05_1(t["lam_no_n"], ...))
+    assert "1 - lambda_j, the shrinkage" in str(check.ex05_1(t["lam_flip"], ...))
+
+
+@pytest.mark.parametrize(
+    "key, formula",
+    [
+        ("lam_sd", "tau / (tau + sigma / sqrt(n_j))"),
+        ("lam_sd_n", "tau / (tau + sigma / n_j)"),
+        ("lam_sd_no_n", "tau / (tau + sigma)"),
+    ],
+)
+def test_weight_from_standard_deviations_is_named(key: str, formula: str) -> None:
+    # the chapter's common mistake, recognised by name in both exercises on the weight
+    for result, t in [
+        (check.ex05_1(check._ch05_lake()[key], ...), check._ch05_lake()),
+        (check.ex05_5(check._ch05_sim()[key], ..., ...), check._ch05_sim()),
+    ]:
+        message = result.parts[0][2]
+        assert message.startswith(f"this is {formula},"), message
+        assert "common mistake of computing the weight with standard deviations" in message
+        assert not math.isclose(t[key], t["lam"], rel_tol=0.02)
 
 
 def test_ranking_slips() -> None:
@@ -100,7 +121,7 @@ def test_slope_test_uses_the_mixture_and_reml() -> None:
     for p in (round(t["p_mix"], 4), 0.001):
         assert check.ex06_2(round(t["chisq"], 2), p).status == "correct"
     slips = str(check.ex06_2(t["chisq_ml"], t["p_naive"]))
-    assert "ML refits" in slips and "naive" in slips
+    assert "ML refits" in slips and "naive" in slips and "refit = FALSE" in slips
     assert "correlated model" in str(check.ex06_2(..., t["p_both_mix"]))
     assert "double it" in str(check.ex06_2(t["loglik_diff"], ...))
 

@@ -59,7 +59,7 @@ COLUMNS = {
     ],
     "scotssec": ["verbal", "attain", "primary", "sex", "social", "second"],
     "oxboys": ["Subject", "age", "height", "Occasion"],
-    "radon": ["log_radon", "basement", "uranium", "county", "county_name"],
+    "radon": ["log_radon", "floor", "uranium", "county_number", "county"],
 }
 
 # Level orders written out by hand from R's levels() (R 4.2, lme4 1.1-31, mlmRev 1.0-8,
@@ -89,7 +89,6 @@ EXPECTED_LEVELS = {
     ("oxboys", "Subject"): "10 26 25 9 2 6 7 17 16 15 8 20 1 18 5 23 11 21 3 24 22 12 13 "
     "14 19 4".split(),
     ("oxboys", "Occasion"): [str(i) for i in range(1, 10)],
-    ("radon", "county"): [str(i) for i in range(1, 86)],
 }
 
 N_LEVELS = {
@@ -101,7 +100,7 @@ N_LEVELS = {
     ("exam", "student"): 650,
     ("scotssec", "primary"): 148,
     ("scotssec", "second"): 19,
-    ("radon", "county_name"): 85,
+    ("radon", "county"): 85,
 }
 
 
@@ -203,12 +202,19 @@ def test_values_survive_conversion():
     assert inst.loc[0, ["s", "d", "dept"]].tolist() == ["1", "1002", "2"]
     assert inst["y"].between(1, 5).all()
     radon = datasets.load("radon")
-    assert radon.loc[0, "county_name"] == "AITKIN" and radon.loc[0, "county"] == "1"
+    assert radon.loc[0, "county"] == "AITKIN" and radon.loc[0, "county_number"] == 1
     # county number and name describe the same 85 counties, in the same order.
-    pairs = radon[["county", "county_name"]].drop_duplicates()
+    pairs = radon[["county_number", "county"]].drop_duplicates()
     assert len(pairs) == 85
     codes = radon["county"].cat.codes.to_numpy()
-    assert np.array_equal(codes, radon["county_name"].cat.codes.to_numpy())
+    assert np.array_equal(codes + 1, radon["county_number"].to_numpy())
+    assert radon.loc[radon["county"] == "LAKE", "county_number"].iloc[0] == 37
+    # floor: 0 = basement, 1 = first floor (R's column basement); a sixth of the readings
+    # come from a first floor, and they are lower (radon enters from the ground)
+    assert set(radon["floor"]) == {0, 1}
+    assert radon["floor"].mean() == pytest.approx(0.1665, abs=1e-3)
+    by_floor = radon.groupby("floor")["log_radon"].mean()
+    assert by_floor[1] < by_floor[0]
 
 
 def test_load_returns_independent_copies():
@@ -268,6 +274,7 @@ def test_describe_mentions_units_and_renames():
     assert "centimetres" in datasets.describe("oxboys")
     radon = datasets.describe("radon")
     assert "log.radon" in radon and "log_radon" in radon and "county.name" in radon
+    assert "basement" in radon and "first floor" in radon and "county_number" in radon
     assert "pCi/L" in radon
     assert "15, 5, 10" in datasets.describe("insteval")
 
@@ -320,8 +327,17 @@ def test_levels_agree_with_live_r(tmp_path):
     checked = set(shapes)
     if not checked:
         pytest.skip(f"none of the R packages is installed ({sorted(missing)})")
-    renames = {"log.radon": "log_radon", "county.name": "county_name"}
+    # R's column names that the course renames, per data set
+    all_renames = {
+        "radon": {
+            "log.radon": "log_radon",
+            "basement": "floor",
+            "county": "county_number",
+            "county.name": "county",
+        }
+    }
     for name in checked:
+        renames = all_renames.get(name, {})
         df = datasets.load(name)
         n_rows, r_columns = shapes[name]
         assert df.shape == (n_rows, len(r_columns)), name
@@ -329,7 +345,7 @@ def test_levels_agree_with_live_r(tmp_path):
         r_factors = {renames.get(c, c) for (n, c) in levels if n == name}
         ours = set(datasets.FACTOR_LEVELS[name])
         if name == "radon" and "county" not in r_factors:
-            ours.discard("county")  # an integer code in HLMdiag; a grouping factor here
+            ours.discard("county")  # county.name may be text in HLMdiag; a factor here
         assert ours == r_factors, name
         for col in r_factors:
             r_col = next(c for c in r_columns if renames.get(c, c) == col)

@@ -344,3 +344,80 @@ def test_insteval_blocked_deviance_equals_sparse_lu():
     assert profiled_deviance(theta, d, REML=True) == pytest.approx(reml, rel=1e-11)
     assert profiled_deviance(theta, d, REML=False) == pytest.approx(ml, rel=1e-11)
     np.testing.assert_allclose(solve_mixed(d, theta).beta, beta, rtol=1e-8)
+
+
+# --------------------------------------------------------------------------------------------
+# prior weights and offsets
+# --------------------------------------------------------------------------------------------
+
+
+def weighted_dense(d, theta, w, REML):
+    """Deviance, beta and sigma^2 with Var(y) = sigma^2 (Z Lambda Lambda' Z' + W^{-1})."""
+    Z, Lam = d.Z().toarray(), d.Lambda(theta).toarray()
+    V = Z @ Lam @ Lam.T @ Z.T + np.diag(1.0 / w)
+    Vi = np.linalg.inv(V)
+    XtViX = d.X.T @ Vi @ d.X
+    y = d.y if d.offset is None else d.y - d.offset
+    beta = np.linalg.solve(XtViX, d.X.T @ Vi @ y)
+    r = y - d.X @ beta
+    q = r @ Vi @ r
+    n, p = d.n, d.p
+    if REML:
+        dev = (
+            np.linalg.slogdet(V)[1]
+            + np.linalg.slogdet(XtViX)[1]
+            + (n - p) * (1 + math.log(2 * math.pi * q / (n - p)))
+        )
+        return dev, beta, q / (n - p)
+    return np.linalg.slogdet(V)[1] + n * (1 + math.log(2 * math.pi * q / n)), beta, q / n
+
+
+@pytest.mark.parametrize("REML", [True, False])
+@pytest.mark.parametrize(
+    "dataset, formula, theta",
+    [CASES[0], CASES[3], CASES[4]],
+)
+def test_weighted_deviance_equals_dense_likelihood(dataset, formula, theta, REML):
+    data = lme4_data(dataset)
+    w = 0.5 + (np.arange(len(data)) % 5) / 2
+    d = build_design(parse_formula(formula), data, weights=w)
+    theta = np.array(theta)
+    dev, beta, s2 = weighted_dense(d, theta, w, REML)
+    assert profiled_deviance(theta, d, REML) == pytest.approx(dev, rel=1e-10)
+    sol = solve_mixed(d, theta, REML)
+    np.testing.assert_allclose(sol.beta, beta, rtol=1e-9)
+    assert sol.sigma**2 == pytest.approx(s2, rel=1e-9)
+
+
+def test_offset_is_a_known_part_of_the_mean():
+    data = lme4_data("sleepstudy")
+    off = 3.0 * data["Days"].to_numpy() + 100.0
+    plain = design("Reaction ~ Days + (Days | Subject)", data)
+    d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), data, offset=off)
+    theta = np.array([0.9, -0.1, 0.25])
+    shifted = design("R2 ~ Days + (Days | Subject)", data.assign(R2=data.Reaction - off))
+    assert profiled_deviance(theta, d) == pytest.approx(
+        profiled_deviance(theta, shifted), rel=1e-12
+    )
+    sol, ref = solve_mixed(d, theta), solve_mixed(plain, theta)
+    np.testing.assert_allclose(sol.beta, ref.beta - [100.0, 3.0], rtol=1e-9)
+    np.testing.assert_allclose(sol.fitted(), ref.fitted(), rtol=1e-10)  # offset included
+    # the formula's offset() terms and the argument add up
+    both = build_design(
+        parse_formula("Reaction ~ Days + offset(3 * Days) + (Days | Subject)"),
+        data,
+        offset=np.full(len(data), 100.0),
+    )
+    np.testing.assert_allclose(both.offset, off)
+
+
+def test_build_design_refuses_non_finite_values_and_bad_weights():
+    data = lme4_data("sleepstudy")
+    pf = parse_formula("Reaction ~ log(Days) + (1 | Subject)")
+    with pytest.raises(ValueError, match=r"fixed-effects column 'log\(Days\)' is not finite"):
+        build_design(pf, data)
+    pf = parse_formula("Reaction ~ Days + (1 | Subject)")
+    with pytest.raises(ValueError, match="weights must be positive"):
+        build_design(pf, data, weights=np.zeros(len(data)))
+    with pytest.raises(ValueError, match="offset has 3 values for 180 observations"):
+        build_design(pf, data, offset=np.ones(3))

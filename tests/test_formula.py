@@ -4,6 +4,7 @@ import re
 
 import numpy as np
 import pandas as pd
+import patsy
 import pytest
 
 from mlmprimer.formula import (
@@ -257,3 +258,361 @@ def test_grouping_factor_interaction_in_r_order():
     # the first factor varies slowest; within it the second factor's level order (B before A)
     assert list(levels) == ["a:B", "a:A", "b:A", "c:B"]
     assert [levels[c] for c in codes] == ["a:B", "b:A", "a:A", "c:B", "a:B"]
+
+
+# --------------------------------------------------------------------------------------------
+# R's formula language: the table of the formula module, one test per row
+# --------------------------------------------------------------------------------------------
+
+import math  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import mlmprimer.formula as formula_module  # noqa: E402
+from mlmprimer.formula import (  # noqa: E402
+    offset_values,
+    response_values,
+    update_formula,
+)
+
+
+def syntax_table(text):
+    """Rows (first cell, rest) of the first '=====' table in ``text``."""
+    lines = text.splitlines()
+    rules = [i for i, ln in enumerate(lines) if re.fullmatch(r"=+( +=+)+", ln.strip())]
+    width = len(lines[rules[0]].strip().split()[0])
+    rows = []
+    for ln in lines[rules[1] + 1 : rules[2]]:
+        ln = ln.strip("| ") if ln.startswith("|") else ln
+        if ln[:width].strip():
+            rows.append(ln[:width].strip())
+    return rows
+
+
+def frame(n=12):
+    x = np.arange(1, n + 1)
+    return pd.DataFrame(
+        {
+            "y": np.linspace(1.0, 3.0, n) ** 2,
+            "x": x,  # integers, where Python's ^ would be XOR
+            "z": np.cos(x.astype(float)),
+            "w": np.sin(x.astype(float)),
+            "f": pd.Categorical(np.where(x % 3 == 0, "c", np.where(x % 2 == 0, "b", "a"))),
+            "h": pd.Categorical(np.where(x > 6, "hi", "lo"), categories=["lo", "hi"]),
+            "my.var": x * 0.5,
+            "my var": x % 4,
+            "g": np.resize(list("abcd"), n),
+        }
+    )
+
+
+def X_of(formula, data=None):
+    return fixed_design(parse_formula(formula), frame() if data is None else data)[0]
+
+
+def row_terms():
+    assert list(X_of("y ~ z + w - w + (1 | g)").columns) == ["(Intercept)", "z"]
+    assert list(X_of("y ~ 0 + z + (1 | g)").columns) == ["z"]
+    assert list(X_of("y ~ z - 1 + (1 | g)").columns) == ["z"]
+    assert list(X_of("y ~ -1 + z + w + (1 | g)").columns) == ["z", "w"]
+
+
+def row_interaction():
+    d = frame()
+    X = X_of("y ~ z:w + (1 | g)", d)
+    np.testing.assert_allclose(X["z:w"], d.z * d.w)
+    # a factor in an interaction without its main effect: one column per level, as R
+    assert list(X_of("y ~ h:z + (1 | g)").columns) == ["(Intercept)", "hlo:z", "hhi:z"]
+
+
+def row_star():
+    X = X_of("y ~ z * h + (1 | g)")
+    assert list(X.columns) == ["(Intercept)", "z", "hhi", "z:hhi"]
+    pd.testing.assert_frame_equal(X, X_of("y ~ z + h + z:h + (1 | g)"))
+
+
+def row_power_of_terms():
+    want = ["(Intercept)", "z", "w", "x", "z:w", "z:x", "w:x"]  # R's order: by degree
+    assert list(X_of("y ~ (z + w + x)^2 + (1 | g)").columns) == want
+    assert list(X_of("y ~ (z + w + x)**2 + (1 | g)").columns) == want
+    assert list(X_of("y ~ (z + w + x)^3 + (1 | g)").columns)[-1] == "z:w:x"
+
+
+def row_nesting():
+    assert list(X_of("y ~ h / z + (1 | g)").columns) == ["(Intercept)", "hhi", "hlo:z", "hhi:z"]
+    assert list(X_of("y ~ z %in% h + (1 | g)").columns) == ["(Intercept)", "z:hlo", "z:hhi"]
+
+
+def row_arithmetic():
+    d = frame()
+    X = X_of("y ~ I(x^2) + I(x %% 3) + I(x %/% 3) + I(!(x > 4)) + I(2^-x) + (1 | g)", d)
+    names = ["I(x^2)", "I(x%%3)", "I(x%/%3)", "I(!(x > 4))TRUE", "I(2^-x)"]
+    assert list(X.columns)[1:] == names
+    np.testing.assert_array_equal(X["I(x^2)"], d.x.to_numpy() ** 2)  # a power, not XOR
+    assert not np.array_equal(X["I(x^2)"], d.x.to_numpy() ^ 2)
+    np.testing.assert_array_equal(X["I(x%%3)"], d.x % 3)
+    np.testing.assert_array_equal(X["I(x%/%3)"], d.x // 3)
+    np.testing.assert_allclose(X["I(2^-x)"], 2.0 ** -d.x.to_numpy())
+    # R's precedence: -2^2 is -(2^2), unary minus binds tighter than ':'
+    assert formula_module._deparse(formula_module._parse_r("-2^2")) == "-2^2"
+    tree = formula_module._parse_r("-2^2")
+    assert tree.kind == "un" and tree.args[0].value == "^"
+    assert formula_module._parse_r("-1:3").args[0].kind == "un"
+
+
+def row_poly():
+    d = frame(6)
+    X = X_of("y ~ poly(x, 2) + (1 | g)", d.assign(g=list("aabbcc")))
+    assert list(X.columns) == ["(Intercept)", "poly(x, 2)1", "poly(x, 2)2"]
+    # R: poly(1:6, 2)
+    np.testing.assert_allclose(X["poly(x, 2)1"], np.array([-5, -3, -1, 1, 3, 5]) / math.sqrt(70))
+    np.testing.assert_allclose(X["poly(x, 2)2"], np.array([5, -1, -4, -4, -1, 5]) / math.sqrt(84))
+    Xr = X_of("y ~ poly(x, 3, raw = TRUE) + (1 | g)", d.assign(g=list("aabbcc")))
+    assert list(Xr.columns)[1:] == [f"poly(x, 3, raw = TRUE){k}" for k in (1, 2, 3)]
+    np.testing.assert_array_equal(Xr.iloc[:, 3], d.x.to_numpy() ** 3)
+
+
+def row_math():
+    d = frame()
+    X = X_of("y ~ log(z + 2) + log(x, 2) + exp(z) + sqrt(x) + log10(x) + log1p(x) + (1 | g)", d)
+    assert list(X.columns)[1:] == [
+        "log(z + 2)",
+        "log(x, 2)",
+        "exp(z)",
+        "sqrt(x)",
+        "log10(x)",
+        "log1p(x)",
+    ]
+    np.testing.assert_allclose(X["log(z + 2)"], np.log(d.z + 2))
+    np.testing.assert_allclose(X["log(x, 2)"], np.log2(d.x))
+    np.testing.assert_allclose(X["exp(z)"], np.exp(d.z))
+    np.testing.assert_allclose(X["sqrt(x)"], np.sqrt(d.x))
+    X2 = X_of("y ~ abs(z) + sin(x) + cos(x) + expm1(z) + log2(x) + (1 | g)", d)
+    np.testing.assert_allclose(X2["abs(z)"], np.abs(d.z))
+    np.testing.assert_allclose(X2["expm1(z)"], np.expm1(d.z))
+
+
+def row_scale():
+    d = frame()
+    X, info = fixed_design(parse_formula("y ~ scale(x) + scale(z, center = FALSE) + (1 | g)"), d)
+    np.testing.assert_allclose(X["scale(x)"], (d.x - d.x.mean()) / d.x.std(ddof=1))
+    rms = math.sqrt(float(np.sum(d.z**2)) / (len(d) - 1))  # R: not centred -> root mean square
+    np.testing.assert_allclose(X["scale(z, center = FALSE)"], d.z / rms)
+    # new data use the centre and scale of the fit data, as R's predict()
+    (new,) = patsy.build_design_matrices([info], d.head(2).assign(x=[100, 0]))
+    np.testing.assert_allclose(
+        np.asarray(new)[:, 1], (np.array([100, 0]) - d.x.mean()) / d.x.std(ddof=1)
+    )
+
+
+def row_offset():
+    pf = parse_formula("y ~ z + offset(log(x)) + offset(2 * w) + (1 | g)")
+    assert pf.fixed == "z" and pf.offsets == ("log(x)", "2 * w")
+    d = frame()
+    np.testing.assert_allclose(offset_values(pf, d), np.log(d.x) + 2 * d.w)
+    assert offset_values(parse_formula("y ~ z + (1 | g)"), d) is None
+
+
+def row_factor():
+    d = frame()
+    X = X_of('y ~ factor(x %% 3) + relevel(h, ref = "hi") + (1 | g)', d)
+    assert list(X.columns) == [
+        "(Intercept)",
+        "factor(x%%3)1",
+        "factor(x%%3)2",
+        'relevel(h, ref = "hi")lo',
+    ]
+    np.testing.assert_array_equal(X['relevel(h, ref = "hi")lo'], (d.h == "lo").astype(float))
+    X = X_of("y ~ factor(x > 6) + (1 | g)", d)
+    assert list(X.columns) == ["(Intercept)", "factor(x > 6)TRUE"]  # R's labels of a logical
+
+
+def row_names():
+    d = frame()
+    pf = parse_formula("y ~ my.var + `my var` + (1 | `my var`)")
+    assert pf.random[0].factors == ("my var",) and pf.random[0].group == "my var"
+    X = fixed_design(pf, d)[0]
+    assert list(X.columns) == ["(Intercept)", "my.var", "`my var`"]
+    np.testing.assert_array_equal(X["`my var`"], d["my var"])
+    assert check_columns(pf, d) == ["y", "my.var", "my var"]
+
+
+def row_response():
+    d = frame()
+    np.testing.assert_allclose(
+        response_values(parse_formula("log(y) ~ z + (1 | g)"), d), np.log(d.y)
+    )
+    np.testing.assert_allclose(
+        response_values(parse_formula("I(y^2 / 2) ~ z + (1 | g)"), d), d.y**2 / 2
+    )
+
+
+def row_python():
+    d = frame()
+    X = X_of("y ~ np.log(x + 1) + I(x**2) + C(h, Treatment('hi')) + Q('my var') + (1 | g)", d)
+    # the names patsy gives them (unchanged for models written in Python's spelling), in the
+    # formula's order
+    assert list(X.columns) == [
+        "(Intercept)",
+        "np.log(x + 1)",
+        "I(x ** 2)",
+        "C(h, Treatment('hi'))lo",
+        "Q('my var')",
+    ]
+    np.testing.assert_allclose(X["np.log(x + 1)"], np.log(d.x + 1))
+    np.testing.assert_array_equal(X["I(x ** 2)"], d.x**2)
+
+
+def row_power_outside_I():
+    with pytest.raises(FormulaError, match=r"Days\^2 is just Days .*I\(Days\^2\)") as info:
+        parse_formula("y ~ Days^2 + (1 | g)")
+    assert info.value.position == 8
+
+
+def row_dot():
+    with pytest.raises(FormulaError, match=r"'\.' \(all other columns\) is not supported"):
+        parse_formula("y ~ . + (1 | g)")
+
+
+def row_other_functions():
+    for f, name in [("ns(z, 3)", "ns"), ("cut(z, 3)", "cut"), ("ifelse(z > 0, 1, 0)", "ifelse")]:
+        formula = f"y ~ x + {f} + (1 | g)"
+        with pytest.raises(FormulaError, match=rf"unknown function {name}\(\)") as info:
+            fixed_design(parse_formula(formula), frame())
+        assert info.value.position == formula.index(name)
+
+
+def row_poly_several():
+    with pytest.raises(FormulaError, match=r"poly\(\) takes one variable"):
+        X_of("y ~ poly(x, z, degree = 2) + (1 | g)")
+
+
+def row_unsupported_operators():
+    for formula, message in [
+        ("y ~ I(z > 0 && w > 0) + (1 | g)", r"'&&' compares single values"),
+        ("y ~ I(z > 0 || w > 0) + (1 | g)", r"every '\|' of a formula, also one inside I\(\)"),
+        ("y ~ d$z + (1 | g)", r"'\$' \(indexing or component access\)"),
+        ("y ~ z[1] + (1 | g)", r"'\[' \(indexing"),
+        ("y ~ I(1:3) + (1 | g)", r"R's sequence operator"),
+    ]:
+        with pytest.raises(FormulaError, match=message):
+            X_of(formula)
+
+
+SYNTAX_ROWS = {
+    "``a + b``, ``a - b``, ``0 +``, ``- 1``": row_terms,
+    "``a:b``": row_interaction,
+    "``a * b``": row_star,
+    "``(a + b)^2``": row_power_of_terms,
+    "``a / b``, ``b %in% a``": row_nesting,
+    "``I(x^2)``": row_arithmetic,
+    "``poly(x, 2)``": row_poly,
+    "``log(x)``, ``exp(x)``, ``sqrt(x)``": row_math,
+    "``scale(x)``": row_scale,
+    "``offset(x)``": row_offset,
+    "``factor(x)``, ``relevel(f, ref=)``": row_factor,
+    "```my var```, ``my.var``": row_names,
+    "``log(y) ~ x``": row_response,
+    '``np.log(x)``, ``C(f)``, ``Q("x")``': row_python,
+    "``x^2`` (outside ``I()``)": row_power_outside_I,
+    "``.`` (all other columns)": row_dot,
+    "``ns(x, 3)``, ``cut(x)``, ``ifelse()``": row_other_functions,
+    "``poly(x, z, degree = 2)``": row_poly_several,
+    "``&&``, ``||``, ``$``, ``[ ]``, ``1:3``": row_unsupported_operators,
+}
+
+
+def test_every_row_of_the_syntax_table_has_a_test():
+    assert syntax_table(formula_module.__doc__) == list(SYNTAX_ROWS)
+
+
+def test_contributing_has_the_same_syntax_table():
+    text = (Path(__file__).resolve().parents[1] / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    start = text.index("<!-- formula-syntax-table -->")
+    assert syntax_table(text[start:]) == list(SYNTAX_ROWS)
+
+
+@pytest.mark.parametrize("row", list(SYNTAX_ROWS))
+def test_syntax_table_row(row):
+    SYNTAX_ROWS[row]()
+
+
+# --------------------------------------------------------------------------------------------
+# R expressions, names and update()
+# --------------------------------------------------------------------------------------------
+
+
+def test_deparse_writes_what_r_writes():
+    # R 4.2: deparse(quote(I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)))
+    text = "I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)"
+    want = "I(a%%b + c%/%d + x^2 - e/f + g * h + (a:b) + a %in% b + !z + -x)"
+    assert formula_module._deparse(formula_module._parse_r(text)) == want
+    # deparse(quote(f(x, "a", b = 2L, d = TRUE, e = -1)))
+    call = "f(x, 'a', b = 2L, d = TRUE, e = -1)"
+    assert formula_module._deparse(formula_module._parse_r(call)) == (
+        'f(x, "a", b = 2L, d = TRUE, e = -1)'
+    )
+
+
+@pytest.mark.parametrize(
+    "old, new, expected",
+    [
+        # R 4.2: update(old, new)
+        (
+            "Reaction ~ Days + (Days | Subject)",
+            ". ~ . + I(Days^2)",
+            "Reaction ~ Days + (Days | Subject) + I(Days^2)",
+        ),
+        ("Reaction ~ Days + (Days | Subject)", ". ~ . - Days", "Reaction ~ (Days | Subject)"),
+        (
+            "Reaction ~ Days + (Days | Subject)",
+            "log(.) ~ .",
+            "log(Reaction) ~ Days + (Days | Subject)",
+        ),
+        (
+            "Reaction ~ Days + (Days | Subject)",
+            "~ . + x:z",
+            "Reaction ~ Days + (Days | Subject) + x:z",
+        ),
+        ("y ~ a*b + (1|g)", ". ~ . + c", "y ~ a + b + (1 | g) + c + a:b"),
+        ("y ~ a*b + (1|g)", ". ~ . - a:b", "y ~ a + b + (1 | g)"),
+        ("y ~ x + (1|g)", ". ~ . - 1", "y ~ x + (1 | g) - 1"),
+        ("y ~ x + offset(o) + (1|g)", ". ~ . - x", "y ~ (1 | g) + offset(o)"),
+        ("y ~ x + (1|g)", ". ~ . - (1|g) + (1|h)", "y ~ x + (1 | h)"),
+        ("y ~ 0 + x + (1|g)", ". ~ . + z", "y ~ x + (1 | g) + z - 1"),
+    ],
+)
+def test_update_formula_as_r(old, new, expected):
+    assert update_formula(old, new) == expected
+
+
+def test_formula_variables_read_r_names():
+    assert formula_variables("y ~ `my var` + my.var + I(x^2) + TRUE + (1 | `g g`)") == [
+        "y",
+        "my var",
+        "my.var",
+        "x",
+        "g g",
+    ]
+
+
+def test_dotted_python_names_are_attributes_not_columns():
+    df = pd.DataFrame({"y": [1.0, 2.0], "x": [1.0, 2.0], "g": ["a", "b"]})
+    assert check_columns(parse_formula("y ~ I(x * np.pi) + (1 | g)"), df) == ["y", "x", "g"]
+    with pytest.raises(ValueError, match=r"unknown column 'my\.x'"):
+        check_columns(parse_formula("y ~ my.x + (1 | g)"), df)
+
+
+def test_offset_must_be_a_term_of_its_own():
+    with pytest.raises(FormulaError, match="offset cannot be subtracted"):
+        parse_formula("y ~ x - offset(z) + (1 | g)")
+    with pytest.raises(FormulaError, match=r"offset\(\) must be a term of its own"):
+        parse_formula("y ~ x + offset(z):w + (1 | g)")
+
+
+def test_r_sorts_text_like_icu():
+    # R 4.2 in a UTF-8 locale: sort(c("a","B","_x","1","x1","X","b","A","Zeta","alpha","ábc",
+    # "abd","a b","a-b","a.b","ab"))
+    r_order = ["_x", "1", "a", "A", "a b", "a-b", "a.b", "ab", "ábc", "abd", "alpha", "b", "B",
+               "X", "x1", "Zeta"]  # fmt: skip
+    shuffled = sorted(r_order)
+    assert sorted(shuffled, key=formula_module._r_collation_key) == r_order

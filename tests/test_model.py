@@ -370,3 +370,218 @@ def test_insteval_crossed_fit():
     assert m.loglik == pytest.approx(-118866.917, abs=1e-3)
     assert rel(m.sigma, 1.1774975)
     assert rel(m.fixef["service1"], -0.0926416)
+
+
+# --------------------------------------------------------------------------------------------
+# prior weights and offsets
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("REML", [True, False])
+def test_constant_weights_are_the_same_model(sleep, REML):
+    # Var(e_i) = sigma^2 / c for every row is the unweighted model with sigma^2 rescaled: the
+    # fixed effects and the (REML) likelihood are unchanged, sigma grows by sqrt(c) and theta
+    # (relative to sigma) shrinks by it; the optimiser ends within its tolerance of the same point
+    plain = lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=REML)
+    w = lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=REML, weights=np.full(180, 4.0))
+    np.testing.assert_allclose(w.fixef, plain.fixef, rtol=1e-6)
+    assert w.loglik == pytest.approx(plain.loglik, rel=1e-9)
+    assert w.sigma == pytest.approx(2 * plain.sigma, rel=1e-6)
+    np.testing.assert_allclose(2 * w.theta, plain.theta, rtol=1e-3)
+    np.testing.assert_allclose(w.vcov, plain.vcov, rtol=1e-3)
+    np.testing.assert_allclose(w.weights, 4.0)
+
+
+def test_weights_given_as_a_column_expression_or_series(sleep):
+    df = sleep.assign(w=1 + sleep.Days % 3)
+    by_values = lmer("Reaction ~ Days + (1 | Subject)", df, weights=df.w.to_numpy())
+    by_name = lmer("Reaction ~ Days + (1 | Subject)", df, weights="w")
+    by_expr = lmer("Reaction ~ Days + (1 | Subject)", df, weights="1 + Days %% 3")
+    shuffled = df.w.sample(frac=1.0, random_state=1)  # matched by index, not position
+    by_series = lmer("Reaction ~ Days + (1 | Subject)", df, weights=shuffled)
+    for m in (by_name, by_expr, by_series):
+        assert m.loglik == pytest.approx(by_values.loglik, rel=1e-12)
+    unweighted = lmer("Reaction ~ Days + (1 | Subject)", df)
+    assert by_values.loglik != pytest.approx(unweighted.loglik, rel=1e-6)
+    # Pearson residuals carry sqrt(w); summary's scaled residuals are those over sigma
+    r = by_values.residuals(type="pearson", scaled=True)
+    np.testing.assert_allclose(r, by_values.residuals() * np.sqrt(df.w) / by_values.sigma)
+
+
+def test_offset_in_the_formula_shifts_the_coefficient(sleep):
+    plain = lmer("Reaction ~ Days + (Days | Subject)", sleep)
+    m = lmer("Reaction ~ Days + offset(10 * Days) + (Days | Subject)", sleep)
+    assert m.fixef["Days"] == pytest.approx(plain.fixef["Days"] - 10, abs=1e-6)
+    assert m.loglik == pytest.approx(plain.loglik, rel=1e-10)
+    np.testing.assert_allclose(m.fitted(), plain.fitted(), rtol=1e-7)
+    np.testing.assert_allclose(m.offset, 10 * sleep.Days)
+    # an offset argument is the same as an offset term
+    arg = lmer("Reaction ~ Days + (Days | Subject)", sleep, offset=10 * sleep.Days)
+    assert arg.loglik == pytest.approx(m.loglik, rel=1e-12)
+    text = lmer("Reaction ~ Days + (Days | Subject)", sleep, offset="10 * Days")
+    assert text.loglik == pytest.approx(m.loglik, rel=1e-12)
+
+
+def test_predictions_include_the_offset(sleep):
+    m = lmer("Reaction ~ Days + offset(10 * Days) + (1 | Subject)", sleep)
+    new = pd.DataFrame({"Days": [0.0, 3.0], "Subject": [308, 9999]})
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", LmerWarning)
+        p = m.predict(new, re=False)
+    np.testing.assert_allclose(
+        p, m.fixef["(Intercept)"] + new.Days * (m.fixef["Days"] + 10), rtol=1e-12
+    )
+    np.testing.assert_allclose(m.predict(re=False), m.X @ m.fixef + 10 * sleep.Days)
+    np.testing.assert_allclose(m.augment()[".fixed"], m.predict(re=False))
+    # an offset given as values belongs to the fit's rows: a warning for new data
+    arg = lmer("Reaction ~ Days + (1 | Subject)", sleep, offset=10 * sleep.Days)
+    with pytest.warns(LmerWarning, match="offset= values given to lmer"):
+        arg.predict(new, re=False)
+
+
+def test_simulate_uses_offset_and_weights(sleep):
+    w = np.where(sleep.Days < 5, 1.0, 100.0)  # tiny residual variance for the later days
+    m = lmer("Reaction ~ Days + offset(100 * Days) + (1 | Subject)", sleep, weights=w)
+    sims = m.simulate(300, rng=3).to_numpy()
+    assert sims.mean() == pytest.approx(m.predict(re=False).mean(), rel=0.01)
+    within = sims - sims.mean(axis=0)  # per-row spread around each draw's mean
+    resid = sims - m.fitted().to_numpy()[:, None]
+    late = sleep.Days.to_numpy() >= 5
+    assert resid[late].std() < resid[~late].std()
+    assert within.shape == sims.shape
+
+
+# --------------------------------------------------------------------------------------------
+# refit(newresp), update(), summary()'s correlations
+# --------------------------------------------------------------------------------------------
+
+
+def test_refit_with_a_new_response(m_slopes, sleep):
+    same = m_slopes.refit(sleep.Reaction)
+    assert same.loglik == pytest.approx(m_slopes.loglik, rel=1e-12)
+    # y -> 2 y: fixed effects and sigma double, theta (relative to sigma) is unchanged
+    double = m_slopes.refit(2 * sleep.Reaction)
+    np.testing.assert_allclose(double.fixef, 2 * m_slopes.fixef, rtol=1e-6)
+    assert double.sigma == pytest.approx(2 * m_slopes.sigma, rel=1e-6)
+    np.testing.assert_allclose(double.theta, m_slopes.theta, rtol=1e-4, atol=1e-6)
+    assert double.formula == m_slopes.formula
+    np.testing.assert_allclose(double.data["Reaction"], 2 * sleep.Reaction)
+    # arrays by position, Series by index (in any order), also with rows the fit dropped
+    arr = m_slopes.refit(2 * sleep.Reaction.to_numpy())
+    rev = m_slopes.refit((2 * sleep.Reaction)[::-1])
+    assert arr.loglik == pytest.approx(double.loglik, rel=1e-12)
+    assert rev.loglik == pytest.approx(double.loglik, rel=1e-12)
+    ml = double.refit(REML=False)
+    assert ml.REML is False and ml.fixef["Days"] == pytest.approx(2 * m_slopes.fixef["Days"])
+
+
+def test_refit_new_response_is_lme4s_refit_of_simulations(m_slopes):
+    sims = m_slopes.simulate(2, rng=11)
+    for col in sims:
+        direct = lmer(
+            "Reaction ~ Days + (Days | Subject)", m_slopes.data.assign(Reaction=sims[col])
+        )
+        assert m_slopes.refit(sims[col]).loglik == pytest.approx(direct.loglik, rel=1e-10)
+
+
+def test_refit_keeps_weights_and_offset(sleep):
+    w = 1 + sleep.Days % 3
+    m = lmer("Reaction ~ Days + offset(5 * Days) + (1 | Subject)", sleep, weights=w)
+    again = m.refit(sleep.Reaction)
+    assert again.loglik == pytest.approx(m.loglik, rel=1e-12)
+    np.testing.assert_allclose(again.weights, w)
+
+
+def test_update_adds_and_removes_terms(m_slopes, sleep):
+    bigger = m_slopes.update(". ~ . + I(Days^2)")
+    direct = lmer("Reaction ~ Days + I(Days^2) + (Days | Subject)", sleep)
+    assert bigger.formula == "Reaction ~ Days + (Days | Subject) + I(Days^2)"
+    assert bigger.loglik == pytest.approx(direct.loglik, rel=1e-10)
+    smaller = m_slopes.update(". ~ . - Days", REML=False)
+    assert list(smaller.fixef.index) == ["(Intercept)"] and smaller.REML is False
+    half = m_slopes.update(data=sleep[sleep.Days < 5])
+    assert half.nobs == 90 and half.formula == m_slopes.formula
+
+
+def test_update_keeps_weights(sleep):
+    w = 1 + sleep.Days % 3
+    m = lmer("Reaction ~ Days + (1 | Subject)", sleep, weights=w)
+    assert m.update(". ~ . + I(Days^2)").loglik == pytest.approx(
+        lmer("Reaction ~ Days + I(Days^2) + (1 | Subject)", sleep, weights=w).loglik, rel=1e-10
+    )
+    assert m.update(weights=None).loglik == pytest.approx(
+        lmer("Reaction ~ Days + (1 | Subject)", sleep).loglik, rel=1e-10
+    )
+
+
+def test_summary_prints_lme4s_correlation_of_fixed_effects(m_slopes):
+    # lme4 1.1-31: print(summary(lmer(Reaction ~ Days + (Days | Subject), sleepstudy)))
+    text = str(m_slopes.summary())
+    assert "\n\nCorrelation of Fixed Effects:\n     (Intr)\nDays -0.138\n" in text
+    assert "Correlation" not in str(m_slopes.summary(correlation=False))
+    null = fit("Reaction ~ 1 + (1 | Subject)", "sleepstudy")
+    assert "Correlation" not in str(null.summary())
+
+
+def test_summary_correlation_block_for_more_terms():
+    # lme4 1.1-31: summary(lmer(mAch ~ ses * sector + meanses + (1 | school), Hsb82))
+    hsb = load("hsb")
+    text = str(lmer("mAch ~ ses * sector + meanses + (1 | school)", hsb).summary())
+    block = text.split("Correlation of Fixed Effects:\n", 1)[1].splitlines()[:5]
+    assert block == [
+        "            (Intr) ses    sctrCt meanss",
+        "ses          0.045                     ",
+        "sectorCthlc -0.697  0.008              ",
+        "meanses      0.246 -0.204 -0.341       ",
+        "ss:sctrCthl -0.069 -0.646 -0.012 -0.020",
+    ]
+
+
+def test_summary_says_why_it_hides_many_correlations(sleep):
+    rng = np.random.default_rng(5)
+    extra = {f"x{k}": rng.normal(size=len(sleep)) for k in range(1, 13)}
+    df = sleep.assign(**extra)
+    m = lmer("Reaction ~ " + " + ".join(extra) + " + (1 | Subject)", df)  # p = 13 > 12
+    text = str(m.summary())
+    assert "Correlation matrix not shown by default, as p = 13 > 12." in text
+    assert "Correlation of Fixed Effects" not in text
+    assert "Correlation of Fixed Effects" in str(m.summary(correlation=True))
+
+
+@pytest.mark.parametrize(
+    "minlength, names, expected",
+    [
+        # R 4.2: abbreviate(names, minlength)
+        (
+            11,
+            [
+                "(Intercept)",
+                "sectorCatholic",
+                "ses:sectorCatholic",
+                "poly(Days, 2)1",
+                "my variable name",
+            ],
+            ["(Intercept)", "sectorCthlc", "ss:sctrCthl", "ply(Dys,2)1", "myvariablnm"],
+        ),
+        (
+            6,
+            ["(Intercept)", "ses", "sectorCatholic", "ses:sectorCatholic", "I(Days > 3)TRUE"],
+            ["(Intr)", "ses", "sctrCt", "ss:scC", "I(D>3)"],
+        ),
+        (11, ["x_1.long_name_here", "ABCDEFGHIJKLMNOP"], ["x_1.lng_nm_", "ABCDEFGHIJK"]),
+        (
+            4,
+            ["sectorCatholic", "sectorCatholics", "sectorCatholicism", "sesss"],
+            ["sectrCthlc", "sectrCthlcs", "sctrCthlcsm", "ssss"],
+        ),
+        (
+            11,
+            ["sectorCatholic", "sectorCatholics", "sectorCatholicism"],
+            ["sectorCthlc", "sectrCthlcs", "sctrCthlcsm"],
+        ),
+    ],
+)
+def test_abbreviate_as_r(minlength, names, expected):
+    from mlmprimer.model import _abbreviate
+
+    assert _abbreviate(names, minlength) == expected

@@ -30,7 +30,7 @@ def unbalanced():
 
 def test_intercept_only_columns_and_estimates(sleep):
     tab = pooling(sleep, y="Reaction", group="Subject")
-    assert list(tab.columns) == ["n", "complete", "no_pooling", "partial", "shrinkage"]
+    assert list(tab.columns) == ["n", "complete", "no_pooling", "partial", "weight"]
     # index: R's level order of the factor
     assert list(tab.index) == list(sleep["Subject"].cat.categories)
     means = sleep.groupby("Subject", observed=True)["Reaction"].agg(["mean", "size"])
@@ -42,19 +42,36 @@ def test_intercept_only_columns_and_estimates(sleep):
     np.testing.assert_allclose(tab["partial"], coefs, rtol=1e-8)
 
 
-def test_partial_is_shrinkage_weighted_average(unbalanced):
+def test_partial_is_weighted_average(unbalanced):
     tab = pooling(unbalanced, y="score", group="team")
     model = lmer("score ~ 1 + (1 | team)", unbalanced)
     mu = float(model.fixef["(Intercept)"])
-    w = tab["shrinkage"]
+    w = tab["weight"]
     # the conditional mode of a random intercept: w * (own mean) + (1 - w) * fixed intercept
     np.testing.assert_allclose(tab["partial"], w * tab["no_pooling"] + (1 - w) * mu, rtol=1e-6)
     assert ((w > 0) & (w < 1)).all()
     # larger groups keep more of their own mean
     ordered = tab.sort_values("n")
-    assert ordered["shrinkage"].is_monotonic_increasing
+    assert ordered["weight"].is_monotonic_increasing
     tau2 = tab.attrs["tau2"]["(Intercept)"]
     np.testing.assert_allclose(w, tau2 / (tau2 + tab.attrs["sigma2"] / tab["n"]))
+
+
+def test_weight_column_is_the_weight_of_the_own_mean_not_the_shrinkage(unbalanced):
+    # the column is lambda_j, the share of the own mean that a group keeps; the shrinkage, the
+    # share of the way to the fixed intercept that its estimate is pulled, is 1 - lambda_j
+    tab = pooling(unbalanced, y="score", group="team")
+    mu = float(lmer("score ~ 1 + (1 | team)", unbalanced).fixef["(Intercept)"])
+    kept = (tab["partial"] - mu) / (tab["no_pooling"] - mu)
+    pulled = (tab["no_pooling"] - tab["partial"]) / (tab["no_pooling"] - mu)
+    np.testing.assert_allclose(tab["weight"], kept, rtol=1e-6)
+    np.testing.assert_allclose(1 - tab["weight"], pulled, rtol=1e-6)
+    # the largest group keeps most of its own mean, the smallest keeps least
+    assert tab.loc[tab["n"].idxmax(), "weight"] > 0.5 > tab.loc[tab["n"].idxmin(), "weight"]
+    # no column may carry the ambiguous name
+    assert not [c for c in tab.columns if c.startswith("shrinkage")]
+    slopes = pooling(unbalanced, y="score", group="team", x="hours")
+    assert not [c for c in slopes.columns if c.startswith("shrinkage")]
 
 
 def test_with_slope_matches_separate_regressions(sleep):
@@ -66,8 +83,8 @@ def test_with_slope_matches_separate_regressions(sleep):
         "no_pooling_slope",
         "partial_intercept",
         "partial_slope",
-        "shrinkage_intercept",
-        "shrinkage_slope",
+        "weight_intercept",
+        "weight_slope",
     } <= set(tab.columns)
     slope, intercept = np.polyfit(sleep["Days"], sleep["Reaction"], 1)
     assert tab["complete_slope"].iloc[0] == pytest.approx(slope)
@@ -83,7 +100,7 @@ def test_with_slope_matches_separate_regressions(sleep):
     np.testing.assert_allclose(tab["partial_slope"], coefs["Days"], rtol=1e-8)
 
 
-def test_slope_shrinkage_is_the_diagonal_of_the_blup_weights(unbalanced):
+def test_slope_weights_are_the_diagonal_of_the_blup_weights(unbalanced):
     tab = pooling(unbalanced, y="score", group="team", x="hours")
     model = lmer("score ~ 1 + hours + (1 + hours | team)", unbalanced)
     vc = model.varcorr
@@ -100,9 +117,9 @@ def test_slope_shrinkage_is_the_diagonal_of_the_blup_weights(unbalanced):
         # the BLUP of the group's coefficients is beta + Lambda (own - beta) ...
         partial = tab.loc[lev, ["partial_intercept", "partial_slope"]].to_numpy(dtype=float)
         np.testing.assert_allclose(partial, beta + lam @ (own - beta), rtol=1e-4, atol=1e-6)
-        # ... and the reported shrinkage is Lambda's diagonal
+        # ... and the reported weights are Lambda's diagonal
         np.testing.assert_allclose(
-            tab.loc[lev, ["shrinkage_intercept", "shrinkage_slope"]].to_numpy(dtype=float),
+            tab.loc[lev, ["weight_intercept", "weight_slope"]].to_numpy(dtype=float),
             np.diag(lam),
             rtol=1e-4,
             atol=1e-8,

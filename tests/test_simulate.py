@@ -32,7 +32,7 @@ GENERATORS = {
 }
 
 DEFAULT_TRUTH = {
-    "reaction_times": {"theta": 300.0, "tau": 35.0, "sigma": 45.0},
+    "reaction_times": {"beta0": 300.0, "tau": 35.0, "sigma": 45.0},
     "drivers_cars": {"mu": 30.0, "tau_driver": 3.0, "tau_car": 2.0, "sigma": 1.5},
     "schools_ses": {
         "beta0": 12.0,
@@ -193,8 +193,8 @@ def test_truth_follows_arguments():
     assert df.attrs["truth"]["beta1"] == -1.0
     assert df.attrs["truth"]["rho"] == -1.0
     # Integers are stored as floats.
-    df = simulate.reaction_times(theta=250, tau=0, sigma=10, rng=1)
-    assert df.attrs["truth"] == {"theta": 250.0, "tau": 0.0, "sigma": 10.0}
+    df = simulate.reaction_times(beta0=250, tau=0, sigma=10, rng=1)
+    assert df.attrs["truth"] == {"beta0": 250.0, "tau": 0.0, "sigma": 10.0}
 
 
 def test_zero_variances_give_exact_means():
@@ -253,7 +253,7 @@ def test_negative_seed_is_refused():
         (simulate.reaction_times, {"n_obs": 2.5}, "n_obs"),
         (simulate.reaction_times, {"tau": -1.0}, "tau"),
         (simulate.reaction_times, {"sigma": float("nan")}, "sigma"),
-        (simulate.reaction_times, {"theta": float("inf")}, "theta"),
+        (simulate.reaction_times, {"beta0": float("inf")}, "beta0"),
         (simulate.drivers_cars, {"reps": 0}, "reps"),
         (simulate.drivers_cars, {"n_cars": -3}, "n_cars"),
         (simulate.drivers_cars, {"tau_car": -0.1}, "tau_car"),
@@ -286,16 +286,16 @@ def test_numpy_integers_and_extreme_correlations_are_accepted():
 
 def test_reaction_times_recovered_by_anova():
     n_subj, n_obs = 18, 10
-    theta, tau2, sigma2 = [], [], []
+    beta0, tau2, sigma2 = [], [], []
     for seed in range(N_MOMENT):
         y = simulate.reaction_times(rng=seed)["reaction"].to_numpy().reshape(n_subj, n_obs)
         means = y.mean(axis=1)
         msw = ((y - means[:, None]) ** 2).sum() / (n_subj * (n_obs - 1))
         msb = n_obs * means.var(ddof=1)
-        theta.append(y.mean())
+        beta0.append(y.mean())
         sigma2.append(msw)
         tau2.append((msb - msw) / n_obs)
-    assert_unbiased(theta, 300.0, "theta")
+    assert_unbiased(beta0, 300.0, "beta_0")
     assert_unbiased(tau2, 35.0**2, "tau^2")
     assert_unbiased(sigma2, 45.0**2, "sigma^2")
 
@@ -309,7 +309,7 @@ def test_reaction_times_recovered_by_reml():
         hi.append(b)
         tau.append(np.sqrt(fit.cov_re[0, 0]))
         sigma.append(fit.sigma)
-    assert_covers(lo, hi, 300.0, "theta")
+    assert_covers(lo, hi, 300.0, "beta_0")
     assert np.mean(tau) == pytest.approx(35.0, rel=0.1)
     assert np.mean(sigma) == pytest.approx(45.0, rel=0.1)
 

@@ -24,6 +24,7 @@ from mlmprimer.check.core import (
     fixef_se,
     intercept_variance,
     is_unanswered,
+    lme4_theta_slip,
     load_data,
     questions,
     statsmodels_formula,
@@ -188,7 +189,11 @@ def ex02_1(grand_mean: Any, school_means: Any) -> CheckResult:
                 t()["mean_of_means"],
                 "this is the mean of the school means, which weights every school equally; "
                 "complete pooling ignores the schools: average all pupils.",
-            )
+            ),
+            lme4_theta_slip(
+                fit_cached("mAch ~ 1 + (1 | school)", "hsb"),
+                "complete pooling is the mean of mAch over all pupils",
+            ),
         ],
         hint="complete pooling: one mean of mAch over every pupil.",
     )

@@ -24,6 +24,7 @@ from mlmprimer.check.core import (
     fixef_se,
     intercept_variance,
     is_unanswered,
+    lme4_theta_slip,
     load_data,
     questions,
     read_pair,
@@ -153,11 +154,9 @@ def ex03_1(beta0_hat: Any, tau2_hat: Any, sigma2_hat: Any) -> CheckResult:
         lambda: t()["beta0"],
         what="the estimated grand mean",
         slips=lambda: [
-            (
-                t()["theta_lme4"],
-                "this is lme4's theta (m.theta), the covariance parameter tau / sigma, not the "
-                "grand mean: the grand mean beta_0 is the fixed intercept.",
-            ),
+            lme4_theta_slip(
+                fit_cached(_NULL03, "sleepstudy"), "the grand mean beta_0 is the fixed intercept"
+            )
         ],
         hint="m.fixef['(Intercept)']",
     )

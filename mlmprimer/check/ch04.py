@@ -25,7 +25,7 @@ from mlmprimer.check.core import (
 )
 
 _NULL04 = "mAch ~ 1 + (1 | school)"
-_SIM04 = {"n_subjects": 50, "n_obs": 8, "theta": 500.0, "tau": 20.0, "sigma": 40.0, "rng": 4}
+_SIM04 = {"n_subjects": 50, "n_obs": 8, "beta0": 500.0, "tau": 20.0, "sigma": 40.0, "rng": 4}
 
 
 def _icc_se(icc: float, m: float, groups: int) -> float:
@@ -266,7 +266,7 @@ def ex04_4(answer_icc_meaning: Any) -> CheckResult:
 def ex04_5(icc_true: Any, icc_est: Any) -> CheckResult:
     """Exercise 4.5: true and estimated ICC of simulated data.
 
-    The data are ``simulate.reaction_times(n_subjects=50, n_obs=8, theta=500, tau=20,
+    The data are ``simulate.reaction_times(n_subjects=50, n_obs=8, beta0=500, tau=20,
     sigma=40, rng=4)``.
 
     Parameters

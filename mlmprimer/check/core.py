@@ -629,6 +629,21 @@ def fixef_se(model: Any, term: str) -> float:
     return float(np.sqrt(model.vcov.loc[term, term]))
 
 
+def lme4_theta_slip(model: Any, grand_mean: str) -> tuple[float, str]:
+    """The slip of reading lme4's ``theta`` (``m.theta``) as the grand mean, with its message.
+
+    ``grand_mean`` says where the grand mean really is. lme4 and :mod:`mlmprimer` call the
+    covariance parameter (``tau / sigma`` for one random intercept) ``theta``; some texts use the
+    same letter for the grand mean, which the course writes ``beta_0``.
+    """
+    value = float(np.asarray(model.theta, dtype=float)[0])
+    message = (
+        "this is lme4's theta (m.theta), the covariance parameter tau / sigma, not the grand "
+        f"mean: {grand_mean}."
+    )
+    return value, message
+
+
 def statsmodels_formula() -> Any:
     import statsmodels.formula.api as smf
 

@@ -17,8 +17,11 @@ How a solution notebook marks what students must not see
 ``# BEGIN SOLUTION`` ... ``# END SOLUTION`` (code cells)
     The lines in between are replaced by one placeholder per variable the region assigns, e.g.
     ``tau2 = ...  # your code here``; a variable whose solution value is a string literal gets
-    ``name = ""  # your answer, in words, between the quotes``. Helper variables whose names start
-    with ``_`` get no placeholder. A region that assigns nothing becomes ``# your code here``.
+    empty quotes and what its check accepts, taken from the check's registration
+    (:attr:`mlmprimer.check.Question.answers`): ``prediction_se = ""  # your prediction, one of
+    "larger", "smaller" or "same"``, or ``answer_x = ""  # your answer, in words (at least 30
+    words), between the quotes``. Helper variables whose names start with ``_`` get no
+    placeholder. A region that assigns nothing becomes ``# your code here``.
 ``expr  # SOLUTION`` (one line of a code cell)
     The same for one assignment: ``x = 3.5  # SOLUTION`` becomes ``x = ...  # your code here``.
 cell tag ``solution``
@@ -29,6 +32,9 @@ cell tag ``solution-only``
 cell tag ``exercise-only``
     The cell appears only in the student notebook. Tag it ``remove-cell`` as well, so the book's
     solutions page does not show it (the tag is dropped from the student copy).
+
+The task text (a markdown cell that names a variable answered in words, such as ``answer_x``) gets
+one more sentence with the fewest words the check accepts, so that it is never typed by hand.
 
 The student notebook has no outputs, no execution counts, and none of the tags that only the book
 or nbval read (``hide-cell``, ``hide-input``, ``remove-output``, ``nbval-*`` ...). Its notebook
@@ -56,9 +62,10 @@ import copy
 import re
 import sys
 import textwrap
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import nbformat
 from nbformat import NotebookNode
@@ -242,14 +249,45 @@ def _assigned(code: str, where: str) -> list[tuple[str, bool]]:
     return list(found.items())
 
 
-def _placeholders(code: str, indent: str, where: str) -> list[str]:
+def _answers(chapter: str | None) -> dict[str, Any]:
+    """How each text variable of a chapter's checks is answered (``{name: Answer}``)."""
+    if chapter is None:
+        return {}
+    from mlmprimer import check
+
+    return {n: a for q in check.questions(chapter) for n, a in q.answers.items()}
+
+
+def _text_placeholder(name: str, answers: Mapping[str, Any]) -> str:
+    answer = answers.get(name)
+    return f'""  # {answer.instruction}' if answer is not None else TEXT_PLACEHOLDER
+
+
+def _placeholders(
+    code: str, indent: str, where: str, answers: Mapping[str, Any] | None = None
+) -> list[str]:
     names = _assigned(code, where)
     if not names:
         return [f"{indent}pass  # your code here" if indent else "# your code here"]
-    return [f"{indent}{name} = {TEXT_PLACEHOLDER if text else PLACEHOLDER}" for name, text in names]
+    answers = answers or {}
+    return [
+        f"{indent}{name} = {_text_placeholder(name, answers) if text else PLACEHOLDER}"
+        for name, text in names
+    ]
 
 
-def _strip_source(source: str, where: str) -> str:
+def _word_minimum(source: str, answers: Mapping[str, Any]) -> str:
+    """The task text with the fewest words of each answer in words it names, from the check."""
+    added = [
+        f"Write at least {answer.min_words} words in `{name}`; the check does not accept a "
+        "shorter answer."
+        for name, answer in answers.items()
+        if not answer.options and f"`{name}`" in source
+    ]
+    return "\n\n".join([source.rstrip("\n"), *added]) if added else source
+
+
+def _strip_source(source: str, where: str, answers: Mapping[str, Any] | None = None) -> str:
     """Replace the solution regions and one-line solutions of a code cell's source."""
     out: list[str] = []
     region: list[str] | None = None
@@ -263,7 +301,7 @@ def _strip_source(source: str, where: str) -> str:
             if BEGIN.match(line):
                 raise ExerciseError(f"{where}, line {lineno}: BEGIN SOLUTION inside a region")
             if END.match(line):
-                out.extend(_placeholders("\n".join(region), indent, where))
+                out.extend(_placeholders("\n".join(region), indent, where, answers))
                 region = None
                 continue
             region.append(line)
@@ -274,7 +312,7 @@ def _strip_source(source: str, where: str) -> str:
         if one and one.group("code").strip():
             code = one.group("code")
             line_indent = code[: len(code) - len(code.lstrip())]
-            out.extend(_placeholders(code, line_indent, f"{where}, line {lineno}"))
+            out.extend(_placeholders(code, line_indent, f"{where}, line {lineno}", answers))
             continue
         out.append(line)
     if region is not None:
@@ -329,6 +367,7 @@ def make_exercise(solution: NotebookNode, name: str = "notebook") -> NotebookNod
     '03'
     """
     nb = copy.deepcopy(solution)
+    answers = _answers(chapter_of(name + ".ipynb"))
     cells: list[NotebookNode] = []
     for index, cell in enumerate(nb.cells):
         tags = set(cell.metadata.get("tags", []))
@@ -343,12 +382,14 @@ def make_exercise(solution: NotebookNode, name: str = "notebook") -> NotebookNod
             continue
         if cell.cell_type == "code":
             if "solution" in tags:
-                body = "\n".join(_placeholders(cell.source, "", where))
+                body = "\n".join(_placeholders(cell.source, "", where, answers))
             else:
-                body = _strip_source(cell.source, where)
+                body = _strip_source(cell.source, where, answers)
             cell.source = body
             cell.outputs = []
             cell.execution_count = None
+        elif cell.cell_type == "markdown":
+            cell.source = _word_minimum(cell.source, answers)
         cell.metadata.pop("execution", None)
         cell.metadata.pop("scrolled", None)
         cell.metadata.pop("collapsed", None)

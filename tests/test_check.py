@@ -184,6 +184,57 @@ def test_prediction_is_recorded_and_compared_only_after_the_results() -> None:
     assert "not one of the options" in str(check.ex01_3("maybe", t["ols"], t["lme"]))
 
 
+@pytest.mark.parametrize("guess", ["smaller", "larger"])
+def test_a_prediction_is_recorded_never_called_right(guess: str) -> None:
+    t = check._ch01_se_days()
+    assert t["lme"] < t["ols"]  # the results say "smaller"
+    result = check.ex01_3(guess, t["ols"], t["lme"])
+    text = str(result)
+    # the computed parts are right, and the score is full: a valid prediction earns its share
+    assert result.status == "correct" and result.score == result.max_score
+    # but the prediction is recorded, with its own symbol, and never "right" or "correct"
+    parts = {name: (status, message) for name, status, message in result.parts}
+    status, message = parts["prediction_se"]
+    assert status == "recorded" and message.startswith("recorded")
+    line = next(x for x in text.splitlines() if "prediction_se:" in x)
+    assert line.lstrip().startswith("✎") and "right" not in line and "correct" not in line
+    assert "every part is right" not in text and "not marked" in text
+    agree = guess == "smaller"
+    assert ("bear out your prediction" in text) is agree
+    assert ("go against your prediction" in text) is not agree
+    assert ("say otherwise" in message) is not agree
+
+
+def test_a_prediction_alone_is_recorded_and_not_counted_as_a_right_answer() -> None:
+    result = check.ex01_3("smaller", ..., ...)
+    assert result.status == "partial"
+    assert result.message == "0 of 2 right. Your prediction is recorded."
+    assert "compare it with your results" in str(result)
+
+
+def test_options_of_a_prediction_are_those_the_check_accepts() -> None:
+    answer = check.QUESTIONS["ex01_3"].answers["prediction_se"]
+    assert answer.prediction and set(answer.options) == {"larger", "smaller", "same"}
+    assert 'one of "larger", "smaller" or "same"' in answer.instruction
+    t = check._ch01_se_days()
+    for word in answer.options:
+        assert check.ex01_3(word, t["ols"], t["lme"]).status == "correct"
+    # the listing in the message is the same as the one in the notebook
+    assert answer.listing in str(check.ex01_3("maybe", ..., ...))
+
+
+def test_text_minimum_is_the_registered_one() -> None:
+    for q in check.QUESTIONS.values():
+        for name, answer in q.answers.items():
+            if answer.options:
+                continue
+            n = answer.min_words
+            assert n >= 20 and f"at least {n} words" in answer.instruction
+            short = " ".join(["word"] * (n - 1))
+            assert f"at least {n} words" in str(getattr(check, q.qid)(short)), q.qid
+            assert getattr(check, q.qid)(short + " more").status == "recorded", q.qid
+
+
 def test_school_means_series_order_and_medians() -> None:
     t = check._ch02_pooling()
     means = t["means"]

@@ -213,7 +213,8 @@ def test_penicillin_design_and_theta_zero() -> None:
     t = check._chA1_penicillin()
     assert math.isclose(t["dev0"], -2 * t["llf"], rel_tol=1e-9)
     right = check.exA1_1(3, np.int64(30), "2")
-    assert right.status == "correct" and "says otherwise" in str(right)
+    assert right.status == "correct" and "say otherwise" in str(right)
+    assert dict((n, s) for n, s, _ in right.parts)["prediction_n_theta"] == "recorded"
     slips = str(check.exA1_1(2, 144, 3))
     assert "rows of Z" in slips and "sigma is not part of theta" in slips
     assert check.exA1_2(round(t["dev0"], 2), -2 * t["llf"]).status == "correct"

@@ -231,6 +231,64 @@ def test_exercise_counts_and_variables(solution: Path) -> None:
     assert all(not c.get("outputs") for c in student.cells if c.cell_type == "code")
 
 
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_text_answers_say_what_the_check_accepts(solution: Path) -> None:
+    """Every answer written as text is registered, and the student notebook states its rules."""
+    qs = check.questions(_chapter(solution))
+    answers = {n: a for q in qs for n, a in q.answers.items()}
+    student = nbformat.read(exercise_path(solution), as_version=4)
+    code = "\n".join(c.source for c in student.cells if c.cell_type == "code")
+    prose = "\n".join(c.source for c in student.cells if c.cell_type == "markdown")
+    text_vars = re.findall(r'^(\w+) = ""', code, re.M)
+    assert text_vars and set(text_vars) == set(answers), "a text answer without its rules"
+    for name, answer in answers.items():
+        line = re.search(rf'^{name} = "".*$', code, re.M).group(0)
+        assert line.endswith(answer.instruction)
+        if answer.options:
+            # the placeholder lists exactly the options the check reads, and no "in words"
+            assert "in words" not in line
+            assert all(f'"{option}"' in line for option in answer.options)
+            # options quoted in the task text are options the check accepts
+            task = next(c.source for c in student.cells if f"`{name}`" in c.source)
+            for quoted in re.findall(r'`"([^"`]+)"`', task):
+                assert answer.pick(quoted) is not None, f"{name}: {quoted!r} is not accepted"
+        else:
+            sentence = f"Write at least {answer.min_words} words in `{name}`"
+            assert sentence in prose, f"the task text of {name} does not state its minimum"
+
+
+def test_placeholders_and_task_text_follow_the_registration(monkeypatch) -> None:
+    from mlmprimer.check import core
+
+    nb = new_notebook(
+        cells=[
+            new_markdown_cell(
+                "Predict it in `prediction_se`, explain it in `answer_fixed_random`."
+            ),
+            new_code_cell('prediction_se = "smaller"  # SOLUTION'),
+            new_code_cell('answer_fixed_random = "a long text"  # SOLUTION'),
+        ]
+    )
+    student = make_exercise(nb, "01-what-is-mlm")
+    assert student.cells[1].source == (
+        'prediction_se = ""  # your prediction, one of "larger", "smaller" or "same"'
+    )
+    n = check.QUESTIONS["ex01_4"].answers["answer_fixed_random"].min_words
+    assert f"at least {n} words" in student.cells[2].source
+    assert student.cells[0].source.endswith(
+        f"Write at least {n} words in `answer_fixed_random`; the check does not accept a "
+        "shorter answer."
+    )
+    # a changed minimum changes the notebook: the number is never typed
+    q = check.QUESTIONS["ex01_4"]
+    monkeypatch.setitem(
+        check.QUESTIONS,
+        "ex01_4",
+        core.Question(**{**q.__dict__, "answers": {"answer_fixed_random": core.words(n + 7)}}),
+    )
+    assert f"at least {n + 7} words" in make_exercise(nb, "01-what-is-mlm").cells[0].source
+
+
 # --------------------------------------------------------------------------------------------
 # executing the untouched student notebooks
 # --------------------------------------------------------------------------------------------

@@ -22,8 +22,10 @@ from mlmprimer.check.core import (
     fit_cached,
     fixef_se,
     load_data,
+    prediction,
     questions,
     statsmodels_formula,
+    words,
 )
 
 _SIM01 = {"n_subjects": 20, "n_obs": 10, "rng": 101}
@@ -191,7 +193,12 @@ def ex01_2(levels: Any) -> CheckResult:
     return result
 
 
-@exercise("ex01_3", "sleepstudy: predict, then compare the SE of the Days slope", points=3)
+@exercise(
+    "ex01_3",
+    "sleepstudy: predict, then compare the SE of the Days slope",
+    points=3,
+    answers={"prediction_se": prediction(MORE_LESS)},
+)
 def ex01_3(prediction_se: Any, se_days_ols: Any, se_days_lme: Any) -> CheckResult:
     """Exercise 1.3: the standard error of the ``Days`` slope, OLS against the mixed model.
 
@@ -239,17 +246,21 @@ def ex01_3(prediction_se: Any, se_days_ols: Any, se_days_lme: Any) -> CheckResul
         hint=hint,
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_se",
         prediction_se,
-        MORE_LESS,
         truth=lambda: "smaller" if truth["lme"] < truth["ols"] else "larger",
         reveal=v.ok("se_days_ols") and v.ok("se_days_lme"),
     )
     return v.result()
 
 
-@exercise("ex01_4", "fixed and random parts of a model, in words", kind="manual")
+@exercise(
+    "ex01_4",
+    "fixed and random parts of a model, in words",
+    kind="manual",
+    answers={"answer_fixed_random": words(25)},
+)
 def ex01_4(answer_fixed_random: Any) -> CheckResult:
     """Exercise 1.4 (words, graded by hand): fixed and random effects of a sleepstudy model.
 
@@ -267,7 +278,6 @@ def ex01_4(answer_fixed_random: Any) -> CheckResult:
     v.text(
         "answer_fixed_random",
         answer_fixed_random,
-        min_words=25,
         ideas=[
             (r"fixed", "which terms are fixed effects, and what they describe?"),
             (r"average|overall|population|typical", "what the fixed effects average over?"),

@@ -26,8 +26,10 @@ from mlmprimer.check.core import (
     is_unanswered,
     lme4_theta_slip,
     load_data,
+    prediction,
     questions,
     statsmodels_formula,
+    words,
 )
 
 _SIM02 = {"n_schools": 40, "n_students": 25, "rng": 2}
@@ -207,7 +209,12 @@ _CLOSER = {
 }
 
 
-@exercise("ex02_2", "partial pooling of the smallest school: predict, then compute", points=2)
+@exercise(
+    "ex02_2",
+    "partial pooling of the smallest school: predict, then compute",
+    points=2,
+    answers={"prediction_closer": prediction(_CLOSER)},
+)
 def ex02_2(prediction_closer: Any, partial_smallest: Any) -> CheckResult:
     """Exercise 2.2: the partial-pooling estimate of the smallest school of ``hsb``.
 
@@ -241,17 +248,21 @@ def ex02_2(prediction_closer: Any, partial_smallest: Any) -> CheckResult:
         weight=1.0,
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_closer",
         prediction_closer,
-        _CLOSER,
         truth=lambda: "own mean" if truth["weight"] > 0.5 else "grand mean",
         reveal=v.ok("partial_smallest"),
     )
     return v.result()
 
 
-@exercise("ex02_3", "standard error of a school-level predictor: predict, then compare", points=3)
+@exercise(
+    "ex02_3",
+    "standard error of a school-level predictor: predict, then compare",
+    points=3,
+    answers={"prediction_se_sector": prediction(MORE_LESS)},
+)
 def ex02_3(prediction_se_sector: Any, se_sector_ols: Any, se_sector_lme: Any) -> CheckResult:
     """Exercise 2.3: the standard error of ``sector`` (a level-2 predictor), OLS and mixed model.
 
@@ -299,10 +310,9 @@ def ex02_3(prediction_se_sector: Any, se_sector_ols: Any, se_sector_lme: Any) ->
         hint="np.sqrt(m.vcov.loc['sectorCatholic', 'sectorCatholic'])",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_se_sector",
         prediction_se_sector,
-        MORE_LESS,
         truth=lambda: "larger" if truth["lme"] > truth["ols"] else "smaller",
         reveal=v.ok("se_sector_ols") and v.ok("se_sector_lme"),
     )
@@ -357,7 +367,12 @@ def ex02_4(se_sector_cluster: Any, se_sector_gee: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex02_5", "why OLS fails for a school-level predictor, in words", kind="manual")
+@exercise(
+    "ex02_5",
+    "why OLS fails for a school-level predictor, in words",
+    kind="manual",
+    answers={"answer_why_ols": words(30)},
+)
 def ex02_5(answer_why_ols: Any) -> CheckResult:
     """Exercise 2.5 (words, graded by hand): why OLS understates the uncertainty of ``sector``.
 
@@ -375,7 +390,6 @@ def ex02_5(answer_why_ols: Any) -> CheckResult:
     v.text(
         "answer_why_ols",
         answer_why_ols,
-        min_words=30,
         ideas=[
             (r"independen", "which assumption of OLS the schools break?"),
             (r"160|school", "how many independent pieces of information sector really has?"),

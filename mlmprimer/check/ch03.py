@@ -26,8 +26,10 @@ from mlmprimer.check.core import (
     is_unanswered,
     lme4_theta_slip,
     load_data,
+    prediction,
     questions,
     read_pair,
+    words,
 )
 
 _NULL03 = "Reaction ~ 1 + (1 | Subject)"
@@ -215,7 +217,12 @@ def ex03_2(range95: Any, range99: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex03_3", "what tau and sigma say about a new subject, in words", kind="manual")
+@exercise(
+    "ex03_3",
+    "what tau and sigma say about a new subject, in words",
+    kind="manual",
+    answers={"answer_new_subject": words(30)},
+)
 def ex03_3(answer_new_subject: Any) -> CheckResult:
     """Exercise 3.3 (words, graded by hand): tau and sigma for a new subject.
 
@@ -233,7 +240,6 @@ def ex03_3(answer_new_subject: Any) -> CheckResult:
     v.text(
         "answer_new_subject",
         answer_new_subject,
-        min_words=30,
         ideas=[
             (r"tau|τ|between", "what tau describes (the spread of subjects' own averages)?"),
             (r"sigma|σ|within|residual", "what sigma describes (one subject's day-to-day spread)?"),
@@ -243,7 +249,12 @@ def ex03_3(answer_new_subject: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex03_4", "ML against REML: predict, then refit", points=2)
+@exercise(
+    "ex03_4",
+    "ML against REML: predict, then refit",
+    points=2,
+    answers={"prediction_ml": prediction(MORE_LESS)},
+)
 def ex03_4(prediction_ml: Any, tau2_ml: Any) -> CheckResult:
     """Exercise 3.4: the ML estimate of :math:`\\tau^2` for the null model of exercise 3.1.
 
@@ -275,10 +286,9 @@ def ex03_4(prediction_ml: Any, tau2_ml: Any) -> CheckResult:
         hint="mlm.lmer(..., REML=False), then the vcov column of varcorr.",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_ml",
         prediction_ml,
-        MORE_LESS,
         truth=lambda: "smaller" if truth["tau2_ml"] < truth["tau2"] else "larger",
         reveal=v.ok("tau2_ml"),
     )

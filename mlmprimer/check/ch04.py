@@ -22,6 +22,7 @@ from mlmprimer.check.core import (
     questions,
     read_number,
     read_pair,
+    words,
 )
 
 _NULL04 = "mAch ~ 1 + (1 | school)"
@@ -234,7 +235,12 @@ def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex04_4", "what an ICC of this size means, in words", kind="manual")
+@exercise(
+    "ex04_4",
+    "what an ICC of this size means, in words",
+    kind="manual",
+    answers={"answer_icc_meaning": words(30)},
+)
 def ex04_4(answer_icc_meaning: Any) -> CheckResult:
     """Exercise 4.4 (words, graded by hand): the ICC of the schools for pupils and for schools.
 
@@ -252,7 +258,6 @@ def ex04_4(answer_icc_meaning: Any) -> CheckResult:
     v.text(
         "answer_icc_meaning",
         answer_icc_meaning,
-        min_words=30,
         ideas=[
             (r"correlat", "that the ICC is a correlation, and of what?"),
             (r"share|proportion|percent|%|fraction", "what share of the variance it is?"),

@@ -19,7 +19,9 @@ from mlmprimer.check.core import (
     group_coef,
     intercept_variance,
     load_data,
+    prediction,
     questions,
+    words,
 )
 
 _RADON0 = "log_radon ~ 1 + (1 | county)"
@@ -255,7 +257,12 @@ def ex05_2(n_top_own: Any, n_top_model: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex05_3", "ranking counties by radon, in words", kind="manual")
+@exercise(
+    "ex05_3",
+    "ranking counties by radon, in words",
+    kind="manual",
+    answers={"answer_ranking": words(30)},
+)
 def ex05_3(answer_ranking: Any) -> CheckResult:
     """Exercise 5.3 (words, graded by hand): why a ranking by raw county means misleads.
 
@@ -273,7 +280,6 @@ def ex05_3(answer_ranking: Any) -> CheckResult:
     v.text(
         "answer_ranking",
         answer_ranking,
-        min_words=30,
         ideas=[
             (
                 r"small|few|one or two|homes|n_j|sample size",
@@ -289,7 +295,12 @@ def ex05_3(answer_ranking: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex05_4", "Cottonwood County and soil uranium: predict, then compute", points=2)
+@exercise(
+    "ex05_4",
+    "Cottonwood County and soil uranium: predict, then compute",
+    points=2,
+    answers={"prediction_cottonwood": prediction(MORE_LESS)},
+)
 def ex05_4(prediction_cottonwood: Any, cottonwood_uranium: Any) -> CheckResult:
     """Exercise 5.4: Cottonwood County's estimate from ``log_radon ~ uranium + (1 | county)``.
 
@@ -332,10 +343,9 @@ def ex05_4(prediction_cottonwood: Any, cottonwood_uranium: Any) -> CheckResult:
         "beta_1 * w_j.",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_cottonwood",
         prediction_cottonwood,
-        MORE_LESS,
         truth=lambda: "larger" if truth["with"] > truth["without"] else "smaller",
         reveal=v.ok("cottonwood_uranium"),
     )

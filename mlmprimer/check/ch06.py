@@ -20,8 +20,10 @@ from mlmprimer.check.core import (
     fixef_se,
     judge_range,
     load_data,
+    prediction,
     questions,
     varcorr_row,
+    words,
 )
 
 _CSES_INT = "mAch ~ cses + (1 | school)"
@@ -264,7 +266,12 @@ def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex06_3", "Oxford boys: moving the zero of age, predict then refit", points=3)
+@exercise(
+    "ex06_3",
+    "Oxford boys: moving the zero of age, predict then refit",
+    points=3,
+    answers={"prediction_tau0_start": prediction(MORE_LESS)},
+)
 def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> CheckResult:
     """Exercise 6.3: ``height ~ age + (age | Subject)`` with age counted from the first occasion.
 
@@ -313,17 +320,21 @@ def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> Check
         hint="the sdcor of the row whose var2 is age_start.",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_tau0_start",
         prediction_tau0_start,
-        MORE_LESS,
         truth=lambda: "smaller" if truth["tau0_start"] < truth["tau0"] else "larger",
         reveal=v.ok("tau0_start"),
     )
     return v.result()
 
 
-@exercise("ex06_4", "why slopes are shrunk harder than intercepts, in words", kind="manual")
+@exercise(
+    "ex06_4",
+    "why slopes are shrunk harder than intercepts, in words",
+    kind="manual",
+    answers={"answer_slope_shrinkage": words(30)},
+)
 def ex06_4(answer_slope_shrinkage: Any) -> CheckResult:
     """Exercise 6.4 (words, graded by hand): why school slopes are shrunk so hard.
 
@@ -341,7 +352,6 @@ def ex06_4(answer_slope_shrinkage: Any) -> CheckResult:
     v.text(
         "answer_slope_shrinkage",
         answer_slope_shrinkage,
-        min_words=30,
         ideas=[
             (
                 r"spread|range|narrow|similar|vari\w* of (ses|x)|sum of squares",

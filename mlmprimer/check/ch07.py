@@ -24,7 +24,9 @@ from mlmprimer.check.core import (
     fixef_se,
     intercept_variance,
     load_data,
+    prediction,
     questions,
+    words,
 )
 
 #: key -> (data set, outer or first factor, inner or second factor)
@@ -70,8 +72,8 @@ def _structure_word(value: Any) -> str | None:
     if not isinstance(value, str):
         return None
     said = " ".join(re.sub(r"[^a-z ]", " ", value.lower()).split())
-    for key, words in _STRUCTURE_WORDS.items():
-        if said in (key, *words):
+    for key, spellings in _STRUCTURE_WORDS.items():
+        if said in (key, *spellings):
             return key
     return None
 
@@ -222,7 +224,12 @@ def ex07_1(structure: Any) -> CheckResult:
     return result
 
 
-@exercise("ex07_2", "ScotsSec without covariates: predict, then split the variance", points=3)
+@exercise(
+    "ex07_2",
+    "ScotsSec without covariates: predict, then split the variance",
+    points=3,
+    answers={"prediction_primary_share": prediction(MORE_LESS)},
+)
 def ex07_2(
     prediction_primary_share: Any, share_primary_null: Any, share_second_null: Any
 ) -> CheckResult:
@@ -278,10 +285,9 @@ def ex07_2(
         hint="the same model; the row of the secondary schools (second).",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_primary_share",
         prediction_primary_share,
-        MORE_LESS,
         truth=lambda: "larger" if truth["primary"] > truth["primary_adj"] else "smaller",
         reveal=v.ok("share_primary_null"),
     )
@@ -350,7 +356,12 @@ def ex07_3(cor_same_cask: Any, cor_same_batch: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex07_4", "the (1 | cask) mistake, in words", kind="manual")
+@exercise(
+    "ex07_4",
+    "the (1 | cask) mistake, in words",
+    kind="manual",
+    answers={"answer_cask_labels": words(30)},
+)
 def ex07_4(answer_cask_labels: Any) -> CheckResult:
     """Exercise 7.4 (words, graded by hand): what ``(1 | batch) + (1 | cask)`` gets wrong.
 
@@ -368,7 +379,6 @@ def ex07_4(answer_cask_labels: Any) -> CheckResult:
     v.text(
         "answer_cask_labels",
         answer_cask_labels,
-        min_words=30,
         ideas=[
             (r"label|name|\ba\b.*\bb\b|repeat", "what the labels a, b, c mean in each batch?"),
             (r"\b3\b|three|\b30\b|thirty|level|nunique|ngroups", "how many casks each model sees?"),
@@ -379,7 +389,12 @@ def ex07_4(answer_cask_labels: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex07_5", "simulated drivers and cars: leaving out a crossed factor", points=4)
+@exercise(
+    "ex07_5",
+    "simulated drivers and cars: leaving out a crossed factor",
+    points=4,
+    answers={"prediction_se_mu": prediction(MORE_LESS)},
+)
 def ex07_5(
     prediction_se_mu: Any, se_mu_true: Any, se_mu_crossed: Any, se_mu_driver_only: Any
 ) -> CheckResult:
@@ -450,10 +465,9 @@ def ex07_5(
         hint="fit mpg ~ 1 + (1 | driver) and take the same square root.",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_se_mu",
         prediction_se_mu,
-        MORE_LESS,
         truth=lambda: "smaller" if truth["drivers"] < truth["crossed"] else "larger",
         reveal=v.ok("se_mu_crossed") and v.ok("se_mu_driver_only"),
     )

@@ -20,6 +20,7 @@ from mlmprimer.check.core import (
     load_data,
     questions,
     statsmodels_formula,
+    words,
 )
 
 _PEN = "diameter ~ 1 + (1 | plate) + (1 | sample)"
@@ -183,7 +184,12 @@ def exA1_2(dev_theta0_pen: Any, dev_ols_pen: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("exA1_3", "what theta is and why only theta is searched, in words", kind="manual")
+@exercise(
+    "exA1_3",
+    "what theta is and why only theta is searched, in words",
+    kind="manual",
+    answers={"answer_theta": words(30)},
+)
 def exA1_3(answer_theta: Any) -> CheckResult:
     """Exercise A1.3 (words, graded by hand): the role of theta in the fit.
 
@@ -201,7 +207,6 @@ def exA1_3(answer_theta: Any) -> CheckResult:
     v.text(
         "answer_theta",
         answer_theta,
-        min_words=30,
         ideas=[
             (
                 r"relative|ratio|divided|sigma|σ",

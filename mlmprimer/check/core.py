@@ -69,6 +69,77 @@ _COLOUR = {
 }
 
 
+def _listing(options: Iterable[str]) -> str:
+    """``"larger", "smaller" or "same"``: the options as a student writes them."""
+    quoted = [f'"{k}"' for k in options]
+    return quoted[0] if len(quoted) == 1 else ", ".join(quoted[:-1]) + " or " + quoted[-1]
+
+
+@dataclass(frozen=True)
+class Answer:
+    """How one answer written as text is given: one of a few options, or words.
+
+    The check judges the answer by these rules, and the student notebook states them (its
+    placeholder and task text are written from :attr:`instruction`), so the two cannot disagree.
+    Build one with :func:`prediction`, :func:`option` or :func:`words`.
+
+    Attributes
+    ----------
+    options : dict
+        Each option (as the student is asked to write it) and the spellings accepted for it.
+    prediction : bool
+        A guess made before computing: recorded (never marked right or wrong), then compared
+        with the results.
+    min_words : int
+        For an answer in words, the fewest words accepted.
+
+    Examples
+    --------
+    >>> prediction({"larger": ("bigger",), "smaller": ()}).instruction
+    'your prediction, one of "larger" or "smaller"'
+    >>> words(30).instruction
+    'your answer, in words (at least 30 words), between the quotes'
+    """
+
+    options: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    prediction: bool = False
+    min_words: int = 0
+
+    @property
+    def listing(self) -> str:
+        """The options, quoted: ``"larger", "smaller" or "same"``."""
+        return _listing(self.options)
+
+    @property
+    def instruction(self) -> str:
+        """What the student writes, as the notebook's placeholder says it."""
+        if self.options:
+            who = "your prediction" if self.prediction else "your answer"
+            return f"{who}, one of {self.listing}"
+        return f"your answer, in words (at least {self.min_words} words), between the quotes"
+
+    def pick(self, value: str) -> str | None:
+        """The option a written answer names (case, spaces and punctuation aside), or None."""
+        said = " ".join(re.sub(r"[^a-z0-9 ]", " ", value.lower()).split())
+        picked = [k for k, synonyms in self.options.items() if said in (k.lower(), *synonyms)]
+        return picked[0] if len(picked) == 1 else None
+
+
+def prediction(options: dict[str, tuple[str, ...]]) -> Answer:
+    """A prediction: one of ``options``, recorded and compared with the results, never marked."""
+    return Answer(options=dict(options), prediction=True)
+
+
+def option(options: dict[str, tuple[str, ...]]) -> Answer:
+    """An answer that is one of ``options``, marked right or wrong."""
+    return Answer(options=dict(options))
+
+
+def words(min_words: int) -> Answer:
+    """An answer in words, of at least ``min_words`` words, graded by hand."""
+    return Answer(min_words=int(min_words))
+
+
 @dataclass(frozen=True)
 class Question:
     """One exercise as the checks and the grader know it.
@@ -89,9 +160,13 @@ class Question:
         Maximum score.
     kind : str
         ``"auto"`` (graded by the check) or ``"manual"`` (words, graded by hand).
+    answers : dict
+        The :class:`Answer` of each variable written as text (a prediction, an option, words).
 
     Examples
     --------
+    >>> QUESTIONS["ex01_3"].answers["prediction_se"].instruction
+    'your prediction, one of "larger", "smaller" or "same"'
     >>> q = QUESTIONS["ex03_1"]
     >>> q.label, q.variables, q.points
     ('exercise 3.1', ('beta0_hat', 'tau2_hat', 'sigma2_hat'), 3.0)
@@ -104,6 +179,7 @@ class Question:
     variables: tuple[str, ...]
     points: float = 1.0
     kind: str = "auto"
+    answers: dict[str, Answer] = field(default_factory=dict)
 
     @property
     def label(self) -> str:
@@ -342,11 +418,28 @@ def count_words(text: str) -> int:
 
 @dataclass
 class Part:
+    """One judged part of an answer; a prediction is ``recorded`` and says whether it held."""
+
     name: str
     status: str  # correct, incorrect, unanswered, recorded
     message: str
     hint: str | None = None
     weight: float = 1.0
+    prediction: bool = False
+    borne_out: bool | None = None  # for a prediction compared with the results
+
+
+def _prediction_summary(guesses: list[Part]) -> str:
+    """The message once every answer is right: what the results say of the predictions."""
+    if all(p.borne_out for p in guesses):
+        return (
+            "every answer is right, and your results bear out your prediction (recorded; a "
+            "prediction is not marked)."
+        )
+    return (
+        "every answer is right, and your results go against your prediction (recorded; a "
+        "prediction is not marked): work out why before you go on."
+    )
 
 
 class Verdict:
@@ -358,11 +451,38 @@ class Verdict:
         self.notes: list[str] = []
 
     def add(
-        self, name: str, status: str, message: str, hint: str | None = None, weight: float = 1.0
+        self,
+        name: str,
+        status: str,
+        message: str,
+        hint: str | None = None,
+        weight: float = 1.0,
+        *,
+        prediction: bool = False,
+        borne_out: bool | None = None,
     ) -> Part:
-        part = Part(name, status, message, hint, weight)
+        part = Part(name, status, message, hint, weight, prediction, borne_out)
         self.parts.append(part)
         return part
+
+    def answer(self, name: str) -> Answer:
+        """How the variable ``name`` of this exercise is answered (from the registry)."""
+        return QUESTIONS[self.qid].answers[name]
+
+    def recorded_prediction(self, name: str, borne_out: bool | None, weight: float = 1.0) -> Part:
+        """A valid prediction: recorded, and compared with the results once there are any."""
+        if borne_out is None:
+            message = "recorded; compare it with your results once you have them."
+        elif borne_out:
+            message = "recorded; your results bear it out."
+        else:
+            message = (
+                "recorded; your results say otherwise. Work out why before you go on: that is "
+                "the point of predicting."
+            )
+        return self.add(
+            name, "recorded", message, weight=weight, prediction=True, borne_out=borne_out
+        )
 
     def ok(self, name: str) -> bool:
         return any(p.name == name and p.status in ("correct", "recorded") for p in self.parts)
@@ -420,52 +540,86 @@ class Verdict:
             message = f"not {what}: your value is {direction}."
         return self.add(name, "incorrect", message, hint, weight)
 
-    def choice(
+    def _option_of(self, name: str, value: Any, weight: float) -> str | Part:
+        """The option an answer names, or the part that says why it names none."""
+        answer = self.answer(name)
+        what = "prediction" if answer.prediction else "answer"
+        if is_unanswered(value):
+            return self.add(
+                name,
+                "unanswered",
+                f"not answered yet: write one of {answer.listing}.",
+                None,
+                weight,
+            )
+        if not isinstance(value, str):
+            return self.add(
+                name,
+                "incorrect",
+                f"write your {what} as text, one of {answer.listing}.",
+                None,
+                weight,
+            )
+        picked = answer.pick(value)
+        if picked is None:
+            return self.add(
+                name,
+                "incorrect",
+                f"not one of the options: write one of {answer.listing}.",
+                None,
+                weight,
+            )
+        return picked
+
+    def prediction(
         self,
         name: str,
         value: Any,
-        options: dict[str, tuple[str, ...]],
         *,
         truth: Callable[[], str] | None,
         reveal: bool,
         weight: float = 1.0,
     ) -> Part:
         """Record a prediction (any valid option scores; it is compared once ``reveal``)."""
-        listing = ", ".join(repr(k) for k in options)
-        if is_unanswered(value):
-            return self.add(name, "unanswered", f"not answered yet: write one of {listing}.")
-        if not isinstance(value, str):
-            return self.add(
-                name, "incorrect", f"write your prediction as text, one of {listing}.", None, weight
-            )
-        said = re.sub(r"[^a-z0-9 ]", " ", value.lower())
-        said = " ".join(said.split())
-        picked = [k for k, synonyms in options.items() if said in (k, *synonyms)]
-        if len(picked) != 1:
-            return self.add(
-                name, "incorrect", f"not one of the options: write one of {listing}.", None, weight
-            )
-        if truth is None or not reveal:
-            message = "prediction recorded; compare it with your results once you have them."
-        elif picked[0] == truth():
-            message = "prediction recorded, and your results bear it out."
-        else:
-            message = (
-                "prediction recorded; your results say otherwise. Work out why before you go on: "
-                "that is the point of predicting."
-            )
-        return self.add(name, "correct", message, weight=weight)
+        picked = self._option_of(name, value, weight)
+        if isinstance(picked, Part):
+            return picked
+        borne_out = None if truth is None or not reveal else picked == truth()
+        return self.recorded_prediction(name, borne_out, weight)
+
+    def option(
+        self,
+        name: str,
+        value: Any,
+        truth: Callable[[], str],
+        *,
+        what: str,
+        hint: str | None = None,
+        slips: dict[str, str] | None = None,
+        weight: float = 1.0,
+    ) -> Part:
+        """Judge an answer that is one of a few options (``slips``: option -> message)."""
+        picked = self._option_of(name, value, weight)
+        if isinstance(picked, Part):
+            return picked
+        if picked == truth():
+            return self.add(name, "correct", f"right: {what}.", weight=weight)
+        message = (slips or {}).get(picked, f'not "{picked}": look again at your results.')
+        return self.add(name, "incorrect", message, hint, weight)
 
     def text(
         self,
         name: str,
         value: Any,
         *,
-        min_words: int,
         ideas: Iterable[tuple[str, str]],
         weight: float = 1.0,
     ) -> Part:
-        """Record an answer in words; ``ideas`` are (regex, question) pairs to prompt with."""
+        """Record an answer in words; ``ideas`` are (regex, question) pairs to prompt with.
+
+        The fewest words accepted is the question's own (:func:`words` in its registration).
+        """
+        min_words = self.answer(name).min_words
         if is_unanswered(value):
             return self.add(
                 name, "unanswered", "not answered yet: write your answer between the quotes."
@@ -500,7 +654,12 @@ class Verdict:
         weighted = [p for p in self.parts if p.weight > 0]
         total = sum(p.weight for p in weighted) or 1.0
         earned = sum(p.weight for p in weighted if p.status in ("correct", "recorded"))
-        statuses = {p.status for p in weighted}
+        # a recorded prediction scores like a right part, but is never called right
+        statuses = {
+            "correct" if p.prediction and p.status == "recorded" else p.status for p in weighted
+        }
+        judged = [p for p in weighted if not p.prediction]
+        guesses = [p for p in weighted if p.prediction and p.status == "recorded"]
         if statuses <= {"unanswered"}:
             status = "unanswered"
         elif statuses <= {"correct"}:
@@ -518,13 +677,17 @@ class Verdict:
         hints += [f"does your answer say {n}" for n in self.notes]
         if len(self.parts) == 1:
             message = self.parts[0].message
-        elif status == "correct":
+        elif status == "correct" and not guesses:
             message = "every part is right."
+        elif status == "correct":
+            message = _prediction_summary(guesses)
         elif status == "unanswered":
             message = "replace the ... with your answers and run the cell again."
         else:
-            right = sum(p.status in ("correct", "recorded") for p in weighted)
-            message = f"{right} of {len(weighted)} right."
+            right = sum(p.status in ("correct", "recorded") for p in judged)
+            message = f"{right} of {len(judged)} right."
+            if guesses:
+                message += " Your prediction is recorded."
         return CheckResult(
             question=self.qid,
             status=status,
@@ -544,17 +707,35 @@ UNANSWERED_MESSAGE = "replace the ... with your answer and run the cell again."
 
 
 def exercise(
-    qid: str, title: str, points: float = 1.0, kind: str = "auto"
+    qid: str,
+    title: str,
+    points: float = 1.0,
+    kind: str = "auto",
+    answers: dict[str, Answer] | None = None,
 ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
-    """Register a check; its parameter names are the notebook variables it reads."""
+    """Register a check; its parameter names are the notebook variables it reads.
+
+    ``answers`` says how each variable written as text is answered (:func:`prediction`,
+    :func:`option`, :func:`words`); the student notebook's instructions are written from it.
+    """
     match = re.fullmatch(r"ex(\d{2}|A\d)_(\d+)", qid)
     if not match:
         raise ValueError(f"check names are exNN_K (exA1_K in the appendix), got {qid!r}")
 
     def decorate(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
         params = list(inspect.signature(func).parameters)
+        unknown = sorted(set(answers or {}) - set(params))
+        if unknown:
+            raise ValueError(f"{qid}: answers for variables the check does not read: {unknown}")
         question = Question(
-            qid, match.group(1), int(match.group(2)), title, tuple(params), float(points), kind
+            qid,
+            match.group(1),
+            int(match.group(2)),
+            title,
+            tuple(params),
+            float(points),
+            kind,
+            dict(answers or {}),
         )
         QUESTIONS[qid] = question
 
@@ -762,7 +943,7 @@ def judge_pair(
 
 
 def judge_guess(v: Verdict, name: str, value: Any, truth: Callable[[], float], ok: bool) -> None:
-    """A numeric prediction: any positive whole number scores; compared once ``ok``."""
+    """A numeric prediction: any positive whole number is recorded; compared once ``ok``."""
     if is_unanswered(value):
         v.add(name, "unanswered", "not answered yet: write your guess, a whole number.")
         return
@@ -773,14 +954,5 @@ def judge_guess(v: Verdict, name: str, value: Any, truth: Callable[[], float], o
         return
     if guess <= 0 or guess != int(guess):
         v.add(name, "incorrect", "write a positive whole number.")
-    elif not ok:
-        v.add(name, "correct", "guess recorded; compare it with your result when you have it.")
-    elif guess == truth():
-        v.add(name, "correct", "guess recorded, and your result bears it out.")
     else:
-        v.add(
-            name,
-            "correct",
-            "guess recorded; your result says otherwise. Work out why before you go on: that is "
-            "the point of predicting.",
-        )
+        v.recorded_prediction(name, guess == truth() if ok else None)

@@ -145,7 +145,7 @@ def test_lme4_theta_for_the_complete_pooling_mean_is_named() -> None:
     m0 = mlm.lmer("mAch ~ 1 + (1 | school)", datasets.load("hsb"))
     theta = float(m0.theta[0])
     assert 0 < theta < 1  # tau / sigma: far below any mean of mAch (a score out of 25)
-    result = check.ex02_1(round(theta, 3), ...)
+    result = check.ex02_1(round(theta, 3), ..., ...)
     assert "lme4's theta (m.theta)" in str(result) and "all pupils" in str(result)
     assert "too low" not in str(result)
 
@@ -169,10 +169,23 @@ def test_interval_check_accepts_a_series_and_rejects_nonsense() -> None:
     t = check._ch04_null()
     low, high = t["icc"] - 1.96 * t["se_icc"], t["icc"] + 1.96 * t["se_icc"]
     as_series = pd.Series({"estimate": t["icc"], "conf.low": low, "conf.high": high})
-    assert check.ex04_2(as_series).status == "correct"
-    assert check.ex04_2((high, low)).status == "correct"
-    assert check.ex04_2((0.5, 0.6)).status == "incorrect"
-    assert "too narrow" in str(check.ex04_2((t["icc"] - 0.001, t["icc"] + 0.001)))
+    assert check.ex04_2(as_series, "yes").status == "correct"
+    assert check.ex04_2((high, low), "Yes").status == "correct"
+    assert check.ex04_2((0.5, 0.6), ...).status == "incorrect"
+    assert "too narrow" in str(check.ex04_2((t["icc"] - 0.001, t["icc"] + 0.001), ...))
+
+
+def test_symmetry_of_the_interval_is_judged_on_the_interval_given() -> None:
+    t = check._ch04_null()
+    icc, se = t["icc"], t["se_icc"]
+    even = (icc - 1.96 * se, icc + 1.96 * se)
+    skewed = (icc - 1.4 * se, icc + 2.4 * se)  # a plausible interval, longer above
+    assert check.ex04_2(even, "yes").status == "correct"
+    assert check.ex04_2(even, "no").status == "partial"
+    assert check.ex04_2(skewed, "no").status == "correct"
+    assert check.ex04_2(skewed, "yes").status == "partial"
+    # no verdict on the symmetry of an interval that does not pass
+    assert "first give an interval" in str(check.ex04_2((0.5, 0.6), "yes"))
 
 
 def test_prediction_is_recorded_and_compared_only_after_the_results() -> None:
@@ -225,7 +238,7 @@ def test_options_of_a_prediction_are_those_the_check_accepts() -> None:
 
 def test_text_minimum_is_the_registered_one() -> None:
     for q in check.QUESTIONS.values():
-        for name, answer in q.answers.items():
+        for answer in q.answers.values():
             if answer.options:
                 continue
             n = answer.min_words
@@ -238,12 +251,14 @@ def test_text_minimum_is_the_registered_one() -> None:
 def test_school_means_series_order_and_medians() -> None:
     t = check._ch02_pooling()
     means = t["means"]
-    assert check.ex02_1(t["grand"], means).status == "correct"
-    assert "medians" in str(check.ex02_1(t["grand"], t["medians"]))
-    assert check.ex02_1(t["grand"], means.sample(frac=1, random_state=1)).status == "correct"
-    shuffled = means.sample(frac=1, random_state=1).to_numpy()
-    assert "order" in str(check.ex02_1(t["grand"], shuffled))
-    assert "mean of the school means" in str(check.ex02_1(t["mean_of_means"], means))
+    spread = means.max() - means.min()
+    assert check.ex02_1(t["grand"], means, round(spread, 2)).status == "correct"
+    assert "medians" in str(check.ex02_1(t["grand"], t["medians"], ...))
+    shuffled = means.sample(frac=1, random_state=1)
+    assert check.ex02_1(t["grand"], shuffled, spread).status == "correct"
+    assert "order" in str(check.ex02_1(t["grand"], shuffled.to_numpy(), ...))
+    assert "mean of the school means" in str(check.ex02_1(t["mean_of_means"], means, ...))
+    assert "SD of the school means" in str(check.ex02_1(..., ..., means.std()))
 
 
 def test_levels_partial_credit_without_naming_the_wrong_ones() -> None:
@@ -268,8 +283,9 @@ def test_free_text_is_recorded_for_the_instructor() -> None:
 def test_simulation_checks_use_the_known_truth() -> None:
     t = check._ch04_sim()
     assert math.isclose(t["true"], 20**2 / (20**2 + 40**2))
-    assert check.ex04_5(t["true"], t["est"]).status == "correct"
-    assert "true ICC" in str(check.ex04_5(t["true"], t["true"]))
+    assert check.ex04_5(t["true"], t["est"], t["est"] - t["true"]).status == "correct"
+    assert "true ICC" in str(check.ex04_5(t["true"], t["true"], ...))
+    assert "sign" in str(check.ex04_5(..., ..., t["true"] - t["est"]))
     s = check._ch02_sim()
     assert check.ex02_6(s["deff"], s["ratio"]).status == "correct"
     assert "m instead of m - 1" in str(check.ex02_6(s["deff_m"], s["ratio"]))
@@ -304,3 +320,27 @@ def test_wrong_answers_do_not_reveal_the_right_one(call, truth) -> None:  # noqa
     for value in truth():
         for shown in _renderings(float(value)):
             assert shown not in text, f"{shown} appears in the feedback"
+
+
+def test_which_fit_is_closer_to_the_truth_is_answered() -> None:
+    t = check._ch01_sim()
+    # the simulation's truth: OLS treats the 200 measurements as independent
+    assert abs(t["lme"] - t["true"]) < abs(t["ols"] - t["true"]) and t["ols"] < t["true"]
+    right = check.ex01_5(t["ols"], t["lme"], t["true"], "the mixed model")
+    assert right.status == "correct" and "times too small" in right.message
+    wrong = check.ex01_5(t["ols"], t["lme"], t["true"], "OLS")
+    assert wrong.status == "partial" and "3 of 4 right" in wrong.message
+    assert "not one of the options" in str(check.ex01_5(..., ..., ..., "both"))
+
+
+def test_a_numeric_guess_is_recorded_too() -> None:
+    t = check._ch04_null()
+    for guess, near in ((t["n_eff"] * 1.2, True), (7185, False)):
+        result = check.ex04_3(guess, t["deff"], t["n_eff"])
+        assert result.status == "correct" and "every part is right" not in result.message
+        status, message = {n: (s, m) for n, s, m in result.parts}["prediction_n_eff"]
+        assert status == "recorded" and message.startswith("recorded")
+        assert ("bear out your prediction" in result.message) is near
+    assert {n: s for n, s, _ in check.ex04_3(500, ..., ...).parts}["prediction_n_eff"] == (
+        "recorded"
+    )

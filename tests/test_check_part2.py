@@ -42,6 +42,10 @@ def test_lake_county_by_hand_matches_the_model() -> None:
     )
     rounded = check.ex05_1(round(t["lam"], 2), round(t["partial"], 2))
     assert rounded.status == "correct" and rounded.score == 2
+    # the estimate computed with the standard-deviation weight is named, not "too low"
+    sd_partial = str(check.ex05_1(..., t["partial_sd"]))
+    assert "tau and sigma instead of tau^2 and sigma^2" in sd_partial
+    assert "too low" not in sd_partial and "too high" not in sd_partial
     slips = str(check.ex05_1(t["lam_sd"], t["partial_grand"]))
     assert "standard deviations instead of variances" in slips and "mean of all homes" in slips
     assert "leaves out n_j" in str(check.ex05_1(t["lam_no_n"], ...))
@@ -119,34 +123,83 @@ def test_slope_test_uses_the_mixture_and_reml() -> None:
     t = check._ch06_compare()
     assert math.isclose(t["p_mix"], t["p_naive"] / 2, rel_tol=1e-6)
     for p in (round(t["p_mix"], 4), 0.001):
-        assert check.ex06_2(round(t["chisq"], 2), p).status == "correct"
-    slips = str(check.ex06_2(t["chisq_ml"], t["p_naive"]))
+        assert check.ex06_2(round(t["chisq"], 2), p, "Larger").status == "correct"
+    slips = str(check.ex06_2(t["chisq_ml"], t["p_naive"], ...))
     assert "ML refits" in slips and "naive" in slips and "refit = FALSE" in slips
-    assert "correlated model" in str(check.ex06_2(..., t["p_both_mix"]))
-    assert "double it" in str(check.ex06_2(t["loglik_diff"], ...))
+    assert "correlated model" in str(check.ex06_2(..., t["p_both_mix"], ...))
+    assert "double it" in str(check.ex06_2(t["loglik_diff"], ..., ...))
+
+
+def _part(result: check.CheckResult, name: str) -> str:
+    """The status of one part of a check's result."""
+    return {n: s for n, s, _ in result.parts}[name]
+
+
+def test_naive_p_value_question_is_answered_and_checked() -> None:
+    t = check._ch06_compare()
+    assert t["p_naive"] > t["p_mix"]  # the naive test is conservative
+    right = check.ex06_2(t["chisq"], t["p_mix"], "larger")
+    assert right.status == "correct" and "boundary" not in right.message
+    assert "edge of its possible values" in str(right)
+    wrong = check.ex06_2(t["chisq"], t["p_mix"], "smaller")
+    assert (
+        wrong.status == "partial"
+        and dict((n, s) for n, s, _ in wrong.parts)["naive_p_cses"] == "incorrect"
+    )
+    assert "not one of the options" in str(check.ex06_2(..., ..., "it is wrong"))
 
 
 def test_moving_the_zero_of_age() -> None:
     t = check._ch06_oxboys()
     # the refit agrees with the formula for the intercept SD at age = -1
     assert t["tau0_start"] < t["tau0"] < t["tau0_end"]
-    right = check.ex06_3("smaller", round(t["tau0_start"], 2), round(t["rho_start"], 3))
+    right = check.ex06_3("smaller", round(t["tau0_start"], 2), round(t["rho_start"], 3), "tau_1")
     assert right.status == "correct" and "bear it out" in str(right)
-    slips = str(check.ex06_3("larger", t["tau0_end"], t["rho"]))
+    slips = str(check.ex06_3("larger", t["tau0_end"], t["rho"], ...))
     assert "last occasion" in slips and "middle of the study" in slips
-    assert "variance" in str(check.ex06_3(..., t["var_start"], ...))
+    assert "variance" in str(check.ex06_3(..., t["var_start"], ..., ...))
+
+
+def test_which_estimate_stays_the_same_when_age_moves() -> None:
+    t = check._ch06_oxboys()
+    # the slope SD is the one of the three that does not move (the same model, read elsewhere)
+    assert math.isclose(t["tau1"], t["tau1_start"], rel_tol=1e-4)
+    assert not math.isclose(t["tau0"], t["tau0_start"], rel_tol=0.01)
+    assert not math.isclose(t["rho"], t["rho_start"], rel_tol=0.01)
+    for spelling in ("tau_1", "tau1", "TAU 1", "the slope SD"):
+        assert _part(check.ex06_3(..., ..., ..., spelling), "unchanged_start") == "correct"
+    for wrong in ("tau_0", "rho"):
+        assert _part(check.ex06_3(..., ..., ..., wrong), "unchanged_start") == "incorrect"
 
 
 def test_simulated_slopes_interval_forms() -> None:
     t = check._ch06_sim()
     low, high = t["b1"] - 1.96 * t["se_b1"], t["b1"] + 1.96 * t["se_b1"]
     row = pd.Series({"estimate": t["b1"], "conf.low": low, "conf.high": high})
-    right = check.ex06_5(t["tau1"], row)
-    assert right.status == "correct" and "true average slope" in right.message
-    slips = str(check.ex06_5(t["truth"]["tau1"], (t["b1"] - 1.96 * t["tau1"], t["b1"] + 2)))
+    covers = "yes" if low <= t["truth"]["beta1"] <= high else "no"
+    right = check.ex06_5(t["tau1"], row, covers, round(t["rho"], 3))
+    assert right.status == "correct" and "true one" in right.message
+    assert f"the true {t['truth']['rho']:g}" in right.message
+    slips = str(
+        check.ex06_5(t["truth"]["tau1"], (t["b1"] - 1.96 * t["tau1"], t["b1"] + 2), ..., ...)
+    )
     assert "true value" in slips
     spread = (t["b1"] - 1.96 * t["tau1"], t["b1"] + 1.96 * t["tau1"])
-    assert "schools' slopes lie" in str(check.ex06_5(..., spread))
+    assert "schools' slopes lie" in str(check.ex06_5(..., spread, ..., ...))
+
+
+def test_simulated_slopes_questions_against_the_truth() -> None:
+    t = check._ch06_sim()
+    low, high = t["b1"] - 1.96 * t["se_b1"], t["b1"] + 1.96 * t["se_b1"]
+    covers = low <= t["truth"]["beta1"] <= high
+    assert _part(check.ex06_5(..., ..., "yes" if covers else "no", ...), "covers_beta1_sim") == (
+        "correct"
+    )
+    assert check.ex06_5(..., ..., "no" if covers else "yes", ...).status == "incorrect"
+    # rho-hat is estimated, not the truth of the simulation
+    assert abs(t["rho"] - t["truth"]["rho"]) > 0.01
+    assert "true value" in str(check.ex06_5(..., ..., ..., t["truth"]["rho"]))
+    assert _part(check.ex06_5(..., ..., ..., round(t["rho"], 2)), "rho_sim") == "correct"
 
 
 # --------------------------------------------------------------------------------------------
@@ -188,8 +241,12 @@ def test_scotssec_shares_and_the_adjusted_slip() -> None:
 def test_pastes_correlations() -> None:
     t = check._ch07_pastes()
     assert t["same_cask"] > t["cask_only"] > t["same_batch"]
-    assert check.ex07_3(round(t["same_cask"], 3), "15%").status == "correct"
-    slips = str(check.ex07_3(t["cask_only"], t["same_batch_wrong"]))
+    assert check.ex07_3(round(t["same_cask"], 3), "15%", "same cask").status == "correct"
+    # mlm.icc(m) of the nested model is the correlation within a cask
+    assert math.isclose(t["icc"], t["same_cask"], rel_tol=1e-9)
+    assert check.ex07_3(..., ..., "same batch").status == "incorrect"
+    assert _part(check.ex07_3(..., ..., "same cask"), "icc_gives") == "correct"
+    slips = str(check.ex07_3(t["cask_only"], t["same_batch_wrong"], ...))
     assert "also share its batch" in slips and "(1 | batch) + (1 | cask)" in slips
 
 
@@ -197,11 +254,20 @@ def test_drivers_and_cars_standard_errors() -> None:
     t = check._ch07_sim()
     assert math.isclose(t["true"], math.sqrt(3**2 / 10 + 2**2 / 8 + 1.5**2 / 160))
     assert t["drivers"] < t["crossed"]
-    right = check.ex07_5("smaller", t["true"], t["crossed"], t["drivers"])
+    closer = (
+        "crossed"
+        if abs(t["crossed"] - t["true"]) < abs(t["drivers"] - t["true"])
+        else "drivers only"
+    )
+    assert closer == "crossed"  # leaving the cars out understates the uncertainty
+    right = check.ex07_5("smaller", t["true"], t["crossed"], t["drivers"], "Crossed model")
     assert right.status == "correct" and right.score == 4 and "times" in right.message
-    slips = str(check.ex07_5("larger", t["true_no_cars"], t["drivers"], t["ols"]))
+    assert right.message.startswith("every answer is right, and your results bear out")
+    assert check.ex07_5(..., ..., ..., ..., "drivers-only").status == "incorrect"
+    assert _part(check.ex07_5(..., ..., ..., ..., "crossed"), "closer_se_mu") == "correct"
+    slips = str(check.ex07_5("larger", t["true_no_cars"], t["drivers"], t["ols"], ...))
     assert "cars' variance" in slips and "drivers only" in slips and "OLS" in slips
-    assert "independent" in str(check.ex07_5(..., t["true_naive"], ..., ...))
+    assert "independent" in str(check.ex07_5(..., t["true_naive"], ..., ..., ...))
 
 
 # --------------------------------------------------------------------------------------------
@@ -212,10 +278,12 @@ def test_drivers_and_cars_standard_errors() -> None:
 def test_penicillin_design_and_theta_zero() -> None:
     t = check._chA1_penicillin()
     assert math.isclose(t["dev0"], -2 * t["llf"], rel_tol=1e-9)
-    right = check.exA1_1(3, np.int64(30), "2")
+    assert t["nnz_row"] == 2  # one plate and one sample per diameter
+    right = check.exA1_1(3, np.int64(30), "2", 2)
     assert right.status == "correct" and "say otherwise" in str(right)
     assert dict((n, s) for n, s, _ in right.parts)["prediction_n_theta"] == "recorded"
-    slips = str(check.exA1_1(2, 144, 3))
+    slips = str(check.exA1_1(2, 144, 3, ...))
+    assert "whole of Z" in str(check.exA1_1(..., ..., ..., t["nnz"]))
     assert "rows of Z" in slips and "sigma is not part of theta" in slips
     assert check.exA1_2(round(t["dev0"], 2), -2 * t["llf"]).status == "correct"
     slips = str(check.exA1_2(t["reml0"], t["llf"]))
@@ -272,11 +340,20 @@ def _renderings(x: float) -> list[str]:
             lambda: [check._ch05_sim()[k] for k in ("lam", "mse_no", "mse_partial")],
         ),
         (lambda: check.ex06_1(5.0, 0.5, (0.0, 1.0)), lambda: [check._ch06_cses()["tau1"]]),
-        (lambda: check.ex06_2(1.0, 0.5), lambda: [check._ch06_compare()[k] for k in ("chisq",)]),
-        (lambda: check.ex06_3("same", 1.0, 0.1), lambda: [check._ch06_oxboys()["tau0_start"]]),
+        (
+            lambda: check.ex06_2(1.0, 0.5, "same"),
+            lambda: [check._ch06_compare()[k] for k in ("chisq",)],
+        ),
+        (
+            lambda: check.ex06_3("same", 1.0, 0.1, "rho"),
+            lambda: [check._ch06_oxboys()["tau0_start"]],
+        ),
         (lambda: check.ex07_2("same", 0.5, 0.5), lambda: [check._ch07_scots()["primary"]]),
-        (lambda: check.ex07_3(0.5, 0.5), lambda: [check._ch07_pastes()["same_cask"]]),
-        (lambda: check.ex07_5("same", 9.0, 9.0, 9.0), lambda: [check._ch07_sim()["true"]]),
+        (lambda: check.ex07_3(0.5, 0.5, "batch"), lambda: [check._ch07_pastes()["same_cask"]]),
+        (
+            lambda: check.ex07_5("same", 9.0, 9.0, 9.0, "drivers"),
+            lambda: [check._ch07_sim()["true"]],
+        ),
         (lambda: check.exA1_2(1.0, 1.0), lambda: [check._chA1_penicillin()["dev0"]]),
         (lambda: check.exA1_4((1.0, 1.0), (1.0, 1.0)), lambda: [*check._chA1_sim()["hat"]]),
     ],

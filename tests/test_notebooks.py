@@ -248,8 +248,15 @@ def test_text_answers_say_what_the_check_accepts(solution: Path) -> None:
             # the placeholder lists exactly the options the check reads, and no "in words"
             assert "in words" not in line
             assert all(f'"{option}"' in line for option in answer.options)
-            # options quoted in the task text are options the check accepts
-            task = next(c.source for c in student.cells if f"`{name}`" in c.source)
+            # options quoted in the paragraph of the task that names the variable are options
+            # the check accepts
+            task = next(
+                para
+                for c in student.cells
+                if c.cell_type == "markdown"
+                for para in c.source.split("\n\n")
+                if f"`{name}`" in para
+            )
             for quoted in re.findall(r'`"([^"`]+)"`', task):
                 assert answer.pick(quoted) is not None, f"{name}: {quoted!r} is not accepted"
         else:

@@ -22,6 +22,12 @@ How the checks judge an answer
   on it, nor on an answer it cannot read (it says what it expected instead).
 - Free-text answers are checked only for being there and long enough; the result lists the key
   ideas worth mentioning, as questions, and says that the instructor grades the text by hand.
+- A prediction (written before computing) is *recorded*, never called right or wrong: any of its
+  options earns its share of the points, and once the results are in, the check says whether
+  they bear it out.
+- An answer written as text (a prediction, one of a few options, or words) is registered with
+  its rules (:class:`mlmprimer.check.core.Answer`: the options, or the fewest words); the student
+  notebook's placeholder and task text are written from them, so they say what the check accepts.
 
 Chapters and the appendix
 -------------------------

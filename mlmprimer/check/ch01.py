@@ -22,6 +22,7 @@ from mlmprimer.check.core import (
     fit_cached,
     fixef_se,
     load_data,
+    option,
     prediction,
     questions,
     statsmodels_formula,
@@ -291,8 +292,21 @@ def ex01_4(answer_fixed_random: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex01_5", "simulated subjects: SE of the mean against the truth", points=3)
-def ex01_5(se_mean_ols: Any, se_mean_lme: Any, se_mean_true: Any) -> CheckResult:
+_FITS01 = {
+    "OLS": ("ols fit", "the ols fit", "ordinary least squares", "ols model"),
+    "LME": ("lmer", "mixed model", "the mixed model", "multilevel model", "the multilevel model"),
+}
+
+
+@exercise(
+    "ex01_5",
+    "simulated subjects: SE of the mean against the truth",
+    points=3,
+    answers={"closer_se_mean": option(_FITS01)},
+)
+def ex01_5(
+    se_mean_ols: Any, se_mean_lme: Any, se_mean_true: Any, closer_se_mean: Any
+) -> CheckResult:
     """Exercise 1.5: standard errors of the grand mean on simulated data with a known truth.
 
     The data are ``simulate.reaction_times(n_subjects=20, n_obs=10, rng=101)``.
@@ -306,10 +320,12 @@ def ex01_5(se_mean_ols: Any, se_mean_lme: Any, se_mean_true: Any) -> CheckResult
     se_mean_true : float
         The true standard error of the grand mean from the simulation's true parameters,
         :math:`\\sqrt{\\tau^2 / J + \\sigma^2 / N}`.
+    closer_se_mean : str
+        Which fit's standard error is closer to the true one, ``"OLS"`` or ``"LME"``.
 
     Examples
     --------
-    >>> ex01_5(..., ..., ...).status
+    >>> ex01_5(..., ..., ..., ...).status
     'unanswered'
     """
     v = Verdict("ex01_5")
@@ -346,16 +362,19 @@ def ex01_5(se_mean_ols: Any, se_mean_lme: Any, se_mean_true: Any) -> CheckResult
         ],
         hint="use sim.attrs['truth']: tau^2 / J + sigma^2 / N, then the square root.",
     )
+    truth = t()
+    lme_closer = abs(truth["lme"] - truth["true"]) < abs(truth["ols"] - truth["true"])
+    v.option(
+        "closer_se_mean",
+        closer_se_mean,
+        lambda: "LME" if lme_closer else "OLS",
+        what=f"the {'mixed model' if lme_closer else 'OLS fit'} is closer to the truth",
+        hint="compare the distance of each standard error from se_mean_true.",
+    )
     result = v.result()
     if result.status == "correct":
-        truth = t()
-        closer = (
-            "mixed model"
-            if abs(truth["lme"] - truth["true"]) < abs(truth["ols"] - truth["true"])
-            else "OLS fit"
-        )
         result.message = (
-            f"every part is right. The {closer} is closer to the truth; the OLS standard error is "
+            f"every part is right. The OLS standard error is "
             f"{truth['true'] / truth['ols']:.1f} times too small."
         )
     return result

@@ -163,7 +163,7 @@ def _school_means_part(v: Verdict, value: Any) -> None:
 
 
 @exercise("ex02_1", "complete and no pooling of the school means", points=2)
-def ex02_1(grand_mean: Any, school_means: Any) -> CheckResult:
+def ex02_1(grand_mean: Any, school_means: Any, spread_school_means: Any) -> CheckResult:
     """Exercise 2.1: complete pooling (one mean) and no pooling (one mean per school), ``hsb``.
 
     Parameters
@@ -172,10 +172,12 @@ def ex02_1(grand_mean: Any, school_means: Any) -> CheckResult:
         Mean of ``mAch`` over all pupils.
     school_means : pandas.Series
         Mean of ``mAch`` in each school, indexed by school.
+    spread_school_means : float
+        How far apart the school means are: the largest minus the smallest.
 
     Examples
     --------
-    >>> ex02_1(..., ...).status
+    >>> ex02_1(..., ..., ...).status
     'unanswered'
     """
     v = Verdict("ex02_1")
@@ -200,6 +202,20 @@ def ex02_1(grand_mean: Any, school_means: Any) -> CheckResult:
         hint="complete pooling: one mean of mAch over every pupil.",
     )
     _school_means_part(v, school_means)
+    v.number(
+        "spread_school_means",
+        spread_school_means,
+        lambda: float(t()["means"].max() - t()["means"].min()),
+        what="the distance from the lowest school mean to the highest",
+        slips=lambda: [
+            (float(t()["means"].std()), "this is the SD of the school means; take max - min."),
+            (
+                float(t()["medians"].max() - t()["medians"].min()),
+                "this uses the school medians; the question asks for the means.",
+            ),
+        ],
+        hint="school_means.max() - school_means.min().",
+    )
     return v.result()
 
 

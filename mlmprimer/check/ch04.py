@@ -11,6 +11,7 @@ import math
 from typing import Any
 
 from mlmprimer.check.core import (
+    YES_NO,
     CheckResult,
     Unreadable,
     Verdict,
@@ -19,6 +20,7 @@ from mlmprimer.check.core import (
     intercept_variance,
     is_unanswered,
     load_data,
+    option,
     questions,
     read_number,
     read_pair,
@@ -113,8 +115,12 @@ def ex04_1(icc_hsb: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex04_2", "a parametric bootstrap interval for the ICC")
-def ex04_2(ci_icc: Any) -> CheckResult:
+@exercise(
+    "ex04_2",
+    "a parametric bootstrap interval for the ICC",
+    answers={"ci_symmetric": option(YES_NO)},
+)
+def ex04_2(ci_icc: Any, ci_symmetric: Any) -> CheckResult:
     """Exercise 4.2: a 95 % parametric-bootstrap interval for the ICC of exercise 4.1.
 
     Any seed and number of bootstrap samples of at least 100 give an interval that passes: the
@@ -124,20 +130,53 @@ def ex04_2(ci_icc: Any) -> CheckResult:
     ----------
     ci_icc : tuple of float
         ``(lower, upper)``, or the Series returned by ``mlmprimer.icc_ci``.
+    ci_symmetric : str
+        ``"yes"`` or ``"no"``: is the interval (nearly) symmetric around the estimate? Judged on
+        the interval given, since every seed gives its own: symmetric when the two sides differ
+        by less than a fifth of its width.
 
     Examples
     --------
-    >>> ex04_2((0.1, 0.2, 0.3)).status
+    >>> ex04_2((0.1, 0.2, 0.3), ...).status
     'incorrect'
     """
     v = Verdict("ex04_2")
+    interval = _icc_interval_part(v, ci_icc)
+    if interval is None:
+        if not is_unanswered(ci_symmetric):
+            v.add("ci_symmetric", "incorrect", "first give an interval that passes, in ci_icc.")
+        else:
+            v.add("ci_symmetric", "unanswered", "not answered yet.")
+        return v.result()
+    low, high = interval
+    icc = _ch04_null()["icc"]
+    symmetric = abs((high - icc) - (icc - low)) < 0.2 * (high - low)
+    v.option(
+        "ci_symmetric",
+        ci_symmetric,
+        lambda: "yes" if symmetric else "no",
+        what=(
+            "the interval reaches about as far on both sides of the estimate"
+            if symmetric
+            else "the interval reaches further on one side of the estimate than on the other"
+        ),
+        hint="compare icc - lower with upper - icc.",
+    )
+    return v.result()
+
+
+def _icc_interval_part(v: Verdict, ci_icc: Any) -> tuple[float, float] | None:
+    """Judge the interval of exercise 4.2; the interval when it passes, else None."""
     name = "ci_icc"
     hint = "mlm.icc_ci(m0, n_boot=..., seed=..., progress=False) returns conf.low and conf.high."
+    if is_unanswered(ci_icc):
+        v.add(name, "unanswered", "not answered yet.")
+        return None
     try:
         low, high = read_pair(ci_icc)
     except Unreadable as exc:
         v.add(name, "incorrect", f"{exc}.", hint)
-        return v.result()
+        return None
     low, high = min(low, high), max(low, high)
     t = _ch04_null()
     if high > 1 and low >= 0 and high <= 100:
@@ -161,7 +200,8 @@ def ex04_2(ci_icc: Any) -> CheckResult:
         v.add(name, "incorrect", "the limits sit in the wrong place around the estimate.", hint)
     else:
         v.add(name, "correct", "right: a plausible 95 % interval for the ICC.")
-    return v.result()
+        return low, high
+    return None
 
 
 @exercise("ex04_3", "design effect and effective sample size: predict, then compute", points=3)
@@ -220,18 +260,17 @@ def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
             if guess <= 0:
                 v.add(name, "incorrect", "a sample size is a positive number.")
             elif not v.ok("n_eff_hsb"):
-                v.add(
-                    name, "correct", "guess recorded; compare it with your result when you have it."
-                )
+                v.recorded_prediction(name, None)
             else:
                 factor = guess / t()["n_eff"]
+                near = 1 / 1.5 <= factor <= 1.5
                 how = (
                     "within a factor of 1.5 of the result: a good feel for clustering."
-                    if 1 / 1.5 <= factor <= 1.5
+                    if near
                     else f"{'above' if factor > 1 else 'below'} the result by a factor of "
                     f"{max(factor, 1 / factor):.1f}. Think about why."
                 )
-                v.add(name, "correct", f"guess recorded, {how}")
+                v.add(name, "recorded", f"recorded, {how}", prediction=True, borne_out=near)
     return v.result()
 
 
@@ -268,7 +307,7 @@ def ex04_4(answer_icc_meaning: Any) -> CheckResult:
 
 
 @exercise("ex04_5", "simulated subjects: the ICC against the truth", points=2)
-def ex04_5(icc_true: Any, icc_est: Any) -> CheckResult:
+def ex04_5(icc_true: Any, icc_est: Any, icc_error: Any) -> CheckResult:
     """Exercise 4.5: true and estimated ICC of simulated data.
 
     The data are ``simulate.reaction_times(n_subjects=50, n_obs=8, beta0=500, tau=20,
@@ -280,10 +319,12 @@ def ex04_5(icc_true: Any, icc_est: Any) -> CheckResult:
         The ICC from the simulation's true parameters (``attrs["truth"]``).
     icc_est : float
         The ICC estimated from ``reaction ~ 1 + (1 | subject)``.
+    icc_error : float
+        How far the estimate is from the truth, ``icc_est - icc_true``.
 
     Examples
     --------
-    >>> ex04_5(..., ...).status
+    >>> ex04_5(..., ..., ...).status
     'unanswered'
     """
     v = Verdict("ex04_5")
@@ -308,6 +349,15 @@ def ex04_5(icc_true: Any, icc_est: Any) -> CheckResult:
         percent=True,
         slips=lambda: [(t()["true"], "this is the true ICC; estimate it from the fitted model.")],
         hint="fit reaction ~ 1 + (1 | subject) and use mlm.icc or the variance components.",
+    )
+    v.number(
+        "icc_error",
+        icc_error,
+        lambda: t()["est"] - t()["true"],
+        what="the estimate's distance from the truth",
+        abs_tol=0.002,
+        slips=lambda: [(t()["true"] - t()["est"], "the sign is turned: take icc_est - icc_true.")],
+        hint="icc_est - icc_true.",
     )
     result = v.result()
     if result.status == "correct":

@@ -64,14 +64,17 @@ def _ch05_lake() -> dict[str, float]:
     beta0 = float(m0.fixef["(Intercept)"])
     grand = float(radon["log_radon"].mean())
     lam = tau2 / (tau2 + sigma2 / n)
+    sd_weights = _weight_from_sds(math.sqrt(tau2), math.sqrt(sigma2), n)
+    lam_sd = sd_weights["lam_sd"]
     return {
         "lam": lam,
-        **_weight_from_sds(math.sqrt(tau2), math.sqrt(sigma2), n),
+        **sd_weights,
         "lam_no_n": tau2 / (tau2 + sigma2),
         "lam_flip": 1 - lam,
         "partial": float(group_coef(m0, "county").loc[county, "(Intercept)"]),
         "partial_grand": lam * own + (1 - lam) * grand,
         "partial_flip": (1 - lam) * own + lam * beta0,
+        "partial_sd": lam_sd * own + (1 - lam_sd) * beta0,
         "own": own,
         "beta0": beta0,
         "u": float(m0.ranef["county"].loc[county, "(Intercept)"]),
@@ -199,6 +202,11 @@ def ex05_1(lambda_lake: Any, partial_lake: Any) -> CheckResult:
                 "its estimate of the mean of the county means.",
             ),
             (t()["partial_flip"], "the weights are swapped: lambda_j goes with the own mean."),
+            (
+                t()["partial_sd"],
+                "this uses a weight computed with tau and sigma instead of tau^2 and sigma^2, "
+                "the common mistake of the chapter: square both, and divide sigma^2 by n_j.",
+            ),
             (t()["u"], "this is the county's effect u_j alone; add beta_0-hat."),
             (t()["beta0"], "this is beta_0-hat, the same for every county."),
         ],

@@ -12,14 +12,17 @@ from typing import Any
 
 from mlmprimer.check.core import (
     MORE_LESS,
+    YES_NO,
     Z95,
     CheckResult,
     Verdict,
+    close_to,
     exercise,
     fit_cached,
     fixef_se,
     judge_range,
     load_data,
+    option,
     prediction,
     questions,
     varcorr_row,
@@ -31,6 +34,11 @@ _CSES_UNC = "mAch ~ cses + (1 | school) + (0 + cses | school)"
 _CSES_COR = "mAch ~ cses + (1 + cses | school)"
 _SES_COR = "mAch ~ ses + (1 + ses | school)"
 _OX = "height ~ age + (age | Subject)"
+_ESTIMATES_06 = {
+    "tau_0": ("tau0", "tau 0", "intercept sd", "the intercept sd"),
+    "tau_1": ("tau1", "tau 1", "slope sd", "the slope sd"),
+    "rho": ("correlation", "the correlation", "rho hat"),
+}
 _SIM06 = {"n_schools": 80, "n_students": 25, "rng": 6}
 
 
@@ -94,6 +102,7 @@ def _ch06_oxboys() -> dict[str, float]:
     c, rho = varcorr_row(m, "Subject", "(Intercept)", "age")
     var_start, tau0_start = varcorr_row(start, "Subject", "(Intercept)")
     _, rho_start = varcorr_row(start, "Subject", "(Intercept)", "age_start")
+    _, tau1_start = varcorr_row(start, "Subject", "age_start")
     tau0_end = math.sqrt(t0 + 2 * c + t1)
     return {
         "tau0": tau0,
@@ -104,6 +113,7 @@ def _ch06_oxboys() -> dict[str, float]:
         "tau0_end": tau0_end,
         "rho_end": (c + t1) / (tau0_end * tau1),
         "tau1": tau1,
+        "tau1_start": tau1_start,
     }
 
 
@@ -116,10 +126,12 @@ def _ch06_sim() -> dict[str, Any]:
     m = lmer("math ~ ses + (ses | school)", sim)
     tau1_var, tau1 = varcorr_row(m, "school", "ses")
     _, tau0 = varcorr_row(m, "school", "(Intercept)")
+    _, rho = varcorr_row(m, "school", "(Intercept)", "ses")
     return {
         "tau1": tau1,
         "tau1_var": tau1_var,
         "tau0": tau0,
+        "rho": rho,
         "b0": float(m.fixef["(Intercept)"]),
         "se_b0": fixef_se(m, "(Intercept)"),
         "b1": float(m.fixef["ses"]),
@@ -201,8 +213,13 @@ def ex06_1(tau1_cses: Any, rho_cses: Any, slope_range_cses: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex06_2", "do the cses slopes vary? The boundary-corrected test", points=2)
-def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
+@exercise(
+    "ex06_2",
+    "do the cses slopes vary? The boundary-corrected test",
+    points=2,
+    answers={"naive_p_cses": option(MORE_LESS)},
+)
+def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any, naive_p_cses: Any) -> CheckResult:
     """Exercise 6.2: likelihood-ratio test of ``(1 | school)`` against an uncorrelated slope.
 
     The models are ``mAch ~ cses + (1 | school)`` and ``mAch ~ cses + (1 | school) + (0 + cses
@@ -214,10 +231,13 @@ def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
         The likelihood-ratio statistic, twice the difference of the log-likelihoods.
     p_mixture_cses : float
         The p-value from the 50:50 mixture of chi^2_0 and chi^2_1.
+    naive_p_cses : str
+        Whether the naive chi^2_1 p-value is ``"larger"`` or ``"smaller"`` than the mixture one
+        (or the ``"same"``).
 
     Examples
     --------
-    >>> ex06_2(-3, ...).status
+    >>> ex06_2(-3, ..., ...).status
     'incorrect'
     """
     v = Verdict("ex06_2")
@@ -263,6 +283,17 @@ def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
         ],
         hint="the column 'Pr(>Chisq) mixture', on the row of the uncorrelated model.",
     )
+    v.option(
+        "naive_p_cses",
+        naive_p_cses,
+        lambda: "larger" if t()["p_naive"] > t()["p_mix"] else "smaller",
+        what=(
+            "the naive p-value is larger. Under tau_1^2 = 0 the variance sits on the edge of its "
+            "possible values, the statistic is 0 half of the time, and chi^2_1 overstates the "
+            "p-value: a test that is too cautious"
+        ),
+        hint="compare the columns 'Pr(>Chisq)' and 'Pr(>Chisq) mixture' of the comparison.",
+    )
     return v.result()
 
 
@@ -270,9 +301,14 @@ def ex06_2(chisq_slope_cses: Any, p_mixture_cses: Any) -> CheckResult:
     "ex06_3",
     "Oxford boys: moving the zero of age, predict then refit",
     points=3,
-    answers={"prediction_tau0_start": prediction(MORE_LESS)},
+    answers={
+        "prediction_tau0_start": prediction(MORE_LESS),
+        "unchanged_start": option(_ESTIMATES_06),
+    },
 )
-def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> CheckResult:
+def ex06_3(
+    prediction_tau0_start: Any, tau0_start: Any, rho_start: Any, unchanged_start: Any
+) -> CheckResult:
     """Exercise 6.3: ``height ~ age + (age | Subject)`` with age counted from the first occasion.
 
     ``age_start = age + 1`` is 0 at the first measurement (``age`` runs from -1 to 1).
@@ -286,10 +322,12 @@ def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> Check
         :math:`\\hat\\tau_0` of ``height ~ age_start + (age_start | Subject)`` (cm).
     rho_start : float
         Its intercept-slope correlation.
+    unchanged_start : str
+        Which of ``"tau_0"``, ``"tau_1"`` and ``"rho"`` is the same in both models.
 
     Examples
     --------
-    >>> ex06_3("bigger", ..., ...).status
+    >>> ex06_3("bigger", ..., ..., ...).status
     'partial'
     """
     v = Verdict("ex06_3")
@@ -318,6 +356,26 @@ def ex06_3(prediction_tau0_start: Any, tau0_start: Any, rho_start: Any) -> Check
             (t()["rho_end"], "this is the correlation at the last occasion."),
         ],
         hint="the sdcor of the row whose var2 is age_start.",
+    )
+
+    def unchanged() -> str:
+        pairs = {
+            "tau_0": (t()["tau0"], t()["tau0_start"]),
+            "tau_1": (t()["tau1"], t()["tau1_start"]),
+            "rho": (t()["rho"], t()["rho_start"]),
+        }
+        same = [k for k, (a, b) in pairs.items() if close_to(b, a, 1e-4)]
+        return same[0] if len(same) == 1 else ""
+
+    v.option(
+        "unchanged_start",
+        unchanged_start,
+        unchanged,
+        what=(
+            "tau_1, the spread of the growth rates, does not depend on where age starts; tau_0 "
+            "and rho describe the lines at age 0, which has moved"
+        ),
+        hint="print m.varcorr of both models side by side.",
     )
     truth = t()
     v.prediction(
@@ -364,8 +422,13 @@ def ex06_4(answer_slope_shrinkage: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex06_5", "simulated schools: slope SD and the average slope against the truth", points=2)
-def ex06_5(tau1_sim: Any, ci_beta1_sim: Any) -> CheckResult:
+@exercise(
+    "ex06_5",
+    "simulated schools: slope SD and the average slope against the truth",
+    points=2,
+    answers={"covers_beta1_sim": option(YES_NO)},
+)
+def ex06_5(tau1_sim: Any, ci_beta1_sim: Any, covers_beta1_sim: Any, rho_sim: Any) -> CheckResult:
     """Exercise 6.5: ``math ~ ses + (ses | school)`` on simulated schools with a known truth.
 
     The data are ``simulate.schools_ses(n_schools=80, n_students=25, rng=6)``.
@@ -376,10 +439,14 @@ def ex06_5(tau1_sim: Any, ci_beta1_sim: Any) -> CheckResult:
         The estimated SD of the schools' slopes, :math:`\\hat\\tau_1`.
     ci_beta1_sim : tuple of float
         The 95 % Wald interval ``(lower, upper)`` of the average slope :math:`\\beta_1`.
+    covers_beta1_sim : str
+        ``"yes"`` or ``"no"``: does the interval contain the true :math:`\\beta_1`?
+    rho_sim : float
+        The estimated correlation of the schools' intercepts and slopes, :math:`\\hat\\rho`.
 
     Examples
     --------
-    >>> ex06_5(..., ...).status
+    >>> ex06_5(..., ..., ..., ...).status
     'unanswered'
     """
     v = Verdict("ex06_5")
@@ -423,15 +490,35 @@ def ex06_5(tau1_sim: Any, ci_beta1_sim: Any) -> CheckResult:
             (truth["b1"], truth["se_b1"], "this is plus and minus one SE, a 68 % interval."),
         ],
     )
+    low, high = truth["b1"] - Z95 * truth["se_b1"], truth["b1"] + Z95 * truth["se_b1"]
+    covers = low <= truth["truth"]["beta1"] <= high
+    v.option(
+        "covers_beta1_sim",
+        covers_beta1_sim,
+        lambda: "yes" if covers else "no",
+        what=f"the interval {'contains' if covers else 'misses'} the true beta_1",
+        hint="the true beta_1 is in attrs['truth']['beta1'].",
+    )
+    v.number(
+        "rho_sim",
+        rho_sim,
+        lambda: truth["rho"],
+        what="the estimated correlation of the intercepts and slopes",
+        abs_tol=0.005,
+        slips=lambda: [
+            (truth["truth"]["rho"], "this is the true value; the question asks for the estimate."),
+        ],
+        hint="the sdcor of the row of m.varcorr whose var2 is ses.",
+    )
     result = v.result()
     if result.status == "correct":
-        low, high = truth["b1"] - Z95 * truth["se_b1"], truth["b1"] + Z95 * truth["se_b1"]
-        covers = low <= truth["truth"]["beta1"] <= high
+        true_tau1, true_rho = truth["truth"]["tau1"], truth["truth"]["rho"]
         result.message = (
-            "every part is right. The interval "
-            f"{'covers' if covers else 'misses'} the true average slope, and the estimated slope "
-            f"SD is {abs(100 * (truth['tau1'] / truth['truth']['tau1'] - 1)):.0f} % "
-            f"{'above' if truth['tau1'] > truth['truth']['tau1'] else 'below'} the true one."
+            "every part is right. The estimated slope SD is "
+            f"{abs(100 * (truth['tau1'] / true_tau1 - 1)):.0f} % "
+            f"{'above' if truth['tau1'] > true_tau1 else 'below'} the true one; the estimated "
+            f"correlation is {abs(truth['rho'] - true_rho):.2f} "
+            f"{'above' if truth['rho'] > true_rho else 'below'} the true {true_rho:g}."
         )
     return result
 

@@ -24,6 +24,7 @@ from mlmprimer.check.core import (
     fixef_se,
     intercept_variance,
     load_data,
+    option,
     prediction,
     questions,
     words,
@@ -113,6 +114,8 @@ def _ch07_scots() -> dict[str, float]:
 
 @functools.cache
 def _ch07_pastes() -> dict[str, float]:
+    from mlmprimer.icc import icc
+
     m, wrong = fit_cached(_PASTES, "pastes"), fit_cached(_PASTES_WRONG, "pastes")
     tb, tc, s2 = (
         intercept_variance(m, "batch"),
@@ -133,6 +136,7 @@ def _ch07_pastes() -> dict[str, float]:
         "same_cask_wrong": (wb + wc) / wtotal,
         "same_batch_wrong": wb / wtotal,
         "same_cask_sd": (math.sqrt(tb) + math.sqrt(tc)) / sds,
+        "icc": float(icc(m)),
         "same_batch_sd": math.sqrt(tb) / sds,
     }
 
@@ -294,8 +298,23 @@ def ex07_2(
     return v.result()
 
 
-@exercise("ex07_3", "Pastes: how alike are two assays?", points=2)
-def ex07_3(cor_same_cask: Any, cor_same_batch: Any) -> CheckResult:
+_ASSAYS07 = {
+    "same cask": ("cask", "the same cask", "cor same cask", "cor_same_cask"),
+    "same batch": ("batch", "the same batch", "cor same batch", "cor_same_batch"),
+}
+_MODELS07 = {
+    "crossed": ("crossed model", "the crossed model", "both", "drivers and cars"),
+    "drivers only": ("drivers", "driver only", "the drivers only model", "drivers only model"),
+}
+
+
+@exercise(
+    "ex07_3",
+    "Pastes: how alike are two assays?",
+    points=2,
+    answers={"icc_gives": option(_ASSAYS07)},
+)
+def ex07_3(cor_same_cask: Any, cor_same_batch: Any, icc_gives: Any) -> CheckResult:
     """Exercise 7.3: correlations implied by ``strength ~ 1 + (1 | batch/cask)`` (``pastes``).
 
     Parameters
@@ -304,10 +323,12 @@ def ex07_3(cor_same_cask: Any, cor_same_batch: Any) -> CheckResult:
         The model's correlation of two assays of the same cask.
     cor_same_batch : float
         The correlation of two assays from different casks of the same batch.
+    icc_gives : str
+        Which of the two ``mlm.icc(m)`` gives, ``"same cask"`` or ``"same batch"``.
 
     Examples
     --------
-    >>> ex07_3(2.5, ...).status
+    >>> ex07_3(2.5, ..., ...).status
     'incorrect'
     """
     v = Verdict("ex07_3")
@@ -353,6 +374,22 @@ def ex07_3(cor_same_cask: Any, cor_same_batch: Any) -> CheckResult:
         ],
         hint="only the batch effect is shared by two different casks of one batch.",
     )
+
+    def given() -> str:
+        same = {k: t()[k.replace(" ", "_")] for k in _ASSAYS07}
+        return min(same, key=lambda k: abs(same[k] - t()["icc"]))
+
+    v.option(
+        "icc_gives",
+        icc_gives,
+        given,
+        what=(
+            "mlm.icc(m) adds up the shares of every grouping factor, which is the correlation of "
+            "two assays of one cask; by_group=True gives each share, and the batch's share is "
+            "the correlation of two casks of one batch"
+        ),
+        hint="print mlm.icc(m_past) next to your two correlations.",
+    )
     return v.result()
 
 
@@ -393,10 +430,14 @@ def ex07_4(answer_cask_labels: Any) -> CheckResult:
     "ex07_5",
     "simulated drivers and cars: leaving out a crossed factor",
     points=4,
-    answers={"prediction_se_mu": prediction(MORE_LESS)},
+    answers={"prediction_se_mu": prediction(MORE_LESS), "closer_se_mu": option(_MODELS07)},
 )
 def ex07_5(
-    prediction_se_mu: Any, se_mu_true: Any, se_mu_crossed: Any, se_mu_driver_only: Any
+    prediction_se_mu: Any,
+    se_mu_true: Any,
+    se_mu_crossed: Any,
+    se_mu_driver_only: Any,
+    closer_se_mu: Any,
 ) -> CheckResult:
     """Exercise 7.5: standard errors of the mean fuel economy, with and without the cars.
 
@@ -414,10 +455,12 @@ def ex07_5(
         The SE of ``(Intercept)`` in ``mpg ~ 1 + (1 | driver) + (1 | car)``.
     se_mu_driver_only : float
         The SE of ``(Intercept)`` in ``mpg ~ 1 + (1 | driver)``.
+    closer_se_mu : str
+        Which model's SE is closer to the true one, ``"crossed"`` or ``"drivers only"``.
 
     Examples
     --------
-    >>> ex07_5(..., ..., ..., ...).status
+    >>> ex07_5(..., ..., ..., ..., ...).status
     'unanswered'
     """
     v = Verdict("ex07_5")
@@ -465,6 +508,17 @@ def ex07_5(
         hint="fit mpg ~ 1 + (1 | driver) and take the same square root.",
     )
     truth = t()
+    crossed_closer = abs(truth["crossed"] - truth["true"]) < abs(truth["drivers"] - truth["true"])
+    v.option(
+        "closer_se_mu",
+        closer_se_mu,
+        lambda: "crossed" if crossed_closer else "drivers only",
+        what=(
+            f"the {'crossed' if crossed_closer else 'drivers-only'} model's standard error is "
+            "closer to the truth"
+        ),
+        hint="compare the distance of each model's SE from se_mu_true.",
+    )
     v.prediction(
         "prediction_se_mu",
         prediction_se_mu,
@@ -474,7 +528,7 @@ def ex07_5(
     result = v.result()
     if result.status == "correct":
         result.message = (
-            "every part is right. Against the true SE, the crossed model's is "
+            f"{result.message} Against the true SE, the crossed model's is "
             f"{truth['crossed'] / truth['true']:.2f} times as large and the drivers-only "
             f"model's {truth['drivers'] / truth['true']:.2f} times."
         )

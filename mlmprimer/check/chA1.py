@@ -45,6 +45,7 @@ def _chA1_penicillin() -> dict[str, float]:
         "first": float(levels[0]),
         "second": float(levels[1]),
         "nnz": float(design.Z().nnz),
+        "nnz_row": float(design.Z().nnz / design.n),
         "dev0": float(profiled_deviance(zero, design, REML=False)),
         "reml0": float(profiled_deviance(zero, design, REML=True)),
         "llf": float(ols.llf),
@@ -79,7 +80,9 @@ def _chA1_sim() -> dict[str, tuple[float, float]]:
 
 
 @exercise("exA1_1", "the design of the Penicillin model: predict, then build it", points=3)
-def exA1_1(prediction_n_theta: Any, q_pen: Any, n_theta_pen: Any) -> CheckResult:
+def exA1_1(
+    prediction_n_theta: Any, q_pen: Any, n_theta_pen: Any, nonzero_per_row: Any
+) -> CheckResult:
     """Exercise A1.1: size of Z and number of covariance parameters of the Penicillin model.
 
     The model is ``diameter ~ 1 + (1 | plate) + (1 | sample)`` on ``penicillin``.
@@ -92,10 +95,12 @@ def exA1_1(prediction_n_theta: Any, q_pen: Any, n_theta_pen: Any) -> CheckResult
         The number of columns of Z, ``design.q``.
     n_theta_pen : int
         The number of covariance parameters, the length of ``design.theta0``.
+    nonzero_per_row : int
+        How many entries of a row of Z are not zero.
 
     Examples
     --------
-    >>> exA1_1(0, ..., ...).status
+    >>> exA1_1(0, ..., ..., ...).status
     'incorrect'
     """
     v = Verdict("exA1_1")
@@ -128,6 +133,18 @@ def exA1_1(prediction_n_theta: Any, q_pen: Any, n_theta_pen: Any) -> CheckResult
             (t()["q"], "this is the number of random effects, the columns of Z."),
         ],
         hint="design.theta0 has one entry per covariance parameter.",
+    )
+    v.number(
+        "nonzero_per_row",
+        nonzero_per_row,
+        lambda: t()["nnz_row"],
+        what="the number of non-zero entries in a row of Z",
+        integer=True,
+        slips=lambda: [
+            (t()["nnz"], "this counts the non-zero entries of the whole of Z; divide by its rows."),
+            (t()["q"], "this is the number of columns of Z, not of its non-zero entries."),
+        ],
+        hint="Z.nnz is the number of non-zero entries of Z; Z.shape[0] its number of rows.",
     )
     judge_guess(
         v, "prediction_n_theta", prediction_n_theta, lambda: t()["ntheta"], v.ok("n_theta_pen")

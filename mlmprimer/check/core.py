@@ -3,10 +3,12 @@
 A chapter module (``mlmprimer/check/chNN.py``) builds its checks from what is here:
 
 - :func:`exercise` registers a check in :data:`QUESTIONS` (its parameter names are the notebook
-  variables it reads) and makes it safe to call on any answer;
+  variables it reads, its ``answers`` the rules of those written as text: :func:`prediction`,
+  :func:`option`, :func:`words`) and makes it safe to call on any answer;
 - :class:`Verdict` collects the judged parts of one answer (:meth:`Verdict.number`,
-  :meth:`Verdict.choice`, :meth:`Verdict.text`, and :func:`judge_range`, :func:`judge_pair`,
-  :func:`judge_guess`) and turns them into a :class:`CheckResult`;
+  :meth:`Verdict.option`, :meth:`Verdict.prediction`, :meth:`Verdict.text`, and
+  :func:`judge_range`, :func:`judge_pair`, :func:`judge_guess`) and turns them into a
+  :class:`CheckResult`;
 - :func:`read_number`, :func:`read_pair`, :func:`is_unanswered` read answers;
 - :func:`load_data`, :func:`fit_cached`, :func:`intercept_variance`, :func:`fixef_se`,
   :func:`varcorr_row`, :func:`group_coef` compute right answers from the course's data.
@@ -120,9 +122,14 @@ class Answer:
 
     def pick(self, value: str) -> str | None:
         """The option a written answer names (case, spaces and punctuation aside), or None."""
-        said = " ".join(re.sub(r"[^a-z0-9 ]", " ", value.lower()).split())
-        picked = [k for k, synonyms in self.options.items() if said in (k.lower(), *synonyms)]
+        said = _plain(value)
+        picked = [k for k, synonyms in self.options.items() if said in map(_plain, (k, *synonyms))]
         return picked[0] if len(picked) == 1 else None
+
+
+def _plain(text: str) -> str:
+    """Lower case, letters and digits only, single spaces: how written options are compared."""
+    return " ".join(re.sub(r"[^a-z0-9 ]", " ", text.lower()).split())
 
 
 def prediction(options: dict[str, tuple[str, ...]]) -> Answer:
@@ -179,7 +186,7 @@ class Question:
     variables: tuple[str, ...]
     points: float = 1.0
     kind: str = "auto"
-    answers: dict[str, Answer] = field(default_factory=dict)
+    answers: dict[str, Answer] = field(default_factory=dict, compare=False)
 
     @property
     def label(self) -> str:
@@ -831,6 +838,11 @@ def statsmodels_formula() -> Any:
     return smf
 
 
+#: The options of a yes-or-no answer.
+YES_NO = {
+    "yes": ("y", "true", "it does", "yes it does"),
+    "no": ("n", "false", "it does not", "no it does not"),
+}
 MORE_LESS = {
     "larger": ("larger", "bigger", "higher", "more", "greater", "increase", "wider"),
     "smaller": ("smaller", "lower", "less", "decrease", "narrower"),

@@ -353,6 +353,13 @@ class Unreadable(ValueError):
 
 
 def describe_type(value: Any) -> str:
+    """A short description of an answer's type, for messages.
+
+    Examples
+    --------
+    >>> describe_type([1, 2, 3]), describe_type(np.zeros((2, 3)))
+    ('list of length 3', 'array of shape (2, 3)')
+    """
     if isinstance(value, Unsupported):
         return value.type_name
     if isinstance(value, pd.DataFrame):
@@ -367,6 +374,13 @@ def describe_type(value: Any) -> str:
 
 
 def is_unanswered(value: Any) -> bool:
+    """Whether an answer is still the placeholder (``...``), ``None`` or empty text.
+
+    Examples
+    --------
+    >>> is_unanswered(...), is_unanswered("  "), is_unanswered(0)
+    (True, True, False)
+    """
     if value is Ellipsis or value is None:
         return True
     return isinstance(value, str) and not value.strip()
@@ -411,10 +425,24 @@ def read_pair(value: Any) -> tuple[float, float]:
 
 
 def close_to(a: float, b: float, rel: float = REL_TOL, abs_tol: float = 0.0) -> bool:
+    """Whether ``a`` is within ``rel`` of ``b`` (relative to ``b``), or within ``abs_tol``.
+
+    Examples
+    --------
+    >>> close_to(10.05, 10.0), close_to(10.5, 10.0)
+    (True, False)
+    """
     return abs(a - b) <= max(abs_tol, rel * abs(b))
 
 
 def count_words(text: str) -> int:
+    """The number of words of an answer in words (runs of letters and digits).
+
+    Examples
+    --------
+    >>> count_words("tau^2 is the between-group variance.")
+    7
+    """
     return len(re.findall(r"[A-Za-z0-9]+", text))
 
 
@@ -808,12 +836,14 @@ def fit_cached(formula: str, data: str, REML: bool = True) -> Any:
 
 
 def intercept_variance(model: Any, group: str) -> float:
+    """The variance of the random intercept of ``group``, from ``model.varcorr``."""
     vc = model.varcorr
     row = vc[(vc["grp"] == group) & (vc["var1"] == "(Intercept)") & vc["var2"].isna()]
     return float(row["vcov"].iloc[0])
 
 
 def fixef_se(model: Any, term: str) -> float:
+    """The standard error of a fixed effect, from the diagonal of ``model.vcov``."""
     return float(np.sqrt(model.vcov.loc[term, term]))
 
 
@@ -833,6 +863,7 @@ def lme4_theta_slip(model: Any, grand_mean: str) -> tuple[float, str]:
 
 
 def statsmodels_formula() -> Any:
+    """``statsmodels.formula.api``, imported when a check first needs it."""
     import statsmodels.formula.api as smf
 
     return smf

@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 BUILD  := _build
 NOTEBOOKS := $(wildcard book/*.ipynb) $(wildcard solutions/*.ipynb)
 # The execution cache looks only at code cells: key it on the library and the pinned versions too.
-LIBHASH = $(shell cat constraints.txt pyproject.toml mlmprimer/*.py | sha256sum | cut -c1-16)
+LIBHASH = $(shell cat constraints.txt pyproject.toml $(sort $(wildcard mlmprimer/*.py mlmprimer/*/*.py mlmprimer/data/*)) | sha256sum | cut -c1-16)
 BOOKFLAGS := -W -n --keep-going
 TOC ?= _toc.yml
 

@@ -110,7 +110,7 @@ def test_variance_reductions_prediction_and_slips() -> None:
     slips = str(check.ex08_2("between", t["r_tau_sd"], t["kept_sigma2"]))
     assert "standard deviations" in slips and "remains" in slips
     assert "divide it by" in str(check.ex08_2(..., t["drop_tau2"], ...))
-    assert "square it" in str(check.ex08_2(..., ..., t["r_sigma_sd"]))
+    assert "standard deviations" in str(check.ex08_2(..., ..., t["r_sigma_sd"]))
     assert check.ex08_2("both", ..., ...).status == "incorrect"
 
 

@@ -229,6 +229,39 @@ def ex08_1(within_floor: Any, between_floor: Any, contextual_floor: Any) -> Chec
     return v.result()
 
 
+#: variance key -> (its name in messages, what it is, the other variance, how to read it)
+_VARIANCES = {
+    "tau2": ("tau^2", "the school variance", "sigma2", "from varcorr's vcov"),
+    "sigma2": ("sigma^2", "the pupil variance", "tau2", "m.sigma is an SD: square it"),
+}
+
+
+def _reduction_part(v: Verdict, name: str, value: Any, key: str) -> None:
+    """Judge the proportional reduction of one variance of exercise 8.2, naming the slips."""
+    t = _ch08_variances
+    label, what, other, source = _VARIANCES[key]
+    v.number(
+        name,
+        value,
+        lambda: t()[f"r_{key}"],
+        what=f"the proportional reduction of {what}",
+        percent=True,
+        slips=lambda: [
+            (
+                t()[f"r_{key[:-1]}_sd"],
+                "this is computed from standard deviations; use the variances (square an SD).",
+            ),
+            (t()[f"kept_{key}"], f"this is the share of {label} that remains; subtract it from 1."),
+            (
+                t()[f"drop_{key}"],
+                f"this is the drop in test points squared; divide it by the null model's {label}.",
+            ),
+            (t()[f"r_{other}"], f"this is the reduction of {_VARIANCES[other][0]}, not {label}."),
+        ],
+        hint=f"1 - {label} of the minrty model / {label} of the null model; {source}.",
+    )
+
+
 @exercise("ex08_2", "minority: predict, then the reductions of tau^2 and sigma^2", points=3)
 def ex08_2(
     prediction_minrty: Any, reduction_tau2_minrty: Any, reduction_sigma2_minrty: Any
@@ -254,40 +287,8 @@ def ex08_2(
     """
     v = Verdict("ex08_2")
     t = _ch08_variances
-    v.number(
-        "reduction_tau2_minrty",
-        reduction_tau2_minrty,
-        lambda: t()["r_tau2"],
-        what="the proportional reduction of the school variance",
-        percent=True,
-        slips=lambda: [
-            (t()["r_tau_sd"], "this is computed from standard deviations; use the variances."),
-            (t()["kept_tau2"], "this is the share of tau^2 that remains; subtract it from 1."),
-            (
-                t()["drop_tau2"],
-                "this is the drop in test points squared; divide it by the null model's tau^2.",
-            ),
-            (t()["r_sigma2"], "this is the reduction of sigma^2, the pupil variance."),
-        ],
-        hint="1 - tau2 of the minrty model / tau2 of the null model, from varcorr's vcov.",
-    )
-    v.number(
-        "reduction_sigma2_minrty",
-        reduction_sigma2_minrty,
-        lambda: t()["r_sigma2"],
-        what="the proportional reduction of the pupil variance",
-        percent=True,
-        slips=lambda: [
-            (t()["r_sigma_sd"], "this is computed from m.sigma, an SD; square it first."),
-            (t()["kept_sigma2"], "this is the share of sigma^2 that remains; subtract it from 1."),
-            (
-                t()["drop_sigma2"],
-                "this is the drop in test points squared; divide it by the null model's sigma^2.",
-            ),
-            (t()["r_tau2"], "this is the reduction of tau^2, the school variance."),
-        ],
-        hint="1 - sigma^2 of the minrty model / sigma^2 of the null model; m.sigma is an SD.",
-    )
+    _reduction_part(v, "reduction_tau2_minrty", reduction_tau2_minrty, "tau2")
+    _reduction_part(v, "reduction_sigma2_minrty", reduction_sigma2_minrty, "sigma2")
     truth = t()
     v.choice(
         "prediction_minrty",

@@ -76,6 +76,7 @@ from mlmprimer.check.ch04 import *  # noqa: F403
 from mlmprimer.check.ch05 import *  # noqa: F403
 from mlmprimer.check.ch06 import *  # noqa: F403
 from mlmprimer.check.ch07 import *  # noqa: F403
+from mlmprimer.check.ch08 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.core import QUESTIONS, CheckResult, Question, Unsupported, questions
 

@@ -21,7 +21,9 @@ from mlmprimer.check.core import (
     fixef_se,
     intercept_variance,
     load_data,
+    prediction,
     questions,
+    words,
 )
 
 _RADON_WB = "log_radon ~ floor_c + floor_mean + (1 | county)"
@@ -262,7 +264,12 @@ def _reduction_part(v: Verdict, name: str, value: Any, key: str) -> None:
     )
 
 
-@exercise("ex08_2", "minority: predict, then the reductions of tau^2 and sigma^2", points=3)
+@exercise(
+    "ex08_2",
+    "minority: predict, then the reductions of tau^2 and sigma^2",
+    points=3,
+    answers={"prediction_minrty": prediction(_WHICH_VARIANCE)},
+)
 def ex08_2(
     prediction_minrty: Any, reduction_tau2_minrty: Any, reduction_sigma2_minrty: Any
 ) -> CheckResult:
@@ -290,10 +297,9 @@ def ex08_2(
     _reduction_part(v, "reduction_tau2_minrty", reduction_tau2_minrty, "tau2")
     _reduction_part(v, "reduction_sigma2_minrty", reduction_sigma2_minrty, "sigma2")
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_minrty",
         prediction_minrty,
-        _WHICH_VARIANCE,
         truth=lambda: "tau2" if truth["r_tau2"] > truth["r_sigma2"] else "sigma2",
         reveal=v.ok("reduction_tau2_minrty") and v.ok("reduction_sigma2_minrty"),
     )
@@ -438,7 +444,12 @@ def ex08_4(inter_cses_sector: Any, se_inter_slope: Any, se_inter_intercept: Any)
     return v.result()
 
 
-@exercise("ex08_5", "the random-effects assumption and the group mean, in words", kind="manual")
+@exercise(
+    "ex08_5",
+    "the random-effects assumption and the group mean, in words",
+    kind="manual",
+    answers={"answer_mundlak": words(40)},
+)
 def ex08_5(answer_mundlak: Any) -> CheckResult:
     """Exercise 8.5 (words, graded by hand): when a random-intercept slope is biased.
 
@@ -456,7 +467,6 @@ def ex08_5(answer_mundlak: Any) -> CheckResult:
     v.text(
         "answer_mundlak",
         answer_mundlak,
-        min_words=40,
         ideas=[
             (
                 r"correlat|relat|depend|independ|assum",

@@ -1,18 +1,34 @@
-# The R packages' copies of the course's data sets, shared by scripts/lme4_reference.R and
-# benchmarks/bench_lme4.R (both source this file).
+# The R packages' copies of the course's data sets, shared by the reference scripts
+# (scripts/lme4_reference*.R) and benchmarks/bench_lme4.R, which source this file.
+#
+# Which package and object each mlmprimer.datasets name stands for is read from the course's
+# one registry, mlmprimer/data/registry.csv (columns name, package, r_name), found from the
+# location of this file. Base R only.
 
-# mlmprimer.datasets name -> the R package's data set (package, object).
-r_datasets <- list(
-  sleepstudy = c("lme4", "sleepstudy"),
-  dyestuff   = c("lme4", "Dyestuff"),
-  penicillin = c("lme4", "Penicillin"),
-  pastes     = c("lme4", "Pastes"),
-  insteval   = c("lme4", "InstEval"),
-  hsb        = c("mlmRev", "Hsb82"),
-  exam       = c("mlmRev", "Exam"),
-  scotssec   = c("mlmRev", "ScotsSec"),
-  oxboys     = c("nlme", "Oxboys")
-)
+# The directory of the file being source()d: source() keeps its path in `ofile`.
+r_datasets_registry <- local({
+  here <- NULL
+  for (i in rev(seq_len(sys.nframe()))) {
+    f <- sys.frame(i)$ofile
+    if (!is.null(f)) {
+      here <- dirname(normalizePath(f))
+      break
+    }
+  }
+  if (is.null(here)) stop("source() scripts/r_datasets.R by its path to find the registry")
+  file.path(dirname(here), "mlmprimer", "data", "registry.csv")
+})
+
+# mlmprimer.datasets name -> the R package's data set, c(package, object).
+r_datasets <- local({
+  reg <- utils::read.csv(r_datasets_registry, colClasses = "character", check.names = FALSE)
+  if (!identical(names(reg), c("name", "package", "r_name"))) {
+    stop(r_datasets_registry, ": expected the columns name, package, r_name")
+  }
+  out <- lapply(seq_len(nrow(reg)), function(i) c(reg$package[i], reg$r_name[i]))
+  names(out) <- reg$name
+  out
+})
 
 # The R package's data set of an mlmprimer.datasets name, as a plain data.frame
 # (nlme::Oxboys is a groupedData object).
@@ -22,4 +38,3 @@ r_package_data <- function(dataset) {
   d <- getExportedValue(spec[1], spec[2])
   data.frame(lapply(d, identity), check.names = FALSE)
 }
-

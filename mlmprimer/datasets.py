@@ -119,6 +119,7 @@ FACTOR_LEVELS: dict[str, dict[str, tuple[str, ...] | str]] = {
     },
     "scotssec": {"primary": _seq(148), "sex": ("M", "F"), "second": _seq(19)},
     "oxboys": {"Subject": OXBOYS_SUBJECT, "Occasion": _seq(9)},
+    "machines": {"Worker": ("6", "2", "4", "1", "3", "5"), "Machine": ("A", "B", "C")},
     "radon": {"county": SORTED},
 }
 
@@ -128,6 +129,7 @@ R_ORDERED: dict[str, tuple[str, ...]] = {
     "insteval": ("studage", "lectage"),
     "hsb": ("school",),
     "oxboys": ("Subject", "Occasion"),
+    "machines": ("Worker",),
 }
 
 
@@ -312,6 +314,26 @@ _DESCRIPTIONS: dict[str, _Spec] = {
             "Goldstein, H. (1987). Multilevel Models in Educational and Social Research. "
             "Griffin. Pinheiro, J. C. and Bates, D. M. (2000). Mixed-Effects Models in S and "
             "S-PLUS. Springer. Appendix A.19."
+        ),
+    ),
+    "machines": _Spec(
+        title="Productivity scores of 6 workers on each of 3 machines, 3 times each",
+        rows=54,
+        columns={
+            "Worker": "worker identifier",
+            "Machine": "brand of machine (A, B, C)",
+            "score": "overall productivity score (points; units not stated in the source)",
+        },
+        notes=(
+            "Worker is an ordered factor in nlme whose levels 6, 2, 4, 1, 3, 5 follow the "
+            "workers' largest score, not their number.",
+            "Every worker used every machine: Worker and Machine are crossed, and "
+            "(1 | Worker) + (1 | Worker:Machine) gives each worker-machine pair its own effect.",
+        ),
+        citation=(
+            "Milliken, G. A. and Johnson, D. E. (1992). Analysis of Messy Data, Volume I: "
+            "Designed Experiments. Chapman and Hall. Pinheiro, J. C. and Bates, D. M. (2000). "
+            "Mixed-Effects Models in S and S-PLUS. Springer. Appendix A.14."
         ),
     ),
     "radon": _Spec(

@@ -24,6 +24,7 @@ NAMES = [
     "exam",
     "scotssec",
     "oxboys",
+    "machines",
     "radon",
 ]
 
@@ -37,6 +38,7 @@ SHAPES = {
     "exam": (4059, 10),
     "scotssec": (3435, 6),
     "oxboys": (234, 4),
+    "machines": (54, 3),
     "radon": (919, 5),
 }
 
@@ -61,6 +63,7 @@ COLUMNS = {
     ],
     "scotssec": ["verbal", "attain", "primary", "sex", "social", "second"],
     "oxboys": ["Subject", "age", "height", "Occasion"],
+    "machines": ["Worker", "Machine", "score"],
     "radon": ["log_radon", "floor", "uranium", "county_number", "county"],
 }
 
@@ -91,6 +94,8 @@ EXPECTED_LEVELS = {
     ("oxboys", "Subject"): "10 26 25 9 2 6 7 17 16 15 8 20 1 18 5 23 11 21 3 24 22 12 13 "
     "14 19 4".split(),
     ("oxboys", "Occasion"): [str(i) for i in range(1, 10)],
+    ("machines", "Worker"): ["6", "2", "4", "1", "3", "5"],
+    ("machines", "Machine"): ["A", "B", "C"],
 }
 
 N_LEVELS = {
@@ -141,6 +146,7 @@ def test_list_datasets():
         "exam": "Exam",
         "scotssec": "ScotsSec",
         "oxboys": "Oxboys",
+        "machines": "Machines",
         "radon": "radon",
     }
     assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag"}

@@ -53,6 +53,7 @@ import numpy as np
 import pandas as pd
 import scipy.linalg as la
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 from scipy import stats
 
 __all__ = ["METHODS", "ddf_table", "ftest", "kenward_roger", "satterthwaite"]
@@ -139,30 +140,45 @@ def _problem(model: Any) -> _Problem:
 
 @dataclass(frozen=True)
 class _Solve:
-    """The penalised least squares solution at one theta (lme4's equations)."""
+    """The penalised least squares solution at one theta (lme4's equations).
 
-    chol_A: tuple[np.ndarray, bool]  # Cholesky factor of A = Lambda'Z'Z Lambda + I
+    A = Lambda'Z'Z Lambda + I is factored as a sparse matrix (it is block diagonal for one
+    grouping factor, sparse for several), so that a model with many groups stays cheap.
+    """
+
+    solve_A: Callable[[np.ndarray], np.ndarray]  # x -> A^-1 x
     logdet_A: float
-    XtVX: np.ndarray  # X'X - RZX'RZX: sigma^2 times the inverse covariance of beta
+    XtVX: np.ndarray  # X'X - X'Z Lambda A^-1 Lambda'Z'X: sigma^2 times Var(beta)^-1
     logdet_XtVX: float
-    pwrss: float
+    pwrss: float  # penalised weighted residual sum of squares at beta-hat, u-hat
+
+
+def _factor(A: sp.csc_matrix) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
+    """Solver and log-determinant of a sparse symmetric positive definite matrix."""
+    lu = spla.splu(
+        A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+    )
+    return lu.solve, float(np.log(np.abs(lu.U.diagonal())).sum())
 
 
 def _solve(problem: _Problem, theta: np.ndarray) -> _Solve:
     lam = problem.Lambda(theta)
-    A = (lam.T @ problem.ZtZ @ lam).toarray() + np.eye(problem.q)
-    L = la.cholesky(A, lower=True)
-    RZX = la.solve_triangular(L, lam.T @ problem.ZtX, lower=True)
-    cu = la.solve_triangular(L, lam.T @ problem.Zty, lower=True)
-    XtVX = problem.XtX - RZX.T @ RZX
+    A = sp.csc_matrix(lam.T @ problem.ZtZ @ lam + sp.identity(problem.q, format="csc"))
+    solve_A, logdet_A = _factor(A)
+    LZX = np.asarray(lam.T @ problem.ZtX)
+    LZy = np.asarray(lam.T @ problem.Zty).ravel()
+    AiLZX = solve_A(LZX)
+    AiLZy = solve_A(LZy)
+    XtVX = problem.XtX - LZX.T @ AiLZX
+    XtVy = problem.Xty - LZX.T @ AiLZy
     RX = la.cholesky(XtVX, lower=True)
-    cb = la.solve_triangular(RX, problem.Xty - RZX.T @ cu, lower=True)
+    beta = la.cho_solve((RX, True), XtVy)
     return _Solve(
-        chol_A=(L, True),
-        logdet_A=2.0 * float(np.log(np.diag(L)).sum()),
+        solve_A=solve_A,
+        logdet_A=logdet_A,
         XtVX=XtVX,
         logdet_XtVX=2.0 * float(np.log(np.diag(RX)).sum()),
-        pwrss=float(problem.yty - cu @ cu - cb @ cb),
+        pwrss=float(problem.yty - LZy @ AiLZy - XtVy @ beta),
     )
 
 
@@ -414,14 +430,14 @@ def _kenward_roger_parts(model: Any) -> _KenwardRoger:
     F = lam.T @ np.hstack([problem.ZtX, ZtZ])
     Y, acc, S = F, np.zeros_like(F), []
     for k in (1, 2, 3):
-        Y = la.cho_solve(s.chol_A, Y)
+        Y = s.solve_A(Y)
         acc = acc + Y
         S.append((G0 - F.T @ acc) / s2**k)
     x, z = slice(0, p), slice(p, p + q)
     K1, N1, M1 = S[0][x, x], S[0][z, x], S[0][z, z]
     K2, N2, M2 = S[1][x, x], S[1][z, x], S[1][z, z]
     K3 = S[2][x, x]
-    Ainv = la.cho_solve(s.chol_A, np.eye(q))
+    Ainv = s.solve_A(np.eye(q))
     trace_S2 = (n - q + np.sum(Ainv * Ainv)) / s2**2
 
     D = _covariance_directions(problem)

@@ -27,10 +27,10 @@
 #                     by ";"): lmerTest's contest(m, L, joint = TRUE) and, where the
 #                     hypothesis is a model term, anova(m, ddf = ...) (type III)
 #
-# Models: the formulas below; Hsb82 is cut to the schools of the first 40 levels of school
-# (R's level order), 1,8xx pupils, because pbkrtest works with n x n matrices. The ML fit and
-# the fit with prior weights have Satterthwaite results only (pbkrtest needs REML, and takes no
-# prior weights).
+# Models: the formulas below. pbkrtest works with n x n matrices, so Kenward-Roger is run on
+# a part of Hsb82, the 1,717 pupils of the schools of the first 40 levels of school (R's level
+# order); the whole of Hsb82 and ScotsSec (n = 7185, 3435) have Satterthwaite results only, as
+# have the ML fit (pbkrtest needs REML) and the fit with prior weights (pbkrtest takes none).
 #
 # Needs R >= 4 with lme4, nlme, mlmRev, lmerTest and pbkrtest (Debian: r-cran-lme4 r-cran-nlme
 # r-cran-mlmrev r-cran-lmertest r-cran-pbkrtest; `make sysdeps`).
@@ -65,6 +65,8 @@ models <- list(
        formula = "Reaction ~ Days + (Days | Subject)", REML = TRUE, methods = both),
   list(name = "sleep_intercepts", dataset = "sleepstudy",
        formula = "Reaction ~ Days + (1 | Subject)", REML = TRUE, methods = both),
+  list(name = "sleep_uncorrelated", dataset = "sleepstudy",
+       formula = "Reaction ~ Days + (Days || Subject)", REML = TRUE, methods = both),
   list(name = "sleep_slopes_ml", dataset = "sleepstudy",
        formula = "Reaction ~ Days + (Days | Subject)", REML = FALSE,
        methods = "Satterthwaite"),
@@ -79,6 +81,12 @@ models <- list(
        methods = both,
        ftests = list(list(name = "sector_and_interaction",
                           L = list(c(sectorCatholic = 1), c(`sectorCatholic:cses` = 1))))),
+  list(name = "hsb_full_slopes", dataset = "hsb",
+       formula = "mAch ~ meanses + sector + cses + (cses | school)", REML = TRUE,
+       methods = "Satterthwaite"),
+  list(name = "scotssec_crossed", dataset = "scotssec",
+       formula = "attain ~ verbal + sex + (1 | primary) + (1 | second)", REML = TRUE,
+       methods = "Satterthwaite"),
   list(name = "penicillin", dataset = "penicillin",
        formula = "diameter ~ 1 + (1 | plate) + (1 | sample)", REML = TRUE, methods = both),
   list(name = "pastes", dataset = "pastes",

@@ -23,6 +23,7 @@
 #   vcov.csv          the covariance of the fixed effects, unadjusted (vcov(m)) and
 #                     Kenward-Roger adjusted (pbkrtest::vcovAdj(m)), one entry per row
 #   varpar.csv        lmerTest's asymptotic covariance of (theta, sigma), m@vcov_varpar
+#   simulated.csv     the simulated data of the model simulated_singular (below)
 #   ftests.csv        F tests of several rows of a contrast matrix L (written as rows separated
 #                     by ";"): lmerTest's contest(m, L, joint = TRUE) and, where the
 #                     hypothesis is a model term, anova(m, ddf = ...) (type III)
@@ -31,6 +32,8 @@
 # a part of Hsb82, the 1,717 pupils of the schools of the first 40 levels of school (R's level
 # order); the whole of Hsb82 and ScotsSec (n = 7185, 3435) have Satterthwaite results only, as
 # have the ML fit (pbkrtest needs REML) and the fit with prior weights (pbkrtest takes none).
+# simulated_singular is fitted to data simulated here without a group effect: a singular fit,
+# whose variance parameter sits on its boundary (0).
 #
 # Needs R >= 4 with lme4, nlme, mlmRev, lmerTest and pbkrtest (Debian: r-cran-lme4 r-cran-nlme
 # r-cran-mlmrev r-cran-lmertest r-cran-pbkrtest; `make sysdeps`).
@@ -91,6 +94,8 @@ models <- list(
        formula = "diameter ~ 1 + (1 | plate) + (1 | sample)", REML = TRUE, methods = both),
   list(name = "pastes", dataset = "pastes",
        formula = "strength ~ 1 + (1 | batch/cask)", REML = TRUE, methods = both),
+  list(name = "simulated_singular", dataset = "simulated",
+       formula = "y ~ x + (1 | g)", REML = TRUE, methods = both),
   list(name = "machines", dataset = "machines",
        formula = "score ~ Machine + (1 | Worker) + (1 | Worker:Machine)", REML = TRUE,
        methods = both,
@@ -109,7 +114,17 @@ weight_vectors <- list(cycle4 = function(d) rep(c(0.5, 1, 2, 4), length.out = nr
 # Data
 # ---------------------------------------------------------------------------------------------
 
+# Data whose group means of y are all 0, so that the REML estimate of the group variance is 0
+# (a singular fit); rounded to 4 decimals, written to OUTDIR/simulated.csv for the Python side.
+simulated <- local({
+  set.seed(20240612)
+  g <- factor(sprintf("g%02d", rep(1:10, each = 5)))
+  e <- rnorm(50)
+  data.frame(y = round(e - ave(e, g), 4), x = round(rnorm(50), 4), g = g)
+})
+
 course_data <- function(dataset) {
+  if (dataset == "simulated") return(simulated)
   ref <- r_package_data(dataset)
   if (is.na(datadir)) return(ref)
   got <- csv_data(dataset, datadir, ref)
@@ -192,13 +207,15 @@ one_model <- function(spec) {
   d <- course_data(spec$dataset)
   if (!is.null(spec$subset)) d <- subsets[[spec$subset]](d)
   m <- fit_model(spec, d)
-  if (length(m@optinfo$conv$lme4$messages)) stop(spec$name, ": lme4 did not converge")
+  conv <- m@optinfo$conv$lme4$messages
+  if (length(grep("singular", conv, invert = TRUE))) stop(spec$name, ": lme4 did not converge")
   y <- d[[all.vars(stats::as.formula(spec$formula))[1]]]
   info <- data.frame(model = spec$name, dataset = spec$dataset, formula = spec$formula,
                      REML = spec$REML,
                      weights = if (is.null(spec$weights)) "" else spec$weights,
                      subset = if (is.null(spec$subset)) "" else spec$subset,
-                     nobs = nobs(m), y_sum = sum(y), stringsAsFactors = FALSE)
+                     nobs = nobs(m), y_sum = sum(y), singular = isSingular(m),
+                     stringsAsFactors = FALSE)
   coefs <- do.call(rbind, lapply(spec$methods, coefficient_rows, m = m, model = spec$name))
   vc <- long_matrix(vcov(m), spec$name, "unadjusted")
   if ("Kenward-Roger" %in% spec$methods) {
@@ -240,6 +257,7 @@ format_numbers <- function(tab) {
   }
   tab
 }
+utils::write.csv(simulated, file.path(outdir, "simulated.csv"), row.names = FALSE)
 write_part("info", "models.csv")
 write_part("coefs", "coefficients.csv")
 write_part("vcov", "vcov.csv")

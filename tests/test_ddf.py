@@ -19,6 +19,7 @@ import math
 import os
 import shutil
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,14 @@ pytestmark = pytest.mark.lme4
 REPO = Path(__file__).resolve().parents[1]
 R_SCRIPT = REPO / "scripts" / "lme4_reference_ddf.R"
 FIXTURE_DIR = Path(__file__).parent / "fixtures" / "lme4_ddf"
-FIXTURE_FILES = ("models.csv", "coefficients.csv", "vcov.csv", "varpar.csv", "ftests.csv")
+FIXTURE_FILES = (
+    "models.csv",
+    "coefficients.csv",
+    "vcov.csv",
+    "varpar.csv",
+    "ftests.csv",
+    "simulated.csv",
+)
 
 # Required: df within 1 %, standard errors within 1e-3 (relative). Our fits and lme4's stop at
 # slightly different optima, which moves the results by up to about 1e-4 (the Hsb82 models,
@@ -58,6 +66,10 @@ MODELS = read_fixture("models.csv")
 
 
 def model_data(spec: pd.Series) -> pd.DataFrame:
+    if spec["dataset"] == "simulated":  # written by the R script
+        data = read_fixture("simulated.csv")
+        data["g"] = pd.Categorical(data["g"])
+        return data
     data = datasets.load(spec["dataset"])
     if spec["subset"]:
         keep = data["school"].cat.categories[: SUBSETS[spec["subset"]]]
@@ -73,10 +85,14 @@ def fitted(name: str):
     weights = None
     if spec["weights"]:
         weights = np.resize(np.array(WEIGHTS[spec["weights"]]), len(data))
-    m = mlmprimer.lmer(spec["formula"], data, REML=bool(spec["REML"]), weights=weights)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        m = mlmprimer.lmer(spec["formula"], data, REML=bool(spec["REML"]), weights=weights)
+    assert m.singular is bool(spec["singular"]), name
+    assert all("singular" in str(w.message) for w in caught), [str(w.message) for w in caught]
     response = spec["formula"].split("~")[0].strip()
     assert m.nobs == spec["nobs"], name
-    assert data[response].sum() == pytest.approx(spec["y_sum"], rel=1e-12), name
+    assert data[response].sum() == pytest.approx(spec["y_sum"], rel=1e-12, abs=1e-9), name
     return m
 
 
@@ -91,7 +107,8 @@ FUNCTIONS = {"Satterthwaite": ddf.satterthwaite, "Kenward-Roger": ddf.kenward_ro
 def test_fixtures_cover_the_required_models():
     names = set(MODELS["model"])
     assert {"sleep_slopes", "sleep_intercepts", "hsb_slopes", "hsb_cross_level"} <= names
-    assert {"penicillin", "pastes", "machines"} <= names
+    assert {"penicillin", "pastes", "machines", "simulated_singular"} <= names
+    assert MODELS.set_index("model")["singular"].to_dict()["simulated_singular"]
     assert set(cases("Satterthwaite")) == names
     assert {"sleep_slopes", "hsb_cross_level", "penicillin", "machines"} <= set(
         cases("Kenward-Roger")

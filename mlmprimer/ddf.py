@@ -17,8 +17,10 @@ whose denominator degrees of freedom reflect how well the variance components ar
   parameterised by the variances and covariances of each random-effects term and ``sigma^2``.
 
 Everything is computed from the model's design (``X``, ``Z``, ``Lambda(theta)``, prior weights)
-and its estimates (``theta``, ``sigma``), with cross-products of size ``p + q``: no matrix of
-size ``n x n`` is formed.
+and its estimates (``theta``, ``sigma``), with cross-products of size ``p + q`` (fixed plus
+random effects): no matrix of size ``n x n`` is formed. Satterthwaite's method works with sparse
+factorisations and allows prior weights and ML fits; Kenward-Roger needs a REML fit without
+prior weights, and holds dense matrices of size ``p + q``.
 
 References
 ----------
@@ -397,6 +399,10 @@ class _KenwardRoger:
         return float(df), float(scaling)
 
 
+# Kenward-Roger needs about ten dense (p + q) x (p + q) matrices: at 2500, some 500 MB.
+_KR_MAX_SIZE = 2500
+
+
 def _covariance_directions(problem: _Problem) -> list[sp.csc_matrix]:
     """D_k with Var(b) = sum_k gamma_k D_k: one per variance or covariance of each term.
 
@@ -418,9 +424,15 @@ def _kenward_roger_parts(model: Any) -> _KenwardRoger:
             "Kenward-Roger with prior weights is not implemented (pbkrtest ignores prior "
             "weights); use method='Satterthwaite'"
         )
+    p, q, n = problem.p, problem.q, problem.n
+    if p + q > _KR_MAX_SIZE:
+        raise NotImplementedError(
+            f"Kenward-Roger works here with dense matrices of size p + q = {p + q} (fixed plus "
+            f"random effects), more than {_KR_MAX_SIZE}; use method='Satterthwaite', which "
+            "stays sparse"
+        )
     theta = np.asarray(model.theta, dtype=float)
     s2 = float(model.sigma) ** 2
-    p, q, n = problem.p, problem.q, problem.n
     lam = problem.Lambda(theta)
     s = _solve(problem, theta)
     # B = [X Z]; Sigma = s2 (Z Lambda Lambda'Z' + I); B'Sigma^-k B from (p+q)-sized pieces:
@@ -562,7 +574,8 @@ def kenward_roger(model: Any, L: Any = None) -> pd.DataFrame:
     ValueError
         For an ML fit (the method is defined for REML), or an `L` of the wrong shape.
     NotImplementedError
-        For a fit with prior weights.
+        For a fit with prior weights, or with more than 2500 fixed plus random effects
+        (``p + q``; the computation holds dense matrices of that size).
 
     Examples
     --------

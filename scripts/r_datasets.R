@@ -1,5 +1,7 @@
 # The R packages' copies of the course's data sets, shared by the reference scripts
-# (scripts/lme4_reference*.R) and benchmarks/bench_lme4.R, which source this file.
+# (scripts/lme4_reference*.R) and benchmarks/bench_lme4.R, which source this file:
+# r_datasets (name -> package and object), r_package_data() (the R package's data set) and
+# csv_data() (a CSV written from the Python side, read with the R package's column types).
 #
 # Which package and object each mlmprimer.datasets name stands for is read from the course's
 # one registry, mlmprimer/data/registry.csv (columns name, package, r_name), found from the

@@ -255,6 +255,14 @@ def test_kenward_roger_with_prior_weights_is_not_implemented():
         ddf.kenward_roger(fitted("sleep_weights"))
 
 
+def test_kenward_roger_refuses_a_model_too_large_for_dense_matrices(monkeypatch):
+    m = fitted("sleep_slopes")  # p + q = 2 + 36
+    monkeypatch.setattr(ddf, "_KR_MAX_SIZE", 37)
+    with pytest.raises(NotImplementedError, match="p \\+ q = 38.*Satterthwaite"):
+        ddf.kenward_roger(m)
+    assert ddf.satterthwaite(m)["df"].gt(0).all()
+
+
 def test_unknown_method():
     m = fitted("sleep_intercepts")
     with pytest.raises(ValueError, match="unknown method 'satterwaite'.*'Satterthwaite'"):

@@ -49,7 +49,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -57,6 +57,9 @@ import scipy.linalg as la
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 from scipy import stats
+
+if TYPE_CHECKING:
+    from mlmprimer.model import LmerModel
 
 __all__ = ["METHODS", "ddf_table", "ftest", "kenward_roger", "satterthwaite"]
 
@@ -109,7 +112,7 @@ def _design_Z(design: Any) -> sp.csc_matrix:
     return sp.csc_matrix(z() if callable(z) else z)
 
 
-def _problem(model: Any) -> _Problem:
+def _problem(model: LmerModel) -> _Problem:
     design = model.design
     X = np.asarray(design.X, dtype=float)
     Z = _design_Z(design)
@@ -281,7 +284,7 @@ def _method(method: str) -> str:
     raise ValueError(f"unknown method {method!r}: use one of {', '.join(map(repr, METHODS))}")
 
 
-def _contrasts(model: Any, L: Any) -> tuple[np.ndarray, list[str]]:
+def _contrasts(model: LmerModel, L: Any) -> tuple[np.ndarray, list[str]]:
     """L as a (k x p) array in the order of the fixed effects, with a name per row."""
     terms = [str(t) for t in model.fixef.index]
     p = len(terms)
@@ -313,7 +316,7 @@ def _contrasts(model: Any, L: Any) -> tuple[np.ndarray, list[str]]:
     return L, names
 
 
-def _require_reml(model: Any) -> None:
+def _require_reml(model: LmerModel) -> None:
     if not model.REML:
         raise ValueError(
             "Kenward-Roger needs a REML fit (pbkrtest and lmerTest refuse ML fits): refit with "
@@ -338,7 +341,7 @@ class _Satterthwaite:
         return 2 * v**2 / float(g @ self.varpar_cov @ g)
 
 
-def _satterthwaite_parts(model: Any) -> _Satterthwaite:
+def _satterthwaite_parts(model: LmerModel) -> _Satterthwaite:
     problem = _problem(model)
     varpar = np.append(np.asarray(model.theta, dtype=float), float(model.sigma))
     reml = bool(model.REML)
@@ -416,7 +419,7 @@ def _covariance_directions(problem: _Problem) -> list[sp.csc_matrix]:
     return out
 
 
-def _kenward_roger_parts(model: Any) -> _KenwardRoger:
+def _kenward_roger_parts(model: LmerModel) -> _KenwardRoger:
     _require_reml(model)
     problem = _problem(model)
     if problem.weighted:
@@ -493,7 +496,17 @@ def _kenward_roger_parts(model: Any) -> _KenwardRoger:
 # ---------------------------------------------------------------------------------------------
 
 
-def _t_table(names: list[str], est: np.ndarray, se: np.ndarray, df: np.ndarray) -> pd.DataFrame:
+def _t_table(
+    model: LmerModel,
+    L: Any,
+    vcov: np.ndarray,
+    df_of: Callable[[np.ndarray], float],
+) -> pd.DataFrame:
+    """The t tests of the rows of L, with covariance ``vcov`` and df ``df_of(row)``."""
+    Lm, names = _contrasts(model, L)
+    est = Lm @ model.fixef.to_numpy(dtype=float)
+    se = np.sqrt(np.einsum("ij,jk,ik->i", Lm, vcov, Lm))
+    df = np.array([df_of(row) for row in Lm])
     t = est / se
     return pd.DataFrame(
         {
@@ -508,7 +521,7 @@ def _t_table(names: list[str], est: np.ndarray, se: np.ndarray, df: np.ndarray) 
     )
 
 
-def satterthwaite(model: Any, L: Any = None) -> pd.DataFrame:
+def satterthwaite(model: LmerModel, L: Any = None) -> pd.DataFrame:
     """t tests of fixed effects with Satterthwaite's degrees of freedom (as lmerTest).
 
     Parameters
@@ -542,15 +555,12 @@ def satterthwaite(model: Any, L: Any = None) -> pd.DataFrame:
     >>> round(float(tab.loc["(Intercept)", "df"]), 2), round(float(tab.loc["Days", "df"]))
     (22.81, 161)
     """
-    Lm, names = _contrasts(model, L)
+    _contrasts(model, L)  # bad input is reported before any work
     parts = _satterthwaite_parts(model)
-    beta = model.fixef.to_numpy(dtype=float)
-    se = np.sqrt(np.einsum("ij,jk,ik->i", Lm, parts.vcov, Lm))
-    df = np.array([parts.df(row) for row in Lm])
-    return _t_table(names, Lm @ beta, se, df)
+    return _t_table(model, L, parts.vcov, parts.df)
 
 
-def kenward_roger(model: Any, L: Any = None) -> pd.DataFrame:
+def kenward_roger(model: LmerModel, L: Any = None) -> pd.DataFrame:
     """t tests of fixed effects with the Kenward-Roger adjustment (as pbkrtest and lmerTest).
 
     The standard errors come from the adjusted covariance of the fixed effects (pbkrtest's
@@ -587,12 +597,9 @@ def kenward_roger(model: Any, L: Any = None) -> pd.DataFrame:
     >>> round(float(tab["df"].iloc[0]), 3)
     9.0
     """
-    Lm, names = _contrasts(model, L)
+    _contrasts(model, L)  # bad input is reported before any work
     parts = _kenward_roger_parts(model)
-    beta = model.fixef.to_numpy(dtype=float)
-    se = np.sqrt(np.einsum("ij,jk,ik->i", Lm, parts.vcov_adj, Lm))
-    df = np.array([parts.ddf_and_scaling(row[None, :])[0] for row in Lm])
-    return _t_table(names, Lm @ beta, se, df)
+    return _t_table(model, L, parts.vcov_adj, lambda row: parts.ddf_and_scaling(row[None, :])[0])
 
 
 def _check_full_rank(L: np.ndarray) -> None:
@@ -602,7 +609,7 @@ def _check_full_rank(L: np.ndarray) -> None:
         )
 
 
-def ftest(model: Any, L: Any, method: str = "Satterthwaite") -> pd.DataFrame:
+def ftest(model: LmerModel, L: Any, method: str = "Satterthwaite") -> pd.DataFrame:
     """F test of ``L beta = 0`` with small-sample denominator degrees of freedom.
 
     As lmerTest's ``contest(m, L, joint = TRUE, ddf = method)``, and ``anova(m, ddf = method)``
@@ -679,7 +686,7 @@ def _combined_df(nu: np.ndarray) -> float:
     return 2 * E / (E - nu.size)
 
 
-def ddf_table(model: Any, method: str = "Satterthwaite") -> pd.DataFrame:
+def ddf_table(model: LmerModel, method: str = "Satterthwaite") -> pd.DataFrame:
     """Standard errors, df, t statistics and p-values of the fixed effects, indexed by term.
 
     Parameters

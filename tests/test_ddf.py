@@ -212,6 +212,27 @@ def test_contrast_rows_by_name_and_ddf_table():
         pd.testing.assert_frame_equal(table, fun(m).set_index("term").drop(columns="estimate"))
 
 
+def test_numerical_derivatives_against_closed_forms():
+    # f(x) = exp(x0) sin(x1) + x0 x2^2 at a point with one coordinate 0 (absolute steps there)
+    x = np.array([0.3, 1.2, 0.0])
+
+    def f(v):
+        return np.exp(v[0]) * np.sin(v[1]) + v[0] * v[2] ** 2
+
+    e, s, c = np.exp(x[0]), np.sin(x[1]), np.cos(x[1])
+    hessian = np.array(
+        [
+            [e * s, e * c, 2 * x[2]],
+            [e * c, -e * s, 0.0],
+            [2 * x[2], 0.0, 2 * x[0]],
+        ]
+    )
+    # a second difference over an absolute step of 1e-4 keeps about 6 digits
+    np.testing.assert_allclose(ddf._hessian(f, x), hessian, rtol=1e-5, atol=1e-8)
+    gradient = np.array([[e * s + x[2] ** 2, e * c, 2 * x[0] * x[2]]])
+    np.testing.assert_allclose(ddf._jacobian(lambda v: [f(v)], x), gradient, rtol=1e-9, atol=1e-12)
+
+
 # --------------------------------------------------------------------------------------------
 # Known truth: a balanced one-way design
 # --------------------------------------------------------------------------------------------

@@ -105,7 +105,13 @@ models <- list(
        ftests = list(list(name = "Machine", term = "Machine",
                           L = list(c(MachineB = 1), c(MachineC = 1))),
                      list(name = "B_minus_C_and_A", L = list(c(MachineB = 1, MachineC = -1),
-                                                             c(`(Intercept)` = 1)))))
+                                                             c(`(Intercept)` = 1))))),
+  list(name = "machines_vector", dataset = "machines",
+       formula = "score ~ Machine + (Machine | Worker)", REML = TRUE, methods = both,
+       ftests = list(list(name = "Machine", term = "Machine",
+                          L = list(c(MachineB = 1), c(MachineC = 1))))),
+  list(name = "oxboys", dataset = "oxboys",
+       formula = "height ~ age + (age | Subject)", REML = TRUE, methods = both)
 )
 
 subsets <- list(

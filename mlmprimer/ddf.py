@@ -290,8 +290,8 @@ def _contrasts(model: LmerModel, L: Any) -> tuple[np.ndarray, list[str]]:
     p = len(terms)
     if L is None:
         return np.eye(p), terms
-    if isinstance(L, pd.Series):
-        L = L.to_frame().T
+    if isinstance(L, pd.Series):  # one contrast, by name
+        L = pd.DataFrame([L.to_numpy()], columns=L.index, index=[L.name or "L1"])
     if isinstance(L, pd.DataFrame):
         cols = [str(c) for c in L.columns]
         unknown = [c for c in cols if c not in terms]

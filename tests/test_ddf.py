@@ -205,6 +205,9 @@ def test_contrast_rows_by_name_and_ddf_table():
     assert got.loc["C", "df"] == pytest.approx(full.loc["MachineC", "df"], rel=1e-12)
     beta = m.fixef
     assert got.loc["B-C", "estimate"] == pytest.approx(beta["MachineB"] - beta["MachineC"])
+    one = ddf.kenward_roger(m, pd.Series({"MachineC": 1.0, "MachineB": -1.0}, name="C-B"))
+    assert one["term"].tolist() == ["C-B"]
+    assert one["estimate"].iloc[0] == pytest.approx(beta["MachineC"] - beta["MachineB"])
     for method, fun in FUNCTIONS.items():
         table = ddf.ddf_table(m, method)
         assert table.index.tolist() == list(m.fixef.index)

@@ -158,12 +158,52 @@ class _Solve:
     pwrss: float  # penalised weighted residual sum of squares at beta-hat, u-hat
 
 
+def _diagonal_lead(A: sp.csc_matrix) -> int:
+    """How many leading rows and columns of A form a diagonal block.
+
+    lme4 orders the terms by decreasing number of levels; when the first is a scalar term
+    ``(1 | g)``, its block of A is diagonal (each observation has one level of g).
+    """
+    coo = A.tocoo()
+    off = coo.row != coo.col
+    return int(np.maximum(coo.row[off], coo.col[off]).min(initial=A.shape[0]))
+
+
 def _factor(A: sp.csc_matrix) -> tuple[Callable[[np.ndarray], np.ndarray], float]:
-    """Solver and log-determinant of a sparse symmetric positive definite matrix."""
-    lu = spla.splu(
-        A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
-    )
-    return lu.solve, float(np.log(np.abs(lu.U.diagonal())).sum())
+    """Solver and log-determinant of a sparse symmetric positive definite matrix.
+
+    A leading diagonal block D (at least half of A) is eliminated first, leaving the dense
+    Schur complement S = C - B' D^-1 B of the other columns (the blocked Cholesky factorisation
+    of crossed models); otherwise A is factored as a sparse matrix.
+    """
+    q = A.shape[0]
+    k = _diagonal_lead(A)
+    if 2 * k < q:
+        lu = spla.splu(
+            A, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0, options={"SymmetricMode": True}
+        )
+        return lu.solve, float(np.log(np.abs(lu.U.diagonal())).sum())
+    d = A.diagonal()[:k]
+    B = sp.csc_matrix(A[:k, k:])
+    S = A[k:, k:].toarray() - (B.T @ sp.diags(1 / d) @ B).toarray()
+    chol_S = la.cho_factor(S, lower=True) if q > k else None
+
+    def solve(r: np.ndarray) -> np.ndarray:
+        r = np.asarray(r, dtype=float)
+        flat = r.ndim == 1
+        r = r.reshape(q, -1)
+        y1 = r[:k] / d[:, None]
+        if chol_S is None:
+            out = y1
+        else:
+            x2 = la.cho_solve(chol_S, r[k:] - B.T @ y1)
+            out = np.vstack([y1 - (B @ x2) / d[:, None], x2])
+        return out.ravel() if flat else out
+
+    logdet = float(np.log(d).sum())
+    if chol_S is not None:
+        logdet += 2.0 * float(np.log(np.diag(chol_S[0])).sum())
+    return solve, logdet
 
 
 def _solve(problem: _Problem, theta: np.ndarray) -> _Solve:

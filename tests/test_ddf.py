@@ -26,6 +26,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import r_setup
+import scipy.sparse as sp
 
 import mlmprimer
 from mlmprimer import datasets, ddf
@@ -234,6 +235,23 @@ def test_numerical_derivatives_against_closed_forms():
     np.testing.assert_allclose(ddf._hessian(f, x), hessian, rtol=1e-5, atol=1e-8)
     gradient = np.array([[e * s + x[2] ** 2, e * c, 2 * x[0] * x[2]]])
     np.testing.assert_allclose(ddf._jacobian(lambda v: [f(v)], x), gradient, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(("k", "rest"), [(6, 3), (5, 0), (2, 6)])
+def test_sparse_factorisation_solves_and_gives_the_log_determinant(k, rest):
+    # a leading diagonal block of k columns (eliminated first when it is at least half of A)
+    rng = np.random.default_rng(k + 10 * rest)
+    q = k + rest
+    M = rng.normal(size=(q, q))
+    A = M @ M.T + q * np.eye(q)
+    A[:k, :k] = np.diag(np.diag(A)[:k])
+    A += 3 * q * np.eye(q)  # still positive definite
+    assert ddf._diagonal_lead(sp.csc_matrix(A)) >= min(k, q)
+    solve, logdet = ddf._factor(sp.csc_matrix(A))
+    r = rng.normal(size=(q, 3))
+    np.testing.assert_allclose(solve(r), np.linalg.solve(A, r), rtol=1e-10, atol=1e-12)
+    np.testing.assert_allclose(solve(r[:, 0]), np.linalg.solve(A, r[:, 0]), rtol=1e-10)
+    assert logdet == pytest.approx(np.linalg.slogdet(A)[1], rel=1e-12)
 
 
 # --------------------------------------------------------------------------------------------

@@ -11,9 +11,10 @@ whose denominator degrees of freedom reflect how well the variance components ar
   asymptotic covariance, twice the inverse Hessian of the deviance (REML criterion for REML
   fits). The derivatives are numerical, with Richardson extrapolation, as lmerTest's.
 - **Kenward-Roger** (Kenward and Roger 1997, as R's pbkrtest computes it, for REML fits): the
-  covariance of ``beta`` is first adjusted for the uncertainty of the variance parameters (it
-  grows, so standard errors grow), and the degrees of freedom come from matching the first two
-  moments of the Wald statistic to a scaled F distribution. The covariance of the data is
+  covariance of ``beta`` is first adjusted for the uncertainty of the variance parameters, which
+  the plug-in covariance ignores (the adjustment usually makes standard errors larger), and the
+  degrees of freedom come from matching the first two moments of the Wald statistic to those of
+  a scaled F distribution. The covariance of the data is
   parameterised by the variances and covariances of each random-effects term and ``sigma^2``.
 
 Everything is computed from the model's design (``X``, ``Z``, ``Lambda(theta)``, prior weights)
@@ -411,7 +412,7 @@ def _satterthwaite_parts(model: LmerModel) -> _Satterthwaite:
 class _KenwardRoger:
     vcov: np.ndarray  # Phi, the unadjusted covariance of beta
     vcov_adj: np.ndarray  # Phi_A
-    P: list[np.ndarray]  # X' Sigma^-1 G_i Sigma^-1 X (with pbkrtest's sign, minus)
+    P: list[np.ndarray]  # -X' Sigma^-1 G_i Sigma^-1 X, with the sign pbkrtest gives it
     W: np.ndarray  # twice the inverse expected information of the covariance parameters
 
     def moments(self, L: np.ndarray) -> tuple[float, float, int]:

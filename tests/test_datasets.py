@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import csv
 import shutil
 import socket
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -22,6 +24,7 @@ NAMES = [
     "exam",
     "scotssec",
     "oxboys",
+    "machines",
     "radon",
 ]
 
@@ -35,6 +38,7 @@ SHAPES = {
     "exam": (4059, 10),
     "scotssec": (3435, 6),
     "oxboys": (234, 4),
+    "machines": (54, 3),
     "radon": (919, 5),
 }
 
@@ -59,6 +63,7 @@ COLUMNS = {
     ],
     "scotssec": ["verbal", "attain", "primary", "sex", "social", "second"],
     "oxboys": ["Subject", "age", "height", "Occasion"],
+    "machines": ["Worker", "Machine", "score"],
     "radon": ["log_radon", "floor", "uranium", "county_number", "county"],
 }
 
@@ -89,6 +94,8 @@ EXPECTED_LEVELS = {
     ("oxboys", "Subject"): "10 26 25 9 2 6 7 17 16 15 8 20 1 18 5 23 11 21 3 24 22 12 13 "
     "14 19 4".split(),
     ("oxboys", "Occasion"): [str(i) for i in range(1, 10)],
+    ("machines", "Worker"): ["6", "2", "4", "1", "3", "5"],
+    ("machines", "Machine"): ["A", "B", "C"],
 }
 
 N_LEVELS = {
@@ -139,6 +146,7 @@ def test_list_datasets():
         "exam": "Exam",
         "scotssec": "ScotsSec",
         "oxboys": "Oxboys",
+        "machines": "Machines",
         "radon": "radon",
     }
     assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag"}
@@ -281,14 +289,15 @@ def test_describe_mentions_units_and_renames():
 
 # --------------------------------------------------------------------- live R check
 
+REPO = Path(__file__).resolve().parents[1]
+R_DATASETS = REPO / "scripts" / "r_datasets.R"
+
+# The data sets of the registry, as the R side (scripts/r_datasets.R) reads it.
 R_SCRIPT = r"""
-specs <- list(
-  c("sleepstudy", "lme4", "sleepstudy"), c("dyestuff", "lme4", "Dyestuff"),
-  c("penicillin", "lme4", "Penicillin"), c("pastes", "lme4", "Pastes"),
-  c("insteval", "lme4", "InstEval"), c("hsb", "mlmRev", "Hsb82"),
-  c("exam", "mlmRev", "Exam"), c("scotssec", "mlmRev", "ScotsSec"),
-  c("oxboys", "nlme", "Oxboys"), c("radon", "HLMdiag", "radon"))
-for (s in specs) {
+source(commandArgs(TRUE)[1])
+for (name in names(r_datasets)) {
+  s <- c(name, r_datasets[[name]])
+  cat("REGISTRY", s, "\n", sep = "\t")
   if (!requireNamespace(s[2], quietly = TRUE)) { cat("MISSING", s[1], "\n", sep = "\t"); next }
   e <- new.env()
   utils::data(list = s[3], package = s[2], envir = e)
@@ -301,21 +310,54 @@ for (s in specs) {
 """
 
 
-@pytest.mark.lme4
-@pytest.mark.skipif(shutil.which("Rscript") is None, reason="Rscript is not installed")
-def test_levels_agree_with_live_r(tmp_path):
-    script = tmp_path / "levels.R"
+def test_registry_is_the_listing_and_the_file():
+    table = datasets.registry()
+    assert table.columns.tolist() == ["name", "package", "r_name"]
+    with datasets.registry_path().open(encoding="utf-8", newline="") as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["name", "package", "r_name"]
+    assert [tuple(r) for r in rows[1:]] == list(table.itertuples(index=False, name=None))
+    listed = datasets.list_datasets()[["name", "package", "r_name"]]
+    pd.testing.assert_frame_equal(listed, table)
+    assert table["name"].tolist() == NAMES
+    # every name and R name of the registry loads; R's Hsb82 is an alias of hsb
+    for name, _, r_name in table.itertuples(index=False):
+        assert datasets._resolve(r_name) == name
+
+
+def test_registry_file_is_package_data():
+    pyproject = (REPO / "pyproject.toml").read_text(encoding="utf-8")
+    assert '"data/*.csv"' in pyproject
+    assert datasets.registry_path() == REPO / "mlmprimer" / "data" / "registry.csv"
+
+
+@pytest.fixture(scope="module")
+def live_r(tmp_path_factory):
+    """What R says about the registry's data sets (skips without Rscript)."""
+    if shutil.which("Rscript") is None:
+        pytest.skip("Rscript is not installed")
+    script = tmp_path_factory.mktemp("r") / "levels.R"
     script.write_text(R_SCRIPT)
     run = subprocess.run(
-        ["Rscript", "--vanilla", str(script)],
+        ["Rscript", "--vanilla", str(script), str(R_DATASETS)],
         capture_output=True,
         text=True,
         timeout=300,
         check=True,
     )
+    return [line.rstrip("\t").split("\t") for line in run.stdout.splitlines()]
+
+
+@pytest.mark.lme4
+def test_r_side_reads_the_same_registry(live_r):
+    r_side = [tuple(fields) for kind, *fields in live_r if kind == "REGISTRY"]
+    assert r_side == list(datasets.registry().itertuples(index=False, name=None))
+
+
+@pytest.mark.lme4
+def test_levels_agree_with_live_r(live_r):
     shapes, levels, ordered, missing = {}, {}, {}, set()
-    for line in run.stdout.splitlines():
-        kind, *fields = line.rstrip("\t").split("\t")
+    for kind, *fields in live_r:
         if kind == "MISSING":
             missing.add(fields[0])
         elif kind == "SHAPE":

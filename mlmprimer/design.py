@@ -38,16 +38,8 @@ import scipy.sparse as sp
 
 from .checks import check_finite, validate_data
 from .control import LmerControl
-from .formula import (
-    ParsedFormula,
-    RandomTerm,
-    fixed_design,
-    grouping_factor,
-    offset_values,
-    parse_formula,
-    response_values,
-    term_design,
-)
+from .formula import ParsedFormula, RandomTerm, parse_formula
+from .rterms import fixed_design, grouping_factor, offset_values, response_values, term_design
 
 __all__ = [
     "TermBlock",

@@ -14,8 +14,9 @@ import numpy as np
 import pandas as pd
 import patsy
 
-from .formula import formula_variables, lme4_name, offset_values
+from .formula import formula_variables, lme4_name
 from .model import LmerModel, LmerWarning
+from .rterms import offset_values
 
 __all__ = ["predict"]
 

@@ -197,7 +197,9 @@ def compare(
         fits are mixed; models that differ only in their random effects are compared on the REML
         criterion, which is the better test for variance components. ``True``: always refit REML
         fits by ML, as lme4's ``anova`` does. ``False``: never refit; raises if the comparison
-        would be invalid.
+        would be invalid. So ``refit=True`` gives lme4's ``anova(m1, m2)`` and ``refit=False``
+        its ``anova(m1, m2, refit = FALSE)``; the default differs from ``anova()`` only for REML
+        fits with the same fixed effects, which it compares on the REML criterion.
     verbose : bool, default True
         Print lme4's message ``refitting model(s) with ML (instead of REML)`` when refitting.
 

@@ -51,6 +51,7 @@ import scipy.sparse as sp
 from .design import Design, tril_colmajor
 
 __all__ = [
+    "LOG2PI",
     "CrossProducts",
     "Factor",
     "ProfiledDeviance",
@@ -60,7 +61,8 @@ __all__ = [
     "profiled_deviance",
 ]
 
-_LOG2PI = math.log(2.0 * math.pi)
+#: log(2 pi), in every Gaussian deviance
+LOG2PI = math.log(2.0 * math.pi)
 
 
 class CrossProducts:
@@ -275,8 +277,8 @@ def deviance_at(f: Factor, n: int, p: int, REML: bool) -> float:
     # prior weights add -sum(log w) (the density of y_i has variance sigma^2 / w_i)
     if REML:
         nmp = n - p
-        return f.logdet_L + f.logdet_RX + nmp * (1.0 + _LOG2PI + math.log(f.r2 / nmp)) - f.ldw
-    return f.logdet_L + n * (1.0 + _LOG2PI + math.log(f.r2 / n)) - f.ldw
+        return f.logdet_L + f.logdet_RX + nmp * (1.0 + LOG2PI + math.log(f.r2 / nmp)) - f.ldw
+    return f.logdet_L + n * (1.0 + LOG2PI + math.log(f.r2 / n)) - f.ldw
 
 
 def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> float:

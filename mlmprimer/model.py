@@ -21,7 +21,8 @@ A fit is four stages, each a public function of its own module; :func:`lmer` is 
     md = model_design(formula, data, ...)            # design: parse, check, X, Z, theta layout
     devfun = deviance_function(md.design, REML)      # factor: d(theta), the profiled deviance
     opt = optimize_theta(devfun, control)            # optimize: minimise, check convergence
-    model = LmerModel.from_fit(md, devfun, opt)      # solution at theta, and the results
+    sol = solve_mixed(devfun, opt.theta)             # solution: beta, b, sigma at theta
+    model = LmerModel.from_stages(md, devfun, opt, sol, formula=formula)
 """
 
 from __future__ import annotations

@@ -71,7 +71,7 @@ from scipy import interpolate, stats
 
 from .bootstrap import bootstrap, progress_bar
 from .design import Design
-from .factor import ProfiledDeviance, deviance_function
+from .factor import LOG2PI, ProfiledDeviance, deviance_function
 from .model import LmerModel, LmerWarning
 from .optimize import ConvergenceError, SingleThreadedBlas, optimize_theta
 from .solution import solve_mixed
@@ -80,8 +80,6 @@ __all__ = ["METHODS", "BootstrapRefits", "bootstrap_refits", "confint", "paramet
 
 #: The interval methods of :func:`confint` (and of ``LmerModel.tidy(conf_method=...)``).
 METHODS = ("profile", "Wald", "boot")
-
-_LOG2PI = math.log(2.0 * math.pi)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -214,7 +212,7 @@ def _deviance_sdcor(par: np.ndarray, devfun: ProfiledDeviance) -> float:
     f = devfun.factor(theta)
     s2 = sigma * sigma
     # f.ldw: the sum of the log prior weights (0 without weights)
-    return f.logdet_L + f.r2 / s2 + design.n * (_LOG2PI + math.log(s2)) - f.ldw
+    return f.logdet_L + f.r2 / s2 + design.n * (LOG2PI + math.log(s2)) - f.ldw
 
 
 def _fixed_part(theta: np.ndarray, devfun: ProfiledDeviance) -> tuple[Any, np.ndarray, np.ndarray]:
@@ -235,7 +233,7 @@ def _deviance_fixed(theta: np.ndarray, devfun: ProfiledDeviance, j: int, b: floa
         return math.inf
     r2 = f.r2 + (b - beta[j]) ** 2 / vdiag[j]
     n = devfun.design.n
-    return f.logdet_L + n * (1.0 + _LOG2PI + math.log(r2 / n)) - f.ldw
+    return f.logdet_L + n * (1.0 + LOG2PI + math.log(r2 / n)) - f.ldw
 
 
 # ----------------------------------------------------------------------------------------------

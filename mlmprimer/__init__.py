@@ -9,8 +9,9 @@ The names most chapters need are available at the top level:
 
 Modules, one concern each:
 
-* ``formula``: R's formula language (parsing, term algebra, ``update``); ``rterms``: its
-  translation for patsy (the model matrices); ``checks``: every check of the data;
+* ``formula``: R's formula language (parsing, term algebra, ``update``) on ``rsyntax`` (R's
+  expression grammar); ``rterms``: its translation for patsy (the model matrices);
+  ``checks``: every check of the data;
 * ``control``: every threshold of a fit and the optimiser's choice (lme4's ``lmerControl``);
 * ``design``: stage 1, the model frame, X, Z and the theta layout (``Design.with_response``);
 * ``factor``: stage 2, the blocked Cholesky and the profiled deviance ``d(theta)``;

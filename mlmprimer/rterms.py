@@ -34,22 +34,16 @@ from patsy.desc import INTERCEPT, ModelDesc, Term
 
 from .formula import (
     PATSY_BUILTINS,
-    R_LITERALS,
-    R_MATH,
-    R_TERM_FUNCTIONS,
-    R_VARIABLES,
     Atom,
-    FormulaError,
-    Node,
     ParsedFormula,
     RandomTerm,
     formula_terms,
     in_namespace,
     integer_value,
     lme4_name,
-    parse_r,
     r_text,
 )
+from .rsyntax import R_LITERALS, R_MATH, R_TERM_FUNCTIONS, R_VARIABLES, FormulaError, Node, parse_r
 
 __all__ = [
     "eval_namespace",

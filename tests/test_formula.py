@@ -7,6 +7,7 @@ import pandas as pd
 import patsy
 import pytest
 
+from mlmprimer import rsyntax
 from mlmprimer.formula import (
     FormulaError,
     ParsedFormula,
@@ -348,10 +349,10 @@ def row_arithmetic():
     np.testing.assert_array_equal(X["I(x%/%3)"], d.x // 3)
     np.testing.assert_allclose(X["I(2^-x)"], 2.0 ** -d.x.to_numpy())
     # R's precedence: -2^2 is -(2^2), unary minus binds tighter than ':'
-    assert formula_module._deparse(formula_module.parse_r("-2^2")) == "-2^2"
-    tree = formula_module.parse_r("-2^2")
+    assert rsyntax.deparse(rsyntax.parse_r("-2^2")) == "-2^2"
+    tree = rsyntax.parse_r("-2^2")
     assert tree.kind == "un" and tree.args[0].value == "^"
-    assert formula_module.parse_r("-1:3").args[0].kind == "un"
+    assert rsyntax.parse_r("-1:3").args[0].kind == "un"
 
 
 def row_poly():
@@ -540,12 +541,10 @@ def test_deparse_writes_what_r_writes():
     # R 4.2: deparse(quote(I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)))
     text = "I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)"
     want = "I(a%%b + c%/%d + x^2 - e/f + g * h + (a:b) + a %in% b + !z + -x)"
-    assert formula_module._deparse(formula_module.parse_r(text)) == want
+    assert rsyntax.deparse(rsyntax.parse_r(text)) == want
     # deparse(quote(f(x, "a", b = 2L, d = TRUE, e = -1)))
     call = "f(x, 'a', b = 2L, d = TRUE, e = -1)"
-    assert formula_module._deparse(formula_module.parse_r(call)) == (
-        'f(x, "a", b = 2L, d = TRUE, e = -1)'
-    )
+    assert rsyntax.deparse(rsyntax.parse_r(call)) == ('f(x, "a", b = 2L, d = TRUE, e = -1)')
 
 
 @pytest.mark.parametrize(

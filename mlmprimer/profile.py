@@ -614,17 +614,8 @@ def bootstrap_refits(
 
     Parameters
     ----------
-    model : LmerModel
-    statistic : callable
-        ``statistic(refit)`` -> number or 1-d array (the same length every time).
-    nsim : int, default 500
-        Number of simulated responses (>= 1).
-    seed : int, numpy.random.Generator or None
-        The same seed gives the same refits.
-    progress : bool, default False
-        Show a progress bar (``tqdm``).
-    desc : str
-        Label of the progress bar.
+    model, statistic, nsim, seed, progress, desc
+        As ``model, fun, nsim, seed, progress, desc`` of :func:`mlmprimer.bootstrap.bootstrap`.
 
     Returns
     -------

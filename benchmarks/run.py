@@ -69,81 +69,17 @@ REFERENCE_ORDER = [
     "insteval",
 ]
 
-# statsmodels MixedLM spelling of each model: fixed part, `groups` (None: one group holding
-# every row, the only way MixedLM fits crossed factors), `re_formula`, `vc_formula` and
-# `use_sparse` (sparse variance-component matrices: much faster for the one-group crossed
-# models with many rows, slower for small ones). A model MixedLM cannot express maps to None
-# and is reported as "n/a".
-SM_SPECS: dict[str, dict | None] = {
-    "sleepstudy_null": {"fixed": "Reaction ~ 1", "groups": "Subject"},
-    "sleepstudy_slopes": {"fixed": "Reaction ~ Days", "groups": "Subject", "re_formula": "~Days"},
-    "sleepstudy_uncorrelated": {
-        "fixed": "Reaction ~ Days",
-        "groups": "Subject",
-        "re_formula": "1",
-        "vc_formula": {"Days": "0 + Days"},
-    },
-    "sleepstudy_slopes_ml": {
-        "fixed": "Reaction ~ Days",
-        "groups": "Subject",
-        "re_formula": "~Days",
-    },
-    "dyestuff": {"fixed": "Yield ~ 1", "groups": "Batch"},
-    "penicillin": {
-        "fixed": "diameter ~ 1",
-        "groups": None,
-        "vc_formula": {"plate": "0 + C(plate)", "sample": "0 + C(sample)"},
-    },
-    "pastes": {
-        "fixed": "strength ~ 1",
-        "groups": "batch",
-        "re_formula": "1",
-        "vc_formula": {"cask": "0 + C(cask)"},
-    },
-    "hsb_null": {"fixed": "mAch ~ 1", "groups": "school"},
-    "hsb_ses_slopes": {"fixed": "mAch ~ ses", "groups": "school", "re_formula": "~ses"},
-    "hsb_ses_uncorrelated": {
-        "fixed": "mAch ~ ses",
-        "groups": "school",
-        "re_formula": "1",
-        "vc_formula": {"ses": "0 + ses"},
-    },
-    "hsb_ml": {
-        "fixed": "mAch ~ ses + meanses + sector",
-        "groups": "school",
-        "re_formula": "~ses",
-    },
-    "oxboys": {"fixed": "height ~ age", "groups": "Subject", "re_formula": "~age"},
-    "scotssec": {
-        "fixed": "attain ~ verbal + sex",
-        "groups": None,
-        "vc_formula": {"primary": "0 + C(primary)", "second": "0 + C(second)"},
-        "use_sparse": True,
-    },
-    "scotssec_ml": {
-        "fixed": "attain ~ verbal + sex",
-        "groups": None,
-        "vc_formula": {"primary": "0 + C(primary)", "second": "0 + C(second)"},
-        "use_sparse": True,
-    },
-    "exam_null": {"fixed": "normexam ~ 1", "groups": "school"},
-    "insteval": {
-        "fixed": "y ~ service",
-        "groups": None,
-        "vc_formula": {"s": "0 + C(s)", "d": "0 + C(d)", "dept": "0 + C(dept)"},
-        "use_sparse": True,
-    },
-}
+# statsmodels MixedLM's spelling of each model is generated, in the worker, by
+# mlmprimer.backends.statsmodels_spec (the one lmer(..., backend="statsmodels") and
+# LmerModel.statsmodels_code() use): `groups` (None: one group holding every row, the only way
+# MixedLM fits crossed factors), `re_formula` and `vc_formula`. The one-group crossed models with
+# at least SM_SPARSE_MIN_N rows also get `use_sparse=True` (sparse variance-component matrices:
+# much faster for them, slower for small ones). A model MixedLM cannot express is "n/a".
+SM_SPARSE_MIN_N = 1_000
 
 # The simulated crossed design of the scaling table.
 SCALING_FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
 SCALING_LEVELS = (500, 50)
-SCALING_SM = {
-    "fixed": "y ~ x",
-    "groups": None,
-    "vc_formula": {"g1": "0 + C(g1)", "g2": "0 + C(g2)"},
-    "use_sparse": True,
-}
 SCALING_N = (1_000, 10_000, 100_000, 1_000_000)
 
 # Targets (benchmarks/README.md explains them).
@@ -280,7 +216,7 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
         if tool == "statsmodels":
             import statsmodels.formula.api as smf
 
-            sm = spec["sm"]
+            sm = spec["sm"]  # from statsmodels_kwargs()
             df = data
             groups = sm.get("groups")
             if groups is None:
@@ -302,6 +238,23 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
                 "converged": bool(res.converged),
             }
     raise ValueError(f"unknown tool {tool!r}")
+
+
+def statsmodels_kwargs(formula: str, data) -> dict:
+    """MixedLM's spelling of ``formula`` on ``data`` (see SM_SPARSE_MIN_N for ``use_sparse``).
+
+    Raises NotImplementedError for a model MixedLM cannot express.
+    """
+    import warnings
+
+    from mlmprimer.backends import statsmodels_spec
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sm = statsmodels_spec(formula, data).kwargs()
+    if sm["groups"] is None and len(data) >= SM_SPARSE_MIN_N:
+        sm["use_sparse"] = True
+    return sm
 
 
 def time_fit(tool: str, spec: dict, data) -> dict:
@@ -338,8 +291,12 @@ def worker_main(spec_path: str, result_path: str) -> int:
         for spec in job["fits"]:
             try:
                 data = _load_data(spec)
+                if tool == "statsmodels":
+                    spec = {**spec, "sm": statsmodels_kwargs(spec["formula"], data)}
                 rec = time_fit(tool, spec, data)
                 del data
+            except NotImplementedError:
+                rec = {"id": spec["id"], "status": "n/a"}
             except MemoryError:
                 rec = {"id": spec["id"], "status": "out of memory"}
             except Exception as err:  # report and go on with the next fit
@@ -570,7 +527,6 @@ def reference_specs(fixtures: dict[str, dict], max_repeats: int, budget_s: float
                 "REML": bool(fx["REML"]),
                 "max_repeats": max_repeats,
                 "budget_s": budget_s,
-                "sm": SM_SPECS.get(name),
                 "lme4_fixture": {"logLik": fx["logLik"], "fit_time_s": fx.get("fit_time_s")},
             }
         )
@@ -612,7 +568,6 @@ def scaling_spec(prefix: str, n: int, max_repeats: int, budget_s: float) -> dict
         "REML": True,
         "max_repeats": max_repeats,
         "budget_s": budget_s,
-        "sm": SCALING_SM,
     }
 
 
@@ -1180,27 +1135,16 @@ def main(argv: list[str] | None = None) -> int:
             extra += f"  logLik {rec.get('loglik', rec.get('logLik')):.4f}"
         log(f"{rec['id']:26s} {tool:12s} {extra}")
 
-    def runnable(tool: str, spec: dict) -> bool:
-        if tool == "statsmodels" and spec.get("sm") is None:
-            results[(tool, spec["id"])] = {"id": spec["id"], "status": "n/a"}
-            return False
-        return True
-
     # ---- reference models
     if per_fit:
         for spec in ref_specs:
             for tool in tools:
-                if not runnable(tool, spec):
-                    continue
                 recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
                 record(tool, recs[0], proc)
     else:
         for tool in tools:
-            specs = [s for s in ref_specs if runnable(tool, s)]
-            if not specs:
-                continue
             recs, proc = run_jobs(
-                tool, specs, work, args.timeout * len(specs), args.threads, mem_limit
+                tool, ref_specs, work, args.timeout * len(ref_specs), args.threads, mem_limit
             )
             for rec in recs:
                 record(tool, rec, None)

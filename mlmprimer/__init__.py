@@ -6,9 +6,26 @@ The names most chapters need are available at the top level:
 >>> m = mlm.lmer("Reaction ~ Days + (Days | Subject)", mlm.datasets.load("sleepstudy"))
 >>> print(round(m.fixef["Days"], 2))
 10.47
+
+Modules, one concern each:
+
+* ``formula``: R's formula language (parsing, term algebra, ``update``) on ``rsyntax`` (R's
+  expression grammar); ``rterms``: its translation for patsy (the model matrices);
+  ``checks``: every check of the data;
+* ``control``: every threshold of a fit and the optimiser's choice (lme4's ``lmerControl``);
+* ``design``: stage 1, the model frame, X, Z and the theta layout (``Design.with_response``);
+* ``factor``: stage 2, the blocked Cholesky and the profiled deviance ``d(theta)``;
+* ``optimize``: stage 3, BOBYQA or Nelder-Mead and the convergence check;
+* ``solution``: stage 4, beta, b, sigma and vcov(beta) at theta;
+* ``varcomp``: the variance components of a fit (``varcorr`` is a view of them);
+* ``model``: :func:`lmer` (the four stages) and :class:`LmerModel`;
+* ``rprint``: R-style printing; ``backends``: statsmodels MixedLM as a cross-check;
+* ``bootstrap``, ``profile``, ``icc``, ``compare``, ``pooling``, ``plots``: what is done with fits;
+* ``engine``: the engine's names gathered for the appendix *How lmer fits a model*.
 """
 
 from mlmprimer import datasets, plots, simulate
+from mlmprimer.bootstrap import bootstrap
 from mlmprimer.compare import compare, r2
 from mlmprimer.icc import design_effect, effective_sample_size, icc, icc_ci
 from mlmprimer.model import LmerModel, LmerWarning, lmer
@@ -20,6 +37,7 @@ __version__ = "0.1.0"
 __all__ = [
     "LmerModel",
     "LmerWarning",
+    "bootstrap",
     "compare",
     "confint",
     "datasets",

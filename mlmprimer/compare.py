@@ -28,9 +28,10 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from mlmprimer.icc import _fixed_variance, _is_missing, _random_variances
+from mlmprimer.formula import fixed_terms
+from mlmprimer.varcomp import VarComp
 
-__all__ = ["compare", "r2", "REFIT_NOTE"]
+__all__ = ["compare", "drop1", "r2", "REFIT_NOTE"]
 
 #: The message printed (and stored in ``attrs["note"]``) when REML fits are refitted by ML.
 REFIT_NOTE = "refitting model(s) with ML (instead of REML)"
@@ -78,12 +79,12 @@ def _same_fixed(a: Any, b: Any) -> bool:
 
 def _variance_rows(model: Any) -> list[tuple[str, str, str | None]]:
     """The (grp, var1, var2) keys of the random-effect rows of ``varcorr``."""
-    rows = []
-    for row in model.varcorr.itertuples(index=False):
-        if str(row.grp) == "Residual":
-            continue
-        var2 = None if _is_missing(row.var2) else str(row.var2)
-        rows.append((str(row.grp), str(row.var1), var2))
+    rows: list[tuple[str, str, str | None]] = []
+    for tv in model.varcomp:
+        rows += [(tv.name, nm, None) for nm in tv.terms]
+        rows += [
+            (tv.name, tv.terms[j], tv.terms[i]) for j in range(tv.p) for i in range(j + 1, tv.p)
+        ]
     return rows
 
 
@@ -142,15 +143,8 @@ class _OLSFit:
         self.REML = bool(REML)
         self.npar = len(names) + 1
         self.theta = np.zeros(0)
-        self.varcorr = pd.DataFrame(
-            {
-                "grp": ["Residual"],
-                "var1": [None],
-                "var2": [None],
-                "vcov": [float(results.ssr) / self.nobs],
-                "sdcor": [np.sqrt(float(results.ssr) / self.nobs)],
-            }
-        )
+        self.varcomp = VarComp((), float(np.sqrt(float(results.ssr) / self.nobs)))
+        self.varcorr = self.varcomp.frame()
         formula = getattr(getattr(ols, "data", None), "formula", None)
         self.formula = str(formula) if formula is not None else f"OLS of {self.response}"
         n, p = self.nobs, len(names)
@@ -203,7 +197,9 @@ def compare(
         fits are mixed; models that differ only in their random effects are compared on the REML
         criterion, which is the better test for variance components. ``True``: always refit REML
         fits by ML, as lme4's ``anova`` does. ``False``: never refit; raises if the comparison
-        would be invalid.
+        would be invalid. So ``refit=True`` gives lme4's ``anova(m1, m2)`` and ``refit=False``
+        its ``anova(m1, m2, refit = FALSE)``; the default differs from ``anova()`` only for REML
+        fits with the same fixed effects, which it compares on the REML criterion.
     verbose : bool, default True
         Print lme4's message ``refitting model(s) with ML (instead of REML)`` when refitting.
 
@@ -364,6 +360,72 @@ def _check_same_data(models: Sequence[Any], labels: Sequence[str]) -> None:
             )
 
 
+def drop1(model: Any, test: str = "none") -> pd.DataFrame:
+    """Drop each fixed-effect term in turn, as lme4's ``drop1(m, test = "Chisq")``.
+
+    The terms dropped are those no other term contains (R's ``drop.scope``: with ``a * b`` only
+    ``a:b``, so that marginality is respected). Every model, the full one included, is fitted by
+    maximum likelihood (REML fits are refitted, as lme4's ``extractAIC`` does), because REML
+    criteria of models with different fixed effects cannot be compared.
+
+    Parameters
+    ----------
+    model : LmerModel
+    test : {"none", "Chisq"}, default "none"
+        ``"Chisq"`` adds the likelihood-ratio test of each term against the full model.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Rows ``<none>`` (the full model) and one per term dropped; columns ``npar`` (number of
+        coefficients the term has, NaN for ``<none>``) and ``AIC``, with ``test="Chisq"`` also
+        ``LRT`` (``deviance(reduced) - deviance(full)``) and ``Pr(Chi)`` (chi-square upper tail
+        with ``npar`` degrees of freedom). ``attrs["heading"]`` holds R's heading.
+
+    Raises
+    ------
+    ValueError
+        An unknown test, or a term whose removal changes the rows used (missing values).
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    >>> drop1(m, test="Chisq").round(1)
+            npar     AIC   LRT  Pr(Chi)
+    <none>   NaN  1763.9   NaN      NaN
+    Days     1.0  1785.5  23.5      0.0
+    """
+    if test not in ("none", "Chisq"):
+        raise ValueError(f"test must be 'none' or 'Chisq', not {test!r}")
+    full = model.refit(REML=False) if model.REML else model
+    terms = fixed_terms(model.parsed)
+    scope = [lab for lab, vs in terms if not any(vs < other for _, other in terms)]
+    fits = [full]
+    for lab in scope:
+        reduced = model.update(f". ~ . - {lab}", REML=False)
+        if reduced.nobs != full.nobs:
+            raise ValueError(
+                f"dropping {lab!r} changes the number of rows used ({full.nobs} to "
+                f"{reduced.nobs}): drop the rows with missing values first"
+            )
+        fits.append(reduced)
+    npar = [np.nan] + [float(full.npar - f.npar) for f in fits[1:]]
+    out = pd.DataFrame(
+        {"npar": npar, "AIC": [f.aic for f in fits]}, index=["<none>", *scope], dtype=float
+    )
+    if test == "Chisq":
+        lrt = [np.nan] + [f.deviance - full.deviance for f in fits[1:]]
+        out["LRT"] = lrt
+        out["Pr(Chi)"] = [
+            np.nan if np.isnan(d) else float(stats.chi2.sf(d, k))
+            for d, k in zip(lrt, npar, strict=True)
+        ]
+    out.attrs["heading"] = f"Single term deletions\n\nModel:\n{model.formula}"
+    return out
+
+
 def r2(model: Any) -> pd.Series:
     """Marginal and conditional R^2 of a linear mixed model (Nakagawa & Schielzeth 2013).
 
@@ -410,9 +472,9 @@ def r2(model: Any) -> pd.Series:
     >>> r2(m).round(2).tolist()
     [0.28, 0.8]
     """
-    var_f = _fixed_variance(model)
-    variances, _ = _random_variances(model)
-    var_r = float(variances.sum())
+    vc = model.varcomp
+    var_f = vc.fixed_variance
+    var_r = float(vc.mean_variances().sum())
     sigma2 = float(model.sigma) ** 2
     total = var_f + var_r + sigma2
     return pd.Series(

@@ -11,6 +11,9 @@ Random-effects terms use lme4's syntax: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)`
 (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` and interaction groups
 ``(1 | a:b)``.
 
+This module parses; :mod:`mlmprimer.rterms` translates the parsed terms for patsy and builds
+the model matrices, and :mod:`mlmprimer.checks` checks the data.
+
 What is supported (each row is tested in ``tests/test_formula.py``):
 
 =======================================  =====  =================================================
@@ -56,7 +59,6 @@ import difflib
 import keyword
 import math
 import re
-import unicodedata
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -64,29 +66,35 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import patsy
-from patsy.desc import INTERCEPT, ModelDesc, Term
+
+from .rsyntax import (
+    R_LITERALS,
+    R_VARIABLES,
+    FormulaError,
+    Node,
+    deparse,
+    has_r_syntax,
+    parse_r,
+    tokenize,
+)
 
 __all__ = [
     "FormulaError",
     "ParsedFormula",
     "RandomTerm",
-    "CheckedData",
     "parse_formula",
     "lme4_name",
-    "fixed_design",
-    "term_design",
-    "response_values",
-    "offset_values",
-    "grouping_factor",
     "formula_variables",
     "check_columns",
-    "validate_data",
-    "check_finite",
+    "fixed_terms",
+    "formula_terms",
+    "r_only_parts",
+    "r_text",
     "update_formula",
 ]
 
 #: patsy and numpy names that may appear in a formula without being columns of the data
-_PATSY_BUILTINS = frozenset(
+PATSY_BUILTINS = frozenset(
     {
         "C",
         "I",
@@ -106,45 +114,6 @@ _PATSY_BUILTINS = frozenset(
         "numpy",
     }
 )
-
-
-class FormulaError(ValueError):
-    """A model formula that cannot be parsed.
-
-    The message says what is wrong and shows the formula with a caret under the offending
-    character.
-
-    Parameters
-    ----------
-    message : str
-        What is wrong.
-    formula : str
-        The formula as written.
-    position : int, optional
-        0-based index of the offending character in `formula`.
-
-    Examples
-    --------
-    >>> from mlmprimer.formula import FormulaError, parse_formula
-    >>> try:
-    ...     parse_formula("y ~ x + (1 | g")
-    ... except FormulaError as err:
-    ...     print(err.position)
-    8
-    """
-
-    def __init__(self, message: str, formula: str, position: int | None = None) -> None:
-        self.message = message
-        self.formula = formula
-        self.position = position
-        if position is None:
-            text = f"{message}\n  {formula}"
-        else:
-            text = (
-                f"{message} (at character {position + 1} of the formula)\n"
-                f"  {formula}\n  {' ' * position}^"
-            )
-        super().__init__(text)
 
 
 @dataclass(frozen=True)
@@ -233,410 +202,37 @@ class ParsedFormula:
         return list(dict.fromkeys(t.group for t in self.random))
 
 
-# ----------------------------------------------------------------------------------------------
-# R expressions: tokens and syntax tree
-# ----------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Token:
-    kind: str  # "name", "num", "str", "op", "end"
-    value: str  # a name without backticks, a number's text, a string's value, an operator
-    start: int
-    end: int
-    quoted: bool = False  # a name written in backticks
-
-
-@dataclass(frozen=True)
-class _Node:
-    """A node of an R expression; ``start``/``end`` index the formula text."""
-
-    kind: str  # "name", "num", "str", "call", "bin", "un", "paren", "list"
-    value: str
-    args: tuple[_Node, ...] = ()
-    start: int = 0
-    end: int = 0
-    pos: int = 0  # the operator or function name, for messages
-    quoted: bool = False
-    names: tuple[str | None, ...] = ()  # argument names of a call
-
-
-_NUMBER = re.compile(r"0[xX][0-9a-fA-F]+L?|(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?L?")
-_SPECIAL = re.compile(r"%[^%\s]*%")
-_OPERATORS = tuple(
-    "::: :: ** // <= >= == != && || <- |> ~ + - * / ^ : < > ! & | = ( ) , [ ] $ @ % { } ; ?".split()
-)
-
-#: binary operators: (left, right) binding power, R's precedence (?Syntax); Python's ``**``,
-#: ``%`` and ``//`` sit with R's ``^`` and ``*``
-_INFIX: dict[str, tuple[int, int]] = {
-    "~": (10, 11),
-    "|": (20, 21),
-    "||": (20, 21),
-    "&": (30, 31),
-    "&&": (30, 31),
-    "==": (50, 51),
-    "!=": (50, 51),
-    "<": (50, 51),
-    ">": (50, 51),
-    "<=": (50, 51),
-    ">=": (50, 51),
-    "+": (60, 61),
-    "-": (60, 61),
-    "*": (70, 71),
-    "/": (70, 71),
-    "%": (70, 71),
-    "//": (70, 71),
-    "|>": (80, 81),
-    ":": (90, 91),
-    "^": (110, 110),
-    "**": (110, 110),
-}
-_SPECIAL_BP = (80, 81)
-_PREFIX = {"-": 100, "+": 100, "!": 40, "~": 10}
-
-
-def _is_name_start(ch: str, nxt: str) -> bool:
-    return ch.isalpha() or ch == "_" or (ch == "." and not nxt.isdigit())
-
-
-def _tokenize(text: str, formula: str, offset: int = 0) -> list[_Token]:
-    """R tokens of ``text``, which starts at ``offset`` in ``formula`` (for messages)."""
-    toks: list[_Token] = []
-    i, n = 0, len(text)
-    while i < n:
-        ch = text[i]
-        if ch.isspace():
-            i += 1
-            continue
-        start = i
-        nxt = text[i + 1] if i + 1 < n else ""
-        if ch.isdigit() or (ch == "." and nxt.isdigit()):
-            m = _NUMBER.match(text, i)
-            assert m is not None
-            i = m.end()
-            toks.append(_Token("num", m.group(), offset + start, offset + i))
-        elif _is_name_start(ch, nxt):
-            i += 1
-            while i < n and (text[i].isalnum() or text[i] in "._"):
-                i += 1
-            toks.append(_Token("name", text[start:i], offset + start, offset + i))
-        elif ch == "`":
-            end = text.find("`", i + 1)
-            if end < 0:
-                raise FormulaError("a backtick ` is never closed", formula, offset + start)
-            if end == i + 1:
-                raise FormulaError("empty name in backticks", formula, offset + start)
-            toks.append(
-                _Token("name", text[i + 1 : end], offset + start, offset + end + 1, quoted=True)
-            )
-            i = end + 1
-        elif ch in "\"'":
-            j, chars = i + 1, []
-            while j < n and text[j] != ch:
-                if text[j] == "\\" and j + 1 < n:
-                    esc = text[j + 1]
-                    chars.append({"n": "\n", "t": "\t", "r": "\r"}.get(esc, esc))
-                    j += 2
-                else:
-                    chars.append(text[j])
-                    j += 1
-            if j >= n:
-                raise FormulaError("a string is never closed", formula, offset + start)
-            i = j + 1
-            toks.append(_Token("str", "".join(chars), offset + start, offset + i))
-        else:
-            m = _SPECIAL.match(text, i) if ch == "%" else None
-            if m is not None and len(m.group()) > 1:
-                i = m.end()
-                toks.append(_Token("op", m.group(), offset + start, offset + i))
-                continue
-            for op in _OPERATORS:
-                if text.startswith(op, i):
-                    i += len(op)
-                    toks.append(_Token("op", op, offset + start, offset + i))
-                    break
-            else:
-                raise FormulaError(f"unexpected character {ch!r}", formula, offset + start)
-    toks.append(_Token("end", "", offset + n, offset + n))
-    return toks
-
-
-class _Parser:
-    """A Pratt parser of R expressions with R's operator precedence."""
-
-    def __init__(self, toks: list[_Token], formula: str) -> None:
-        self.toks = toks
-        self.k = 0
-        self.formula = formula
-
-    def peek(self) -> _Token:
-        return self.toks[self.k]
-
-    def take(self) -> _Token:
-        tok = self.toks[self.k]
-        self.k += 1
-        return tok
-
-    def error(self, message: str, pos: int) -> FormulaError:
-        return FormulaError(message, self.formula, pos)
-
-    def expect(self, op: str) -> _Token:
-        tok = self.take()
-        if tok.kind != "op" or tok.value != op:
-            what = "the end" if tok.kind == "end" else repr(tok.value)
-            raise self.error(f"expected {op!r} but found {what}", tok.start)
-        return tok
-
-    def parse(self) -> _Node:
-        if self.peek().kind == "end":
-            raise self.error("empty expression", self.peek().start)
-        node = self.expr(0)
-        tok = self.peek()
-        if tok.kind != "end":
-            raise self.error(f"unexpected {tok.value!r}", tok.start)
-        return node
-
-    def expr(self, min_bp: int) -> _Node:
-        lhs = self.prefix(self.take())
-        while True:
-            tok = self.peek()
-            if tok.kind != "op":
-                if tok.kind != "end":
-                    raise self.error(
-                        f"unexpected {tok.value!r}: an operator is missing before it", tok.start
-                    )
-                break
-            op = tok.value
-            if op in ("[", "$", "@", "::", ":::"):
-                raise self.error(
-                    f"{op!r} (indexing or component access) is not supported in a formula: "
-                    "use a column of the data",
-                    tok.start,
-                )
-            if op == "(":
-                raise self.error("only a function name can be called", tok.start)
-            if op in _INFIX:
-                lbp, rbp = _INFIX[op]
-            elif op.startswith("%") and len(op) > 1:
-                lbp, rbp = _SPECIAL_BP
-            else:
-                break
-            if lbp < min_bp:
-                break
-            self.take()
-            rhs = self.expr(rbp)
-            lhs = _Node("bin", op, (lhs, rhs), lhs.start, rhs.end, tok.start)
-        return lhs
-
-    def prefix(self, tok: _Token) -> _Node:
-        if tok.kind == "name":
-            if self.peek().kind == "op" and self.peek().value == "(":
-                return self.call(tok)
-            return _Node("name", tok.value, (), tok.start, tok.end, tok.start, tok.quoted)
-        if tok.kind == "num":
-            return _Node("num", tok.value, (), tok.start, tok.end, tok.start)
-        if tok.kind == "str":
-            return _Node("str", tok.value, (), tok.start, tok.end, tok.start)
-        if tok.kind == "op":
-            if tok.value == "(":
-                inner = self.expr(0)
-                close = self.expect(")")
-                return _Node("paren", "(", (inner,), tok.start, close.end, tok.start)
-            if tok.value == "[":  # a Python list, e.g. C(x, levels=["b", "a"])
-                items: list[_Node] = []
-                while not (self.peek().kind == "op" and self.peek().value == "]"):
-                    items.append(self.expr(0))
-                    if self.peek().kind == "op" and self.peek().value == ",":
-                        self.take()
-                    elif not (self.peek().kind == "op" and self.peek().value == "]"):
-                        raise self.error("expected ',' or ']'", self.peek().start)
-                close = self.expect("]")
-                return _Node("list", "[", tuple(items), tok.start, close.end, tok.start)
-            if tok.value in _PREFIX:
-                operand = self.expr(_PREFIX[tok.value])
-                return _Node("un", tok.value, (operand,), tok.start, operand.end, tok.start)
-        if tok.kind == "end":
-            raise self.error("the expression ends too early", tok.start)
-        raise self.error(f"unexpected {tok.value!r}", tok.start)
-
-    def call(self, name: _Token) -> _Node:
-        self.expect("(")
-        args: list[_Node] = []
-        names: list[str | None] = []
-        while not (self.peek().kind == "op" and self.peek().value == ")"):
-            tok, nxt = self.peek(), self.toks[self.k + 1]
-            if tok.kind == "name" and nxt.kind == "op" and nxt.value == "=":
-                self.take()
-                self.take()
-                names.append(tok.value)
-            else:
-                names.append(None)
-            args.append(self.expr(0))
-            if self.peek().kind == "op" and self.peek().value == ",":
-                self.take()
-            elif not (self.peek().kind == "op" and self.peek().value == ")"):
-                tok = self.peek()
-                what = "the end" if tok.kind == "end" else repr(tok.value)
-                raise self.error(
-                    f"expected ',' or ')' in the call of {name.value}, found {what}", tok.start
-                )
-        close = self.expect(")")
-        return _Node(
-            "call",
-            name.value,
-            tuple(args),
-            name.start,
-            close.end,
-            name.start,
-            name.quoted,
-            tuple(names),
-        )
-
-
-def _parse_r(text: str, formula: str | None = None, offset: int = 0) -> _Node:
-    """The syntax tree of the R expression ``text`` (at ``offset`` in ``formula``)."""
-    formula = text if formula is None else formula
-    return _Parser(_tokenize(text, formula, offset), formula).parse()
-
-
-def _walk(node: _Node) -> Iterator[_Node]:
-    yield node
-    for a in node.args:
-        yield from _walk(a)
-
-
-# ----------------------------------------------------------------------------------------------
-# R names, labels and the algebra of formula terms
-# ----------------------------------------------------------------------------------------------
-
-_R_RESERVED = frozenset(
-    "if else repeat while function for next break in TRUE FALSE NULL Inf NaN NA NA_integer_ "
-    "NA_real_ NA_character_".split()
-)
-#: R's literal constants: reserved words, so never column names
-_R_LITERALS = {
-    "TRUE": "True",
-    "FALSE": "False",
-    "NULL": "None",
-    "Inf": "np.inf",
-    "NaN": "np.nan",
-    "NA": "np.nan",
-}
-#: R's base variables a formula may use when no column or Python name has that name
-_R_VARIABLES = {"T": "True", "F": "False", "pi": "np.pi"}
-#: R operators that R writes without spaces (deparse)
-_TIGHT_OPS = frozenset({"^", ":", "/", "%%", "%/%"})
-_R_SYNTACTIC = re.compile(r"(?:[^\W\d_]|\.(?![0-9]))[\w.]*|\.")
-
-#: elementwise R functions: R name -> numpy function
-_R_MATH = {
-    "log": "log",
-    "log2": "log2",
-    "log10": "log10",
-    "log1p": "log1p",
-    "exp": "exp",
-    "expm1": "expm1",
-    "sqrt": "sqrt",
-    "abs": "abs",
-    "sin": "sin",
-    "cos": "cos",
-    "tan": "tan",
-}
-#: R functions a formula term may be made of (besides the elementwise ones)
-_R_TERM_FUNCTIONS = frozenset({"poly", "factor", "as.factor", "relevel", "offset"})
-#: functions with R's meaning wherever they appear
-_R_FUNCTIONS = frozenset(_R_MATH) | _R_TERM_FUNCTIONS | {"scale", "c"}
-
-
-def _r_name(name: str) -> str:
-    """A name as R prints it: in backticks unless it is syntactic."""
-    if _R_SYNTACTIC.fullmatch(name) and name not in _R_RESERVED:
-        return name
-    return "`" + name.replace("`", "\\`") + "`"
-
-
-def _r_string(value: str) -> str:
-    return '"' + value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
-
-
-def _deparse(node: _Node) -> str:
-    """The expression as R's ``deparse`` writes it (the names lme4 gives coefficients)."""
-    k = node.kind
-    if k == "name":
-        if not node.quoted and node.value in _R_LITERALS:
-            return node.value
-        return _r_name(node.value)
-    if k == "num":
-        return node.value
-    if k == "str":
-        return _r_string(node.value)
-    if k == "paren":
-        return "(" + _deparse(node.args[0]) + ")"
-    if k == "list":
-        return "[" + ", ".join(_deparse(a) for a in node.args) + "]"
-    if k == "un":
-        return node.value + _deparse(node.args[0])
-    if k == "bin":
-        a, b = (_deparse(x) for x in node.args)
-        if node.value in _TIGHT_OPS:
-            return f"{a}{node.value}{b}"
-        return f"{a} {node.value} {b}"
-    parts = [
-        f"{nm} = {_deparse(a)}" if nm else _deparse(a)
-        for nm, a in zip(node.names, node.args, strict=True)
-    ]
-    func = node.value if not node.quoted else _r_name(node.value)
-    return f"{func}({', '.join(parts)})"
-
-
-def _has_r_syntax(node: _Node) -> bool:
-    """Whether the expression uses R spellings that Python reads differently (or not at all)."""
-    for n in _walk(node):
-        if n.kind == "name" and (n.quoted or n.value in _R_LITERALS):
-            return True
-        if n.kind == "num" and n.value.endswith("L"):
-            return True
-        if n.kind == "bin" and (n.value == "^" or (n.value.startswith("%") and len(n.value) > 1)):
-            return True
-        if n.kind == "un" and n.value == "!":
-            return True
-        if n.kind == "call" and (n.value in _R_FUNCTIONS or n.quoted):
-            return True
-    return False
-
-
-def _r_only(parsed: ParsedFormula) -> list[str]:
+def r_only_parts(parsed: ParsedFormula) -> list[str]:
     """The parts of a formula written in R's spelling, which patsy (and so statsmodels) would
     read differently or not at all."""
     out = []
     for part in (parsed.response, parsed.fixed, *(t.expr for t in parsed.random)):
         try:
-            if _has_r_syntax(_parse_r(part)):
+            if has_r_syntax(parse_r(part)):
                 out.append(part)
         except FormulaError:
             out.append(part)
     return out
 
 
-def _atom_label(node: _Node, formula: str) -> str:
+def _atom_label(node: Node, formula: str) -> str:
     """The name of a formula term as lme4 gives it.
 
     R spellings get R's deparsed text (``I(x^2)``, ``poly(x, 2)``, ```my var```); Python
     spellings keep the names patsy has always given them (``I(x ** 2)``, ``np.log(x + 1)``).
     """
-    if _has_r_syntax(node):
-        return _deparse(node)
+    if has_r_syntax(node):
+        return deparse(node)
     try:
         return patsy.EvalFactor(formula[node.start : node.end]).code
     except Exception:  # text Python cannot tokenise: fall back to R's spelling
-        return _deparse(node)
+        return deparse(node)
 
 
 @dataclass
-class _Atom:
+class Atom:
     label: str
-    node: _Node
+    node: Node
     kind: str  # "factor", "bar" (a random term, for update) or "offset"
 
 
@@ -650,20 +246,20 @@ class _Algebra:
 
     def __init__(self, formula: str, allow: frozenset[str] = frozenset(), dot: Any = None) -> None:
         self.formula = formula
-        self.atoms: list[_Atom] = []
+        self.atoms: list[Atom] = []
         self._index: dict[str, int] = {}
         self.allow = allow
         self.dot = dot
 
-    def error(self, message: str, node: _Node) -> FormulaError:
+    def error(self, message: str, node: Node) -> FormulaError:
         return FormulaError(message, self.formula, node.pos)
 
-    def atom(self, node: _Node, kind: str, label: str | None = None) -> int:
+    def atom(self, node: Node, kind: str, label: str | None = None) -> int:
         if label is None:
             label = _atom_label(node, self.formula)
         if label not in self._index:
             self._index[label] = len(self.atoms)
-            self.atoms.append(_Atom(label, node, kind))
+            self.atoms.append(Atom(label, node, kind))
         return self._index[label]
 
     def label(self, term: frozenset[int]) -> str:
@@ -673,19 +269,19 @@ class _Algebra:
         """R's order: by number of factors, then as written."""
         return sorted(terms, key=len)
 
-    def factors_only(self, node: _Node) -> list[frozenset[int]]:
+    def factors_only(self, node: Node) -> list[frozenset[int]]:
         terms, icpt = self.ev(node)
         if icpt is not None:
             raise self.error("0 or 1 (the intercept) cannot be part of an interaction", node)
         return terms
 
-    def ev(self, node: _Node) -> tuple[list[frozenset[int]], bool | None]:
+    def ev(self, node: Node) -> tuple[list[frozenset[int]], bool | None]:
         k, v = node.kind, node.value
         if k == "paren":
             inner = node.args[0]
             if inner.kind == "bin" and inner.value in ("|", "||"):
                 if "bar" in self.allow:
-                    return [frozenset([self.atom(node, "bar", _deparse(node))])], None
+                    return [frozenset([self.atom(node, "bar", deparse(node))])], None
                 raise self.error(
                     "a random-effects term (expr | group) must be a separate term of the sum",
                     inner,
@@ -734,7 +330,7 @@ class _Algebra:
                 return self.ev(node.args[0])
             raise self.error(
                 f"{v!r} is not a formula operator: wrap the expression in I(), e.g. "
-                f"I({_deparse(node)})",
+                f"I({deparse(node)})",
                 node,
             )
         if k == "bin":
@@ -759,7 +355,7 @@ class _Algebra:
                 return _union(A, [outer | t for t in B]), None
             if v in ("^", "**"):
                 A = self.factors_only(a)
-                power = _integer(b)
+                power = integer_value(b)
                 if power is None or power < 1:
                     raise self.error(f"the power of terms ({v}) must be a positive whole number", b)
                 if len(A) == 1 and power > 1:
@@ -783,7 +379,7 @@ class _Algebra:
                 raise self.error("more than one '~' in the formula", node)
             raise self.error(
                 f"{v!r} is not a formula operator outside I(): to use it as a predictor, "
-                f"wrap it in I(), e.g. I({_deparse(node)})",
+                f"wrap it in I(), e.g. I({deparse(node)})",
                 node,
             )
         what = "a string" if k == "str" else "a list"
@@ -802,9 +398,9 @@ def _product(A: list[frozenset[int]], B: list[frozenset[int]]) -> list[frozenset
     return _union([x | y for x in A for y in B])
 
 
-def _integer(node: _Node) -> int | None:
+def integer_value(node: Node) -> int | None:
     if node.kind == "paren":
-        return _integer(node.args[0])
+        return integer_value(node.args[0])
     if node.kind != "num":
         return None
     try:
@@ -814,12 +410,12 @@ def _integer(node: _Node) -> int | None:
     return int(val) if val.is_integer() else None
 
 
-def _formula_terms(
+def formula_terms(
     text: str, formula: str, offset: int = 0
 ) -> tuple[_Algebra, list[frozenset[int]], bool]:
     """The terms (in R's order) and intercept of a formula's right-hand side ``text``."""
     alg = _Algebra(formula)
-    terms, icpt = alg.ev(_parse_r(text, formula, offset))
+    terms, icpt = alg.ev(parse_r(text, formula, offset))
     return alg, alg.ordered(terms), True if icpt is None else icpt
 
 
@@ -919,7 +515,7 @@ def _group_terms(formula: str, start: int, end: int) -> list[tuple[str, tuple[st
 
 def _expr_terms(expr: str, formula: str, pos: int) -> tuple[bool, list[str]]:
     """Whether a term formula has an intercept, and its other terms' names."""
-    alg, terms, icpt = _formula_terms(expr, formula, pos)
+    alg, terms, icpt = formula_terms(expr, formula, pos)
     return icpt, [alg.label(t) for t in terms]
 
 
@@ -977,7 +573,7 @@ def _offset_argument(formula: str, s: int, e: int) -> str | None:
     m = re.match(r"offset\s*\(", formula[s:e])
     if m is None:
         return None
-    node = _parse_r(formula[s:e], formula, s)
+    node = parse_r(formula[s:e], formula, s)
     if node.kind != "call" or node.value != "offset" or node.quoted:
         return None
     if len(node.args) != 1 or node.names[0] is not None:
@@ -1035,7 +631,7 @@ def parse_formula(formula: str) -> ParsedFormula:
     response = formula[rs:re_]
     if "|" in response:
         raise FormulaError("'|' in the response", formula, rs + response.index("|"))
-    _parse_r(response, formula, rs)
+    parse_r(response, formula, rs)
     start = tilde + 1
     if not formula[start:].strip():
         raise FormulaError("nothing after '~'", formula, len(formula))
@@ -1097,7 +693,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 raise FormulaError("an offset cannot be subtracted", formula, s)
             offsets.append(off)
             continue
-        _Algebra(formula).ev(_parse_r(text, formula, s))  # R's formula syntax, or an error
+        _Algebra(formula).ev(parse_r(text, formula, s))  # R's formula syntax, or an error
         if not fixed_parts:
             if sign == "-":
                 text = "0" if text == "1" else f"1 - {text}"
@@ -1144,9 +740,9 @@ def lme4_name(name: str) -> str:
     return _BRACKET.sub(r"\1", name)
 
 
-def _variable_names(node: _Node) -> Iterator[str]:
+def _variable_names(node: Node) -> Iterator[str]:
     if node.kind == "name":
-        if node.quoted or (node.value not in _R_LITERALS and not keyword.iskeyword(node.value)):
+        if node.quoted or (node.value not in R_LITERALS and not keyword.iskeyword(node.value)):
             yield node.value
         return
     if node.kind == "call":
@@ -1182,13 +778,13 @@ def formula_variables(text: str) -> list[str]:
     ['y', 'my var', 'my.x']
     """
     try:
-        node = _parse_r(text)
+        node = parse_r(text)
     except FormulaError:
         return []
     return list(dict.fromkeys(_variable_names(node)))
 
 
-def _in_namespace(name: str, namespace: Mapping[str, Any] | None) -> bool:
+def in_namespace(name: str, namespace: Mapping[str, Any] | None) -> bool:
     if namespace is None:
         return False
     try:
@@ -1249,9 +845,9 @@ def check_columns(
                 if root in colset:
                     used.append(root)
                     continue
-                if root in ("np", "numpy") or _in_namespace(root, namespace):
+                if root in ("np", "numpy") or in_namespace(root, namespace):
                     continue
-            if _in_namespace(nm, namespace) or nm in _PATSY_BUILTINS or nm in _R_VARIABLES:
+            if in_namespace(nm, namespace) or nm in PATSY_BUILTINS or nm in R_VARIABLES:
                 continue
             _unknown(nm, columns, parsed.formula)
     for t in parsed.random:
@@ -1277,823 +873,11 @@ def _unknown(name: str, columns: Sequence[str], formula: str, grouping: bool = F
 
 
 # ----------------------------------------------------------------------------------------------
-# R's functions, for patsy
-# ----------------------------------------------------------------------------------------------
-
-
-def _elementwise(name: str) -> Any:
-    func = getattr(np, name)
-
-    def apply(x: Any) -> Any:
-        with np.errstate(all="ignore"):  # log(0) and friends: reported as non-finite later
-            return func(_numeric(x, name))
-
-    apply.__name__ = f"_mlm_{name}"
-    return apply
-
-
-def _numeric(x: Any, func: str) -> Any:
-    if isinstance(x, pd.Series):
-        if not (pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x)) or isinstance(
-            x.dtype, pd.CategoricalDtype
-        ):
-            raise ValueError(f"{func}() needs numbers, but got a column of dtype {x.dtype}")
-        return x.astype(float)
-    return np.asarray(x, dtype=float)
-
-
-def _r_log(x: Any, base: float = math.e) -> Any:
-    with np.errstate(all="ignore"):
-        out = np.log(_numeric(x, "log"))
-        return out if base == math.e else out / math.log(base)
-
-
-def _r_pow(x: Any, y: Any) -> Any:
-    """R's ``^``: a floating-point power, whatever the types of its operands."""
-    with np.errstate(all="ignore"):
-        return np.float_power(x, y)
-
-
-def _like(x: Any, values: np.ndarray) -> Any:
-    if isinstance(x, pd.Series):
-        return pd.Series(values, index=x.index)
-    return values
-
-
-def _r_logical(x: Any) -> Any:
-    """R's labels FALSE/TRUE for a logical value (``I(!b)TRUE``); other values unchanged."""
-    if isinstance(x, pd.Series) and pd.api.types.is_bool_dtype(x.dtype):
-        return _r_factor(x)
-    if isinstance(x, np.ndarray) and x.dtype == bool:
-        return _r_factor(pd.Series(x))
-    return x
-
-
-def _r_factor(x: Any) -> Any:
-    """Values as R's ``factor()`` labels them: logicals FALSE/TRUE, numbers without ``.0``."""
-    values = x if isinstance(x, pd.Series) else pd.Series(np.asarray(x))
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        return values.cat.remove_unused_categories()
-    if pd.api.types.is_bool_dtype(values.dtype) or pd.api.types.is_float_dtype(values.dtype):
-        uniq = sorted(pd.unique(values.dropna()))
-        labels = {v: _r_text(v) for v in uniq}
-        return pd.Series(
-            pd.Categorical(values.map(labels), categories=[labels[v] for v in uniq]),
-            index=values.index,
-        )
-    return values
-
-
-class _RPoly:
-    """R's ``poly(x, degree, raw)``: one column (``column``, 0-based) of its matrix.
-
-    Orthogonal polynomials (the default) are computed from the fit data as R does: the
-    columns of ``Q diag(R)`` from the QR decomposition of the centred powers of x, scaled to
-    unit length. New data get them from the three-term recurrence with the fit's ``alpha`` and
-    ``norm2`` (R's ``coefs``), so predictions use the fit's polynomials.
-    """
-
-    def __init__(self) -> None:
-        self._chunks: list[np.ndarray] = []
-        self.alpha: np.ndarray | None = None
-        self.norm2: np.ndarray | None = None
-        self._fit_x: np.ndarray | None = None
-        self._fit_z: np.ndarray | None = None
-
-    def memorize_chunk(self, x: Any, degree: int = 1, raw: bool = False, column: int = 0) -> None:
-        self._chunks.append(np.asarray(_numeric(x, "poly"), dtype=float))
-
-    def memorize_finish(self) -> None:
-        x = np.concatenate(self._chunks) if self._chunks else np.zeros(0)
-        self._chunks = []
-        self._fit_x = x
-
-    def _orthogonal(self, degree: int) -> None:
-        x = self._fit_x
-        assert x is not None
-        if degree >= len(np.unique(x)):
-            raise ValueError(
-                f"poly(): the degree ({degree}) must be less than the number of distinct "
-                f"values of x ({len(np.unique(x))})"
-            )
-        xbar = float(np.mean(x))
-        xc = x - xbar
-        V = xc[:, None] ** np.arange(degree + 1)[None, :]
-        Q, R = np.linalg.qr(V)
-        Z = Q * np.diag(R)[None, :]
-        norm2 = np.sum(Z**2, axis=0)
-        self.alpha = (np.sum(xc[:, None] * Z**2, axis=0) / norm2 + xbar)[:degree]
-        self.norm2 = np.concatenate([[1.0], norm2])
-        self._fit_z = (Z / np.sqrt(norm2)[None, :])[:, 1:]
-
-    def transform(self, x: Any, degree: int = 1, raw: bool = False, column: int = 0) -> Any:
-        values = np.asarray(_numeric(x, "poly"), dtype=float)
-        if raw:
-            return _like(x, values ** (column + 1))
-        if self.alpha is None:
-            self._orthogonal(degree)
-        if self._fit_x is not None and np.array_equal(values, self._fit_x):
-            assert self._fit_z is not None
-            return _like(x, self._fit_z[:, column].copy())
-        alpha, norm2 = self.alpha, self.norm2
-        assert alpha is not None and norm2 is not None
-        Z = np.ones((len(values), degree + 1))
-        Z[:, 1] = values - alpha[0]
-        for i in range(1, degree):
-            Z[:, i + 1] = (values - alpha[i]) * Z[:, i] - (norm2[i + 1] / norm2[i]) * Z[:, i - 1]
-        Z = Z / np.sqrt(norm2[1:])[None, :]
-        return _like(x, Z[:, column + 1])
-
-
-class _RScale:
-    """R's ``scale(x, center = TRUE, scale = TRUE)`` with the fit data's centre and scale.
-
-    ``center`` and ``scale`` may be True/False or numbers, as in R; the scale is the standard
-    deviation with denominator n - 1 (after centring), or the root mean square when not
-    centred.
-    """
-
-    def __init__(self) -> None:
-        self._chunks: list[np.ndarray] = []
-        self.center: float = 0.0
-        self.scale: float = 1.0
-
-    def memorize_chunk(self, x: Any, center: Any = True, scale: Any = True) -> None:
-        self._chunks.append(np.asarray(_numeric(x, "scale"), dtype=float))
-
-    def memorize_finish(self) -> None:
-        x = np.concatenate(self._chunks) if self._chunks else np.zeros(0)
-        self._chunks = []
-        self._x = x
-
-    def _settle(self, center: Any, scale: Any) -> None:
-        x = self._x
-        if center is True:
-            self.center = float(np.mean(x))
-        elif center is False or center is None:
-            self.center = 0.0
-        else:
-            self.center = float(center)
-        if scale is True:
-            xc = x - self.center
-            self.scale = math.sqrt(float(np.sum(xc**2)) / max(len(x) - 1, 1))
-        elif scale is False or scale is None:
-            self.scale = 1.0
-        else:
-            self.scale = float(scale)
-
-    def transform(self, x: Any, center: Any = True, scale: Any = True) -> Any:
-        if hasattr(self, "_x"):
-            self._settle(center, scale)
-            del self._x
-        values = np.asarray(_numeric(x, "scale"), dtype=float)
-        return _like(x, (values - self.center) / self.scale)
-
-
-_HELPERS: dict[str, Any] = {f"_mlm_{name}": _elementwise(fn) for name, fn in _R_MATH.items()}
-_HELPERS.update(
-    {
-        "_mlm_log": _r_log,
-        "_mlm_pow": _r_pow,
-        "_mlm_factor": _r_factor,
-        "_mlm_logical": _r_logical,
-        "_mlm_poly": patsy.stateful_transform(_RPoly),
-        "_mlm_scale": patsy.stateful_transform(_RScale),
-        "np": np,
-    }
-)
-
-
-def _eval_env(env: Any) -> patsy.EvalEnvironment:
-    if isinstance(env, patsy.EvalEnvironment):
-        base = env
-    elif env is None:
-        base = patsy.EvalEnvironment([{"np": np}])
-    else:
-        base = patsy.EvalEnvironment([dict(env), {"np": np}])
-    return base.with_outer_namespace(_HELPERS)
-
-
-def _namespace(env: Any) -> Mapping[str, Any] | None:
-    if isinstance(env, patsy.EvalEnvironment):
-        return env.namespace
-    return env
-
-
-# ----------------------------------------------------------------------------------------------
-# translation into patsy
-# ----------------------------------------------------------------------------------------------
-
-
-class _RFactor(patsy.EvalFactor):
-    """A patsy factor whose columns carry lme4's name rather than the Python code's."""
-
-    def __init__(self, code: str, label: str, origin: Any = None) -> None:
-        super().__init__(code, origin)
-        self.label = label
-
-    def name(self) -> str:
-        return self.label
-
-
-def _py_name(name: str) -> bool:
-    return name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_mlm_")
-
-
-def _quote(name: str) -> str:
-    return f"Q({name!r})"
-
-
-class _Translator:
-    """Python (patsy) code for R expressions, with the data's columns and the caller's names.
-
-    ``r`` is set when the code differs in meaning from the text as Python would read it.
-    """
-
-    def __init__(self, formula: str, columns: Any, namespace: Mapping[str, Any] | None) -> None:
-        self.formula = formula
-        self.columns = columns
-        self.namespace = namespace
-        self.r = False
-
-    def error(self, message: str, node: _Node) -> FormulaError:
-        return FormulaError(message, self.formula, node.pos)
-
-    def is_column(self, name: str) -> bool:
-        return name in self.columns
-
-    def known(self, name: str) -> bool:
-        return _in_namespace(name, self.namespace) or name in _PATSY_BUILTINS
-
-    def code(self, node: _Node) -> str:
-        k, v = node.kind, node.value
-        if k == "name":
-            return self.name(node)
-        if k == "num":
-            if v.endswith("L"):
-                self.r = True
-                return v[:-1]
-            return v
-        if k == "str":
-            return repr(v)
-        if k == "paren":
-            return "(" + self.code(node.args[0]) + ")"
-        if k == "list":
-            return "[" + ", ".join(self.code(a) for a in node.args) + "]"
-        if k == "un":
-            x = self.code(node.args[0])
-            if v == "!":
-                self.r = True
-                return f"np.logical_not({x})"
-            if v in "+-":
-                return f"({v}{x})"
-            raise self.error(f"{v!r} cannot be used inside an expression", node)
-        if k == "bin":
-            return self.binary(node)
-        return self.call(node)
-
-    def name(self, node: _Node) -> str:
-        v = node.value
-        if not node.quoted and v in _R_LITERALS:
-            self.r = True
-            return _R_LITERALS[v]
-        if self.is_column(v):
-            if _py_name(v):
-                return v
-            self.r = True
-            return _quote(v)
-        if node.quoted:
-            self.r = True
-            return v if _py_name(v) else _quote(v)
-        if "." in v[1:]:
-            root = v.split(".", 1)[0]
-            if root in ("np", "numpy") or self.is_column(root) or self.known(root):
-                return v
-        if self.known(v):
-            return v
-        if v in _R_VARIABLES:
-            self.r = True
-            return _R_VARIABLES[v]
-        if _py_name(v):
-            return v
-        self.r = True
-        return _quote(v)
-
-    def binary(self, node: _Node) -> str:
-        v = node.value
-        if v in ("&&", "||"):
-            raise self.error(f"{v!r} compares single values in R; for a column use {v[0]!r}", node)
-        if v == ":":
-            raise self.error(
-                "':' inside an expression is R's sequence operator, which formulas here do not "
-                "support (an interaction a:b is written outside I())",
-                node,
-            )
-        if v in ("~", "|", "=", "|>", "<-"):
-            raise self.error(f"{v!r} cannot be used inside an expression", node)
-        a, b = (self.code(x) for x in node.args)
-        if v == "^":
-            self.r = True
-            return f"_mlm_pow({a}, {b})"
-        if v == "%%":
-            self.r = True
-            return f"({a} % {b})"
-        if v == "%/%":
-            self.r = True
-            return f"({a} // {b})"
-        if v == "%in%":
-            self.r = True
-            return f"np.isin({a}, {b})"
-        if v.startswith("%") and len(v) > 1:
-            raise self.error(f"the R operator {v} is not supported in formulas here", node)
-        return f"({a} {v} {b})"
-
-    def args(self, node: _Node) -> str:
-        parts = []
-        for nm, a in zip(node.names, node.args, strict=True):
-            parts.append(f"{nm}={self.code(a)}" if nm else self.code(a))
-        return ", ".join(parts)
-
-    def call(self, node: _Node) -> str:
-        f = node.value
-        if f in _R_MATH and not node.quoted:
-            self.r = True
-            if f == "log":
-                x, base = _call_args(node, ("x", "base"), self.formula, required=1)
-                out = f"_mlm_log({self.code(x)}"
-                return out + (f", {self.code(base)})" if base is not None else ")")
-            (x,) = _call_args(node, ("x",), self.formula, required=1)
-            return f"_mlm_{f}({self.code(x)})"
-        if f == "scale" and not node.quoted:
-            self.r = True
-            x, center, scale = _call_args(node, ("x", "center", "scale"), self.formula, 1)
-            out = f"_mlm_scale({self.code(x)}"
-            if center is not None:
-                out += f", center={self.code(center)}"
-            if scale is not None:
-                out += f", scale={self.code(scale)}"
-            return out + ")"
-        if f == "c" and not node.quoted:
-            self.r = True
-            if any(node.names):
-                raise self.error("named elements in c() are not supported", node)
-            return "[" + ", ".join(self.code(a) for a in node.args) + "]"
-        if f == "I" and not node.quoted:
-            (x,) = _call_args(node, ("x",), self.formula, required=1)
-            return f"I({self.code(x)})"
-        if f in _R_TERM_FUNCTIONS and not node.quoted:
-            raise self.error(
-                f"{f}() must be a term of the formula of its own (or part of an interaction), "
-                "not inside an expression",
-                node,
-            )
-        root = f.split(".", 1)[0]
-        python = (
-            f in _PATSY_BUILTINS
-            or (not node.quoted and _py_name(f) and _callable(f, self.namespace))
-            or (
-                "." in f[1:]
-                and (root in ("np", "numpy") or self.is_column(root) or self.known(root))
-            )
-        )
-        if not python:
-            raise self.error(
-                f"unknown function {f}(): formulas here know R's I, poly, log, exp, sqrt, "
-                "scale, offset, factor, relevel (see mlmprimer.formula) and Python functions "
-                "of your session; compute the column beforehand",
-                node,
-            )
-        return f"{f}({self.args(node)})"
-
-
-def _callable(name: str, namespace: Mapping[str, Any] | None) -> bool:
-    if namespace is None:
-        return False
-    try:
-        return callable(namespace[name])
-    except (KeyError, TypeError):
-        return False
-
-
-def _call_args(
-    node: _Node, params: Sequence[str], formula: str, required: int = 1
-) -> list[_Node | None]:
-    """Match a call's arguments to ``params`` by R's rules (names first, then position)."""
-    out: list[_Node | None] = [None] * len(params)
-    positional = [a for nm, a in zip(node.names, node.args, strict=True) if nm is None]
-    for nm, a in zip(node.names, node.args, strict=True):
-        if nm is None:
-            continue
-        if nm not in params:
-            raise FormulaError(
-                f"{node.value}() has no argument {nm!r} here (it takes {', '.join(params)})",
-                formula,
-                a.start,
-            )
-        out[params.index(nm)] = a
-    free = [i for i, a in enumerate(out) if a is None]
-    if len(positional) > len(free):
-        raise FormulaError(
-            f"too many arguments to {node.value}() (it takes {', '.join(params)})",
-            formula,
-            node.pos,
-        )
-    for i, a in zip(free, positional, strict=False):
-        out[i] = a
-    if any(a is None for a in out[:required]):
-        raise FormulaError(f"{node.value}() needs {params[0]!r}", formula, node.pos)
-    return out
-
-
-def _bool_arg(node: _Node | None, what: str, formula: str) -> bool:
-    """A TRUE/FALSE argument (R's or Python's spelling); absent means FALSE."""
-    if node is None:
-        return False
-    if node.kind == "name" and node.value in ("TRUE", "T", "True"):
-        return True
-    if node.kind == "name" and node.value in ("FALSE", "F", "False"):
-        return False
-    raise FormulaError(f"{what} must be TRUE or FALSE", formula, node.start)
-
-
-def _factors(atom: _Atom, tr: _Translator) -> list[patsy.EvalFactor]:
-    """The patsy factors of one formula atom (several for ``poly()``, one column each)."""
-    node, formula = atom.node, tr.formula
-    if node.kind == "call" and not node.quoted and node.value == "poly":
-        positional = [a for nm, a in zip(node.names, node.args, strict=True) if nm is None]
-        several = len(positional) > 2 or (len(positional) == 2 and _integer(positional[1]) is None)
-        if several:
-            raise FormulaError(
-                "poly() takes one variable here, as in poly(x, 2) or poly(x, 3, raw = TRUE); "
-                "for several variables write their polynomials as separate terms",
-                formula,
-                node.pos,
-            )
-        x, degree, raw = _call_args(node, ("x", "degree", "raw"), formula, required=1)
-        if degree is not None and _integer(degree) is None:
-            raise FormulaError(
-                "poly() takes one variable and a whole-number degree here, as in poly(x, 2) "
-                "or poly(x, 3, raw = TRUE); several variables are not supported",
-                formula,
-                node.pos,
-            )
-        k = 1 if degree is None else _integer(degree)
-        assert k is not None
-        if k < 1:
-            raise FormulaError("the degree of poly() must be at least 1", formula, node.pos)
-        is_raw = _bool_arg(raw, "raw", formula)
-        code = tr.code(x)
-        return [
-            _RFactor(f"_mlm_poly({code}, {k}, {is_raw}, {j})", f"{atom.label}{j + 1}")
-            for j in range(k)
-        ]
-    if node.kind == "call" and not node.quoted and node.value in ("factor", "as.factor"):
-        x, levels = _call_args(node, ("x", "levels"), formula, required=1)
-        if node.value == "as.factor" and levels is not None:
-            raise FormulaError("as.factor() takes one argument", formula, node.pos)
-        inner = f"_mlm_factor({tr.code(x)})"
-        code = f"C({inner}" + (f", levels={tr.code(levels)})" if levels else ")")
-        return [_RFactor(code, atom.label)]
-    if node.kind == "call" and not node.quoted and node.value == "relevel":
-        x, ref = _call_args(node, ("x", "ref"), formula, required=2)
-        assert ref is not None and x is not None
-        inner = x
-        if inner.kind == "call" and inner.value in ("factor", "as.factor") and len(inner.args) == 1:
-            inner = inner.args[0]
-        code = f"C(_mlm_factor({tr.code(inner)}), Treatment({tr.code(ref)}))"
-        return [_RFactor(code, atom.label)]
-    tr.r = False
-    code = tr.code(node)
-    if not tr.r:
-        return [patsy.EvalFactor(formula[node.start : node.end])]
-    return [_RFactor(f"_mlm_logical({code})", atom.label)]
-
-
-@dataclass
-class _PatsyModel:
-    """A formula's terms for patsy: the description and lme4's name of every term."""
-
-    desc: ModelDesc
-    terms: list[Term]  # in R's order
-    labels: list[str]
-
-
-def _patsy_model(
-    text: str, columns: Any, namespace: Mapping[str, Any] | None, intercept_ok: bool = True
-) -> _PatsyModel:
-    alg, terms, icpt = _formula_terms(text, text)
-    tr = _Translator(text, columns, namespace)
-    factors = [_factors(a, tr) for a in alg.atoms]
-    out_terms: list[Term] = [INTERCEPT] if icpt and intercept_ok else []
-    labels = ["(Intercept)"] if out_terms else []
-    for t in terms:
-        # a term with poly(x, k) becomes k terms, one per column of the polynomial
-        combos: list[list[patsy.EvalFactor]] = [[]]
-        for i in sorted(t):
-            combos = [c + [f] for c in combos for f in factors[i]]
-        for c in combos:
-            out_terms.append(Term(c))
-            labels.append(":".join(f.name() for f in c))
-    return _PatsyModel(ModelDesc([], out_terms), out_terms, labels)
-
-
-# ----------------------------------------------------------------------------------------------
-# designs
-# ----------------------------------------------------------------------------------------------
-
-
-def _relocated(err: FormulaError, text: str, formula: str) -> FormulaError:
-    """The error ``err`` found in ``text`` (a part of ``formula``), pointing into ``formula``."""
-    if err.formula == formula or err.position is None:
-        return err
-    start = formula.find(text)
-    if start < 0:
-        word = re.match(r"[\w.`]*", text[err.position :])
-        start = formula.find(word.group()) - err.position if word and word.group() else -1
-    if start < 0:
-        return FormulaError(err.message, formula)
-    return FormulaError(err.message, formula, start + err.position)
-
-
-def _design(
-    text: str,
-    data: pd.DataFrame,
-    eval_env: Any,
-    formula: str | None = None,
-    intercept_ok: bool = True,
-) -> tuple[np.ndarray, list[str], patsy.DesignInfo]:
-    """Model matrix of a right-hand side ``text`` in R's column order, with lme4's names."""
-    try:
-        model = _patsy_model(text, data.columns, _namespace(eval_env), intercept_ok)
-    except FormulaError as err:
-        raise _relocated(err, text, formula or text) from None
-    mat = patsy.dmatrix(model.desc, data, eval_env=_eval_env(eval_env), NA_action="raise")
-    info = mat.design_info
-    # R keeps the formula's order of terms (by degree: main effects, then interactions);
-    # patsy puts terms without numeric factors first
-    slices = [info.term_slices[t] for t in model.terms if t in info.term_slices]
-    cols = np.concatenate(
-        [np.arange(s.start, s.stop) for s in slices] or [np.zeros(0, dtype=int)]
-    ).astype(int)
-    values = np.asarray(mat, dtype=float)[:, cols]
-    return values, [lme4_name(info.column_names[j]) for j in cols], info
-
-
-def fixed_design(
-    parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
-) -> tuple[pd.DataFrame, patsy.DesignInfo]:
-    """The fixed-effects model matrix X with lme4's column names.
-
-    Factors are coded with treatment contrasts against their first level (a pandas
-    categorical's first category, as R's first level).
-
-    Parameters
-    ----------
-    parsed : ParsedFormula
-    data : pandas.DataFrame
-        Without missing values in the columns used.
-    eval_env : mapping or patsy.EvalEnvironment, optional
-        Where names that are not columns are looked up.
-
-    Returns
-    -------
-    X : pandas.DataFrame
-    design_info : patsy.DesignInfo
-        To build the same columns for new data.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import fixed_design, parse_formula
-    >>> df = pd.DataFrame({"y": [1.0, 2, 3], "s": pd.Categorical(["P", "C", "P"], ["P", "C"]),
-    ...                    "x": [1, 2, 3]})
-    >>> X, _ = fixed_design(parse_formula("y ~ s + I(x^2) + (1 | s)"), df)
-    >>> list(X.columns), X["I(x^2)"].tolist()
-    (['(Intercept)', 'sC', 'I(x^2)'], [1.0, 4.0, 9.0])
-    """
-    values, names, info = _design(parsed.fixed, data, eval_env, parsed.formula)
-    return pd.DataFrame(values, index=data.index, columns=names), info
-
-
-def term_design(
-    term: RandomTerm, data: pd.DataFrame, eval_env: Any = None
-) -> tuple[np.ndarray, list[str], patsy.DesignInfo]:
-    """The columns of one random-effects term (its X_i), with lme4's names.
-
-    Parameters
-    ----------
-    term : RandomTerm
-    data : pandas.DataFrame
-    eval_env : mapping or patsy.EvalEnvironment, optional
-
-    Returns
-    -------
-    Xi : numpy.ndarray, shape (n, p_i)
-    names : list of str
-    design_info : patsy.DesignInfo
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import parse_formula, term_design
-    >>> df = pd.DataFrame({"y": [1.0, 2], "x": [0.5, 1.5], "g": ["a", "b"]})
-    >>> Xi, names, _ = term_design(parse_formula("y ~ (x | g)").random[0], df)
-    >>> names, Xi.shape
-    (['(Intercept)', 'x'], (2, 2))
-    """
-    return _design(term.expr, data, eval_env, term.source or None)
-
-
-def _expression_values(
-    text: str, data: pd.DataFrame, eval_env: Any, what: str, formula: str | None = None
-) -> np.ndarray:
-    """The values of one R expression (a response or an offset) for the rows of ``data``."""
-    node = _parse_r(text)
-    if node.kind == "name" and node.value in data.columns:
-        col = data[node.value]
-        if isinstance(col.dtype, pd.CategoricalDtype) or not (
-            pd.api.types.is_numeric_dtype(col) or pd.api.types.is_bool_dtype(col)
-        ):
-            raise ValueError(
-                f"the {what} {text!r} must be numeric, but the column has dtype "
-                f"{col.dtype}; convert it (e.g. with pd.to_numeric) or choose a numeric column"
-            )
-        return col.to_numpy(dtype=float, na_value=np.nan)
-    tr = _Translator(text, data.columns, _namespace(eval_env))
-    try:
-        code = tr.code(node)
-    except FormulaError as err:
-        raise _relocated(err, text, formula or text) from None
-    factor = _RFactor(code, text) if tr.r else patsy.EvalFactor(text)
-    desc = ModelDesc([], [Term([factor])])
-    mat = patsy.dmatrix(desc, data, eval_env=_eval_env(eval_env), NA_action="raise")
-    if mat.shape[1] != 1:
-        raise ValueError(f"the {what} {text!r} must be one numeric column")
-    return np.asarray(mat, dtype=float)[:, 0]
-
-
-def response_values(parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None) -> np.ndarray:
-    """The response: its column, or the value of the expression left of ``~``.
-
-    Parameters
-    ----------
-    parsed : ParsedFormula
-    data : pandas.DataFrame
-    eval_env : mapping or patsy.EvalEnvironment, optional
-
-    Returns
-    -------
-    numpy.ndarray
-
-    Raises
-    ------
-    ValueError
-        A response that is not numeric.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import parse_formula, response_values
-    >>> df = pd.DataFrame({"y": [1.0, 100.0], "g": ["a", "b"]})
-    >>> response_values(parse_formula("log10(y) ~ 1 + (1 | g)"), df).tolist()
-    [0.0, 2.0]
-    """
-    return _expression_values(parsed.response, data, eval_env, "response", parsed.formula)
-
-
-def offset_values(
-    parsed: ParsedFormula, data: pd.DataFrame, eval_env: Any = None
-) -> np.ndarray | None:
-    """The sum of the formula's ``offset()`` terms (None if it has none).
-
-    Parameters
-    ----------
-    parsed : ParsedFormula
-    data : pandas.DataFrame
-    eval_env : mapping or patsy.EvalEnvironment, optional
-
-    Returns
-    -------
-    numpy.ndarray or None
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import offset_values, parse_formula
-    >>> df = pd.DataFrame({"y": [1.0, 2.0], "n": [1.0, 4.0], "g": ["a", "b"]})
-    >>> offset_values(parse_formula("y ~ offset(2 * n) + (1 | g)"), df).tolist()
-    [2.0, 8.0]
-    """
-    if not parsed.offsets:
-        return None
-    total = np.zeros(len(data))
-    for text in parsed.offsets:
-        total = total + _expression_values(text, data, eval_env, "offset", parsed.formula)
-    return total
-
-
-def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
-    if isinstance(values.dtype, pd.CategoricalDtype):
-        cat = values.cat.remove_unused_categories()
-        return np.asarray(cat.cat.codes, dtype=np.int64), pd.Index(cat.cat.categories)
-    codes, uniques = pd.factorize(values, sort=True)
-    return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
-
-
-def grouping_factor(data: pd.DataFrame, factors: Sequence[str]) -> tuple[np.ndarray, pd.Index]:
-    """Integer codes and levels of a grouping factor (or of an interaction of several).
-
-    A single factor keeps its level order (a pandas categorical's categories, otherwise sorted
-    values), dropping unused levels. An interaction ``a:b`` has the observed combinations in R's
-    order (the first factor varying slowest), labelled ``"a_level:b_level"``.
-
-    Parameters
-    ----------
-    data : pandas.DataFrame
-    factors : sequence of str
-
-    Returns
-    -------
-    codes : numpy.ndarray of int, shape (n,)
-    levels : pandas.Index
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import grouping_factor
-    >>> df = pd.DataFrame({"cask": ["a", "b", "a"], "batch": ["B", "A", "A"]})
-    >>> codes, levels = grouping_factor(df, ["cask", "batch"])
-    >>> list(levels), codes.tolist()
-    (['a:A', 'a:B', 'b:A'], [1, 2, 0])
-    """
-    if len(factors) == 1:
-        return _single_factor(data[factors[0]])
-    parts = [_single_factor(data[f]) for f in factors]
-    combined = np.zeros(len(data), dtype=np.int64)
-    for codes, levels in parts:
-        combined = combined * len(levels) + codes
-    observed, codes = np.unique(combined, return_inverse=True)
-    labels = []
-    rem = observed.copy()
-    idx = []
-    for _, levels in reversed(parts):
-        idx.append(rem % len(levels))
-        rem = rem // len(levels)
-    idx.reverse()
-    for k in range(len(observed)):
-        labels.append(
-            ":".join(str(levels[i[k]]) for (_, levels), i in zip(parts, idx, strict=True))
-        )
-    return codes.astype(np.int64), pd.Index(labels)
-
-
-# ----------------------------------------------------------------------------------------------
 # checking the data before a design is built
 # ----------------------------------------------------------------------------------------------
 
 
-@dataclass
-class CheckedData:
-    """The rows and columns a model will use, after :func:`validate_data`.
-
-    Attributes
-    ----------
-    data : pandas.DataFrame
-        The rows used (rows with missing values dropped), object columns converted.
-    used : list of str
-        The data columns the formula uses.
-    weights : numpy.ndarray or None
-        Prior weights, one per row used.
-    offset : numpy.ndarray or None
-        The ``offset=`` argument, one value per row used (the formula's ``offset()`` terms are
-        part of the design).
-    notes : list of str
-        Warnings for the user, in order.
-
-    Examples
-    --------
-    >>> import pandas as pd
-    >>> from mlmprimer.formula import parse_formula, validate_data
-    >>> df = pd.DataFrame({"y": [1.0, 2.5, None, 4.0], "g": list("abab")})
-    >>> checked = validate_data(parse_formula("y ~ 1 + (1 | g)"), df)
-    >>> len(checked.data), checked.notes
-    (3, ["1 row with missing values in 'y' dropped (like R's na.omit); 3 rows used"])
-    """
-
-    data: pd.DataFrame
-    used: list[str]
-    weights: np.ndarray | None = None
-    offset: np.ndarray | None = None
-    notes: list[str] = field(default_factory=list)
-
-
-def _rows(index: pd.Index, mask: np.ndarray, limit: int = 5) -> str:
-    labels = [str(x) for x in index[mask][:limit]]
-    more = ", ..." if int(mask.sum()) > limit else ""
-    return ", ".join(labels) + more
-
-
-def _r_text(value: Any) -> str:
+def r_text(value: Any) -> str:
     """A number as R's as.character writes it (1 -> "1", 2.5 -> "2.5", True -> "TRUE")."""
     if isinstance(value, bool | np.bool_):
         return "TRUE" if value else "FALSE"
@@ -2102,424 +886,28 @@ def _r_text(value: Any) -> str:
     return format(value, ".15g") if isinstance(value, float | np.floating) else str(value)
 
 
-def _value_kind(value: Any) -> str:
-    if isinstance(value, str):
-        return "text"
-    if isinstance(value, bool | np.bool_):
-        return "bool"
-    if isinstance(value, int | float | np.integer | np.floating) or type(value).__name__ in (
-        "Decimal",
-        "Fraction",
-    ):
-        return "number"
-    return type(value).__name__
-
-
-def _mixed_labels(col: str, values: Sequence[Any]) -> None:
-    """Refuse labels that differ in pandas but are one label in R (1 and "1")."""
-    texts = {v for v in values if isinstance(v, str)}
-    for v in values:
-        if not isinstance(v, str) and _r_text(v) in texts:
-            raise ValueError(
-                f"column {col!r} holds both the number {v!r} and the text {_r_text(v)!r}: "
-                "pandas keeps them apart (two groups or levels) while R reads them as the "
-                f"one label {_r_text(v)!r}; convert the column first, e.g. "
-                f"data[{col!r}] = data[{col!r}].astype(str)"
-            )
-
-
-def _check_column(col: str, s: pd.Series, roles: set[str], notes: list[str]) -> pd.Series:
-    """The column as the model will use it: refuse what cannot be used, convert with a note."""
-    dt = s.dtype
-    if isinstance(dt, pd.CategoricalDtype):
-        if dt.categories.dtype == object:
-            _mixed_labels(col, list(dt.categories))
-        return s
-    if pd.api.types.is_datetime64_any_dtype(dt) or pd.api.types.is_timedelta64_dtype(dt):
-        raise ValueError(
-            f"column {col!r} has dtype {dt}: lmer needs numbers or labels; convert it, e.g. "
-            f"to days since the start with (data[{col!r}] - data[{col!r}].min()).dt.days"
-        )
-    if not pd.api.types.is_object_dtype(dt):
-        return s
-    present = s[s.notna()]
-    kinds = {_value_kind(v) for v in present}
-    odd = kinds - {"text", "number", "bool"}
-    if odd:
-        example = next(v for v in present if _value_kind(v) in odd)
-        raise ValueError(
-            f"column {col!r} (dtype object) holds {type(example).__name__} values such as "
-            f"{example!r}: lmer needs numbers or text labels in it"
-        )
-    if not kinds or kinds == {"text"}:
-        return s
-    if kinds == {"bool"}:
-        return s if s.isna().any() else s.astype(bool)
-    if "text" in kinds:
-        _mixed_labels(col, list(pd.unique(present)))
-        notes.append(
-            f"column {col!r} mixes numbers and text: its values are used as text labels, as R "
-            "reads such a column"
-        )
-        return s.map(lambda v: v if isinstance(v, str) or pd.isna(v) else _r_text(v))
-    if roles - {"group"}:
-        notes.append(
-            f"column {col!r} has dtype object but holds numbers: it is used as numeric, as R "
-            f"would use it (convert it with pd.to_numeric to silence this, or make it a "
-            "pd.Categorical for a factor)"
-        )
-        return s.astype(float)
-    return s
-
-
-def _r_collation_key(text: str) -> tuple[Any, ...]:
-    """A sort key close to R's in a UTF-8 locale (ICU's root collation).
-
-    Compared first by base letters ignoring case and accents (spaces and punctuation before
-    digits before letters), then by accents, then lower case before upper case.
-    """
-    decomposed = unicodedata.normalize("NFD", text)
-    base = [c for c in decomposed if not unicodedata.combining(c)]
-
-    def group(c: str) -> int:
-        if c.isspace():
-            return 0
-        if unicodedata.category(c)[0] in "PS":
-            return 1
-        if c.isdigit():
-            return 2
-        return 3
-
-    primary = tuple((group(c), c.casefold()) for c in base)
-    secondary = tuple(unicodedata.combining(c) for c in decomposed)
-    tertiary = tuple(1 if c.isupper() else 0 for c in base)
-    return primary, secondary, tertiary
-
-
-def _level_order_note(col: str, s: pd.Series) -> str | None:
-    """A note when R would order the text levels of ``col`` differently (another reference)."""
-    if isinstance(s.dtype, pd.CategoricalDtype) or not (
-        s.dtype == object or pd.api.types.is_string_dtype(s.dtype)
-    ):
-        return None
-    levels = sorted({v for v in s.dropna() if isinstance(v, str)})
-    if len(levels) < 2:
-        return None
-    r_levels = sorted(levels, key=_r_collation_key)
-    if levels == r_levels:
-        return None
-
-    def show(lv: list[str]) -> str:
-        return ", ".join(repr(v) for v in lv[:6]) + (", ..." if len(lv) > 6 else "")
-
-    return (
-        f"the text levels of {col!r} are in Python's order ({show(levels)}; reference level "
-        f"{levels[0]!r}), while R in a UTF-8 locale sorts them {show(r_levels)} (reference "
-        f"{r_levels[0]!r}), so the coefficients of {col!r} differ from lme4's; make {col!r} a "
-        "pd.Categorical with the levels in the order you want"
-    )
-
-
-def _roles(parsed: ParsedFormula) -> dict[str, set[str]]:
-    roles: dict[str, set[str]] = {}
-    for nm in formula_variables(parsed.response):
-        roles.setdefault(nm, set()).add("response")
-    for part in [parsed.fixed, *parsed.offsets, *(t.expr for t in parsed.random)]:
-        for nm in formula_variables(part):
-            roles.setdefault(nm, set()).add("predictor")
-    for part in [parsed.fixed, *(t.expr for t in parsed.random)]:
-        for nm in _factor_names(part):
-            roles.setdefault(nm, set()).add("factor")
-    for t in parsed.random:
-        for nm in t.factors:
-            roles.setdefault(nm, set()).add("group")
-    return roles
-
-
-def _factor_names(text: str) -> list[str]:
-    """Columns used directly as terms, or inside factor() / C(): those coded as factors."""
-    try:
-        alg, _, _ = _formula_terms(text, text)
-    except FormulaError:
-        return []
-    out = []
-    for atom in alg.atoms:
-        node = atom.node
-        if node.kind == "call" and node.value in ("factor", "as.factor", "C") and node.args:
-            if len(node.args) == 1:
-                node = node.args[0]
-        if node.kind == "name":
-            out.append(node.value)
-    return out
-
-
-def _argument(name: str, value: Any, data: pd.DataFrame) -> tuple[np.ndarray | None, str | None]:
-    """An array argument (weights, offset) as floats aligned with the rows of ``data``."""
-    if value is None:
-        return None, None
-    if isinstance(value, str):
-        return None, value
-    if isinstance(value, pd.Series):
-        if value.index.equals(data.index):
-            s = value
-        elif data.index.isin(value.index).all() and value.index.is_unique:
-            s = value.reindex(data.index)
-        else:
-            raise ValueError(
-                f"{name} is a Series whose index does not hold the rows of the data: pass one "
-                "value per row, with the data's index or as an array"
-            )
-        arr = s.to_numpy(dtype=float, na_value=np.nan)
-    else:
-        try:
-            arr = np.asarray(value, dtype=float)
-        except (TypeError, ValueError):
-            raise ValueError(f"{name} must be numbers, one per row of the data") from None
-    if arr.ndim != 1 or len(arr) != len(data):
-        raise ValueError(
-            f"{name} has {arr.size} values for {len(data)} rows of data: give one per row"
-        )
-    return arr, None
-
-
-def _check_weights(w: np.ndarray, index: pd.Index) -> None:
-    bad = ~np.isfinite(w)
-    if bad.any():
-        raise ValueError(f"weights are not finite in rows {_rows(index, bad)}")
-    neg = w < 0
-    if neg.any():
-        raise ValueError(f"weights must be positive; they are negative in rows {_rows(index, neg)}")
-    zero = w == 0
-    if zero.any():
-        raise ValueError(
-            f"weights are 0 in rows {_rows(index, zero)}: lme4's log-likelihood is then -Inf; "
-            "drop those rows instead"
-        )
-
-
-def _check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) -> None:
-    bad = ~np.isfinite(y)
-    if bad.any():
-        vals = ", ".join(str(v) for v in pd.unique(y[bad])[:3])
-        raise ValueError(
-            f"the response {name!r} is not finite ({vals}) in {int(bad.sum())} row"
-            f"{'s' if bad.sum() > 1 else ''} (rows {_rows(index, bad)}): lme4 refuses that too "
-            "(NA/NaN/Inf in 'y'); replace or drop those rows"
-        )
-    values = np.unique(y)
-    if len(values) == 1:
-        raise ValueError(
-            f"the response {name!r} is constant (every value is {values[0]:g}): there is no "
-            "variation for a model to explain"
-        )
-    if len(values) == 2:
-        notes.append(
-            f"the response {name!r} takes only two values ({values[0]:g} and {values[1]:g}): "
-            "lmer fits a linear (Gaussian) model to it; for a binary outcome a binomial model "
-            "(lme4's glmer(..., family = binomial)) is usually meant"
-        )
-    elif values[0] == 0 and np.all(values == np.round(values)) and np.median(y) <= 20:
-        notes.append(
-            f"the response {name!r} holds whole numbers from 0 to {values[-1]:g} (median "
-            f"{np.median(y):g}): if these are counts, a Poisson model (lme4's glmer(..., "
-            "family = poisson)) may be meant; lmer treats them as normally distributed"
-        )
-
-
-def validate_data(
-    parsed: ParsedFormula,
-    data: pd.DataFrame,
-    eval_env: Any = None,
-    *,
-    weights: Any = None,
-    offset: Any = None,
-) -> CheckedData:
-    """Check and prepare the data for a model, before any design is built.
-
-    Every problem that would give a silently wrong model is an error or a note naming the
-    column:
-
-    * unknown columns (with close matches);
-    * infinite values in a column, in ``weights`` or in ``offset`` (an error, as in lme4);
-      missing values drop their rows (a note with the count, as R's ``na.omit``);
-    * object columns: numbers in them are used as numbers (a note), a mix of numbers and text
-      as text labels (a note), the same label as a number and as text (``1`` and ``"1"``) or
-      other objects are refused; datetime columns are refused;
-    * a response that is not numeric, not finite or constant (errors), or that looks binary
-      or like counts (a note pointing to a binomial or Poisson model);
-    * text levels of a factor that R would sort in another order, so that its reference level
-      differs from lme4's (a note);
-    * weights that are missing (the row is dropped), negative or zero (errors).
-
-    Parameters
-    ----------
-    parsed : ParsedFormula
-    data : pandas.DataFrame
-    eval_env : mapping or patsy.EvalEnvironment, optional
-        Where names that are not columns are looked up.
-    weights, offset : array-like, pandas.Series or str, optional
-        One value per row of ``data`` (a Series is aligned by its index), or an expression
-        in the data's columns such as ``"1 / v"`` or ``"log(n)"``.
-
-    Returns
-    -------
-    CheckedData
-
-    Raises
-    ------
-    ValueError
-        Naming the column (or ``weights``/``offset``) and the problem.
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd
-    >>> from mlmprimer.formula import parse_formula, validate_data
-    >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 5.0], "x": [0.0, np.inf, 1.0, 2.0],
-    ...                    "g": list("abab")})
-    >>> validate_data(parse_formula("y ~ x + (1 | g)"), df)
-    Traceback (most recent call last):
-    ...
-    ValueError: column 'x' has infinite values (inf) in 1 row (row 1): ...
-    """
-    namespace = _namespace(eval_env)
-    used = check_columns(parsed, data, namespace)
-    roles = _roles(parsed)
-    w_arr, w_text = _argument("weights", weights, data)
-    o_arr, o_text = _argument("offset", offset, data)
-    extra = []
-    for text in (w_text, o_text):
-        if text is not None:
-            extra_parsed = ParsedFormula(parsed.formula, "0", "1", (), (text,))
-            extra += check_columns(extra_parsed, data, namespace)
-            for nm in formula_variables(text):
-                roles.setdefault(nm, set()).add("predictor")
-    used_all = list(dict.fromkeys(used + extra))
-    notes: list[str] = []
-    frame: dict[str, pd.Series] = {}
-    coerced: list[str] = []
-    for col in used_all:
-        s = data[col]
-        new = _check_column(col, s, roles.get(col, set()), notes)
-        frame[col] = new
-        if new is not s:
-            coerced.append(col)
-    for col in used_all:
-        s = frame[col]
-        if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
-            vals = s.to_numpy(dtype=float, na_value=np.nan)
-            bad = np.isinf(vals)
-            if bad.any():
-                signs = ", ".join(str(v) for v in pd.unique(vals[bad]))
-                raise ValueError(
-                    f"column {col!r} has infinite values ({signs}) in {int(bad.sum())} row"
-                    f"{'s' if bad.sum() > 1 else ''} (row{'s' if bad.sum() > 1 else ''} "
-                    f"{_rows(data.index, bad)}): lme4 refuses them too (NA/NaN/Inf); replace "
-                    "them or drop those rows"
-                )
-    for name, arr in (("weights", w_arr), ("offset", o_arr)):
-        if arr is not None and np.isinf(arr).any():
-            bad = np.isinf(arr)
-            raise ValueError(
-                f"{name} has infinite values in rows {_rows(data.index, bad)}: lme4 refuses them"
-            )
-    missing = np.zeros(len(data), dtype=bool)
-    miss_cols = []
-    for col in used_all:
-        m = frame[col].isna().to_numpy()
-        if m.any():
-            missing |= m
-            miss_cols.append(repr(col))
-    for name, arr in (("weights", w_arr), ("offset", o_arr)):
-        if arr is not None and np.isnan(arr).any():
-            missing |= np.isnan(arr)
-            miss_cols.append(name)
-    nmiss = int(missing.sum())
-    if nmiss:
-        notes.append(
-            f"{nmiss} row{'s' if nmiss > 1 else ''} with missing values in "
-            f"{', '.join(miss_cols)} dropped (like R's na.omit); "
-            f"{len(data) - nmiss} rows used"
-        )
-    clean = data.loc[~missing]
-    if len(clean) == 0:
-        raise ValueError("no rows left after dropping rows with missing values")
-    if coerced:
-        clean = clean.copy()
-        for col in coerced:
-            clean[col] = frame[col].loc[clean.index]
-    keep = ~missing
-
-    def evaluated(text: str | None, arr: np.ndarray | None, name: str) -> np.ndarray | None:
-        if text is not None:
-            vals = _expression_values(text, clean, eval_env, name)
-            bad = ~np.isfinite(vals)
-            if bad.any():
-                raise ValueError(f"{name} {text!r} is not finite in rows {_rows(clean.index, bad)}")
-            return vals
-        return None if arr is None else arr[keep]
-
-    w = evaluated(w_text, w_arr, "weights")
-    if w is not None:
-        _check_weights(w, clean.index)
-    o = evaluated(o_text, o_arr, "offset")
-    y = response_values(parsed, clean, eval_env)
-    _check_response(parsed.response, y, clean.index, notes)
-    for col in used_all:
-        if "factor" in roles.get(col, set()):
-            note = _level_order_note(col, clean[col])
-            if note:
-                notes.append(note)
-    return CheckedData(clean, used, w, o, notes)
-
-
-def check_finite(values: np.ndarray, names: Sequence[str], what: str, index: pd.Index) -> None:
-    """Raise if computed columns (``log(x)`` at x = 0, ...) are not finite, naming the column.
-
-    Parameters
-    ----------
-    values : numpy.ndarray, shape (n,) or (n, k)
-    names : sequence of str
-        Names of the columns.
-    what : str
-        What the columns are, for the message (``"fixed-effects column"``, ...).
-    index : pandas.Index
-        Row labels.
-
-    Examples
-    --------
-    >>> import numpy as np, pandas as pd
-    >>> from mlmprimer.formula import check_finite
-    >>> check_finite(np.array([[1.0], [-np.inf]]), ["log(x)"], "column", pd.RangeIndex(2))
-    Traceback (most recent call last):
-    ...
-    ValueError: the column 'log(x)' is not finite (-inf) in row 1: ...
-    """
-    vals = values.reshape(len(values), -1)
-    if np.isfinite(vals).all():
-        return
-    for j, name in enumerate(names):
-        bad = ~np.isfinite(vals[:, j])
-        if bad.any():
-            shown = ", ".join(str(v) for v in pd.unique(vals[bad, j])[:3])
-            k = int(bad.sum())
-            raise ValueError(
-                f"the {what} {name!r} is not finite ({shown}) in {'row' if k == 1 else 'rows'} "
-                f"{_rows(index, bad)}: check the values its expression is applied to (log of "
-                "0 or of negative numbers, division by 0, ...)"
-            )
-
-
-# ----------------------------------------------------------------------------------------------
-# update
-# ----------------------------------------------------------------------------------------------
-
-
 def _sides(formula: str) -> tuple[str, str, int]:
     tildes = [i for i, ch in _top_level(formula, 0, len(formula)) if ch == "~"]
     if len(tildes) != 1:
         raise FormulaError("a formula needs exactly one '~'", formula, tildes[1] if tildes else 0)
     t = tildes[0]
     return formula[:t].strip(), formula[t + 1 :], t + 1
+
+
+def fixed_terms(parsed: ParsedFormula) -> list[tuple[str, frozenset[str]]]:
+    """The fixed part's terms in R's order: each label (R's ``term.labels``) and its variables.
+
+    A term is *marginal* to another whose variables include its own (``a`` and ``b`` to
+    ``a:b``); R's ``drop.scope`` keeps the terms marginal to none.
+
+    Examples
+    --------
+    >>> from mlmprimer.formula import fixed_terms, parse_formula
+    >>> [label for label, _ in fixed_terms(parse_formula("y ~ a * b + x + (1 | g)"))]
+    ['a', 'b', 'x', 'a:b']
+    """
+    alg, terms, _ = formula_terms(parsed.fixed, parsed.fixed)
+    return [(alg.label(t), frozenset(alg.atoms[i].label for i in t)) for t in terms]
 
 
 def update_formula(old: str, new: str) -> str:
@@ -2557,11 +945,11 @@ def update_formula(old: str, new: str) -> str:
     if not n_lhs or n_lhs == ".":
         lhs = o_lhs
     else:
-        node = _parse_r(o_lhs)
+        node = parse_r(o_lhs)
         repl = o_lhs if node.kind in ("name", "call", "paren") else f"({o_lhs})"
         toks = [
             t
-            for t in _tokenize(n_lhs, n_lhs)
+            for t in tokenize(n_lhs, n_lhs)
             if t.kind == "name" and t.value == "." and not t.quoted
         ]
         lhs = n_lhs
@@ -2569,7 +957,7 @@ def update_formula(old: str, new: str) -> str:
             lhs = lhs[: t.start] + repl + lhs[t.end :]
     allow = frozenset({"bar", "offset"})
     old_alg = _Algebra(old, allow)
-    old_terms, old_icpt = old_alg.ev(_parse_r(o_rhs, old, o_start))
+    old_terms, old_icpt = old_alg.ev(parse_r(o_rhs, old, o_start))
 
     def dot(alg: _Algebra) -> tuple[list[frozenset[int]], bool | None]:
         mapped = [
@@ -2582,7 +970,7 @@ def update_formula(old: str, new: str) -> str:
         return mapped, old_icpt
 
     alg = _Algebra(new, allow, dot)
-    terms, icpt = alg.ev(_parse_r(n_rhs, new, n_start))
+    terms, icpt = alg.ev(parse_r(n_rhs, new, n_start))
     terms = alg.ordered(terms)
     offsets = [t for t in terms if any(alg.atoms[i].kind == "offset" for i in t)]
     parts = [alg.label(t) for t in terms if t not in offsets] + [alg.label(t) for t in offsets]

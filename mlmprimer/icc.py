@@ -30,122 +30,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from mlmprimer.bootstrap import bootstrap
 from mlmprimer.model import LmerModel, LmerWarning
 
 __all__ = ["icc", "icc_ci", "design_effect", "effective_sample_size"]
-
-
-# --------------------------------------------------------------------------------------------
-# helpers shared with compare.r2
-# --------------------------------------------------------------------------------------------
-
-
-def _is_missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or value is pd.NA
-
-
-def _covariance_blocks(model: Any) -> dict[str, tuple[list[str], np.ndarray]]:
-    """The covariance matrix of the random effects of each term of ``model.varcorr``.
-
-    Returns ``{grp: (terms, Sigma)}`` in lme4's order, ``Residual`` left out. Correlation rows of
-    ``varcorr`` carry the covariance in ``vcov``, as in R's ``as.data.frame(VarCorr(m))``.
-    """
-    vc = model.varcorr
-    blocks: dict[str, tuple[list[str], dict[tuple[str, str], float]]] = {}
-    for row in vc.itertuples(index=False):
-        grp = str(row.grp)
-        if grp == "Residual":
-            continue
-        terms, entries = blocks.setdefault(grp, ([], {}))
-        var1, var2 = str(row.var1), row.var2
-        if _is_missing(var2):
-            terms.append(var1)
-            entries[(var1, var1)] = float(row.vcov)
-        else:
-            entries[(var1, str(var2))] = float(row.vcov)
-            entries[(str(var2), var1)] = float(row.vcov)
-    out: dict[str, tuple[list[str], np.ndarray]] = {}
-    for grp, (terms, entries) in blocks.items():
-        k = len(terms)
-        sigma = np.zeros((k, k))
-        for a, ta in enumerate(terms):
-            for b, tb in enumerate(terms):
-                sigma[a, b] = entries.get((ta, tb), 0.0)
-        out[grp] = (terms, sigma)
-    return out
-
-
-def _term_column(model: Any, term: str) -> np.ndarray:
-    """The values of a random-effect term on the rows used by the fit."""
-    n = int(model.nobs)
-    if term == "(Intercept)":
-        return np.ones(n)
-    X = model.X
-    if term in X.columns:
-        return np.asarray(X[term], dtype=float)
-    data = model.data
-    if term in data.columns and pd.api.types.is_numeric_dtype(data[term]):
-        return np.asarray(data[term], dtype=float)
-    try:
-        import patsy
-
-        mat = patsy.dmatrix(f"0 + {term}", data, return_type="dataframe", NA_action="raise")
-    except Exception as exc:  # noqa: BLE001 - any failure means we cannot build the column
-        raise ValueError(
-            f"cannot evaluate the random-effect term {term!r} on the model's data: "
-            "add it to the fixed effects or give it as a numeric column"
-        ) from exc
-    if mat.shape[1] != 1:
-        raise ValueError(f"random-effect term {term!r} does not give one numeric column")
-    return np.asarray(mat.iloc[:, 0], dtype=float)
-
-
-def _term_matrices(model: Any, blocks: dict[str, tuple[list[str], np.ndarray]]) -> list[Any]:
-    """The model matrix of each random-effect term, in the order of ``blocks``.
-
-    Taken from the fitting engine's design (``model.design.terms``, in lme4's order like
-    ``varcorr``) when the model carries one, else None for each term (built from the data).
-    """
-    terms = getattr(getattr(model, "design", None), "terms", None)
-    if terms is None or len(terms) != len(blocks):
-        return [None] * len(blocks)
-    out: list[Any] = []
-    for t, (names, _) in zip(terms, blocks.values(), strict=True):
-        colnames = list(getattr(t, "colnames", []))
-        Xi = getattr(t, "Xi", None)
-        if Xi is None or colnames != names:
-            return [None] * len(blocks)
-        out.append(np.asarray(Xi, dtype=float))
-    return out
-
-
-def _random_variances(model: Any) -> tuple[pd.Series, bool]:
-    """Mean random-effect variance of each grouping term over the rows of the data.
-
-    For a random intercept this is tau^2; for a term with slopes it is the mean of
-    ``z_i' Sigma z_i`` over the rows (Johnson 2014). Returns the Series (index ``grp``) and whether
-    any term has more than a random intercept.
-    """
-    blocks = _covariance_blocks(model)
-    values: dict[str, float] = {}
-    has_slopes = False
-    for (grp, (terms, sigma)), Z in zip(blocks.items(), _term_matrices(model, blocks), strict=True):
-        if terms == ["(Intercept)"]:
-            values[grp] = float(sigma[0, 0])
-            continue
-        has_slopes = True
-        if Z is None:
-            Z = np.column_stack([_term_column(model, t) for t in terms])
-        values[grp] = float(np.mean(np.einsum("ij,jk,ik->i", Z, sigma, Z)))
-    return pd.Series(values, dtype=float, name="variance"), has_slopes
-
-
-def _fixed_variance(model: Any) -> float:
-    """Variance of the fixed-effects predictions ``X beta`` (``var()`` with n - 1, like R)."""
-    X = model.X
-    beta = model.fixef.reindex(X.columns)
-    pred = np.asarray(X, dtype=float) @ np.asarray(beta, dtype=float)
-    return float(np.var(pred, ddof=1)) if pred.size > 1 else 0.0
 
 
 # --------------------------------------------------------------------------------------------
@@ -203,7 +91,8 @@ def icc(model: LmerModel, by_group: bool = False, adjusted: bool = True) -> floa
 
 
 def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float | pd.Series:
-    variances, has_slopes = _random_variances(model)
+    vc = model.varcomp
+    variances, has_slopes = vc.mean_variances(), vc.has_slopes
     if variances.empty:
         raise ValueError("the model has no random effects: the ICC is not defined")
     if has_slopes and stacklevel > 0:
@@ -216,22 +105,13 @@ def _icc(model: Any, by_group: bool, adjusted: bool, stacklevel: int) -> float |
     sigma2 = float(model.sigma) ** 2
     total = float(variances.sum()) + sigma2
     if not adjusted:
-        total += _fixed_variance(model)
+        total += vc.fixed_variance
     if by_group:
         out = variances / total
         out.name = "icc"
         out.index.name = "group"
         return out
     return float(variances.sum() / total)
-
-
-def _progress_bar(items: np.ndarray, show: bool, desc: str) -> Any:
-    """The rows of ``items``, with a progress bar (a widget in JupyterLab) when ``show`` is true."""
-    if not show:
-        return items
-    from tqdm.auto import tqdm
-
-    return tqdm(items, total=len(items), desc=desc)
 
 
 def icc_ci(
@@ -293,19 +173,17 @@ def icc_ci(
     if not 0 < level < 1:
         raise ValueError(f"level must be strictly between 0 and 1, got {level!r}")
     estimate = _icc(model, by_group, adjusted=True, stacklevel=3)
-    rng = np.random.default_rng(seed)
-    # one simulated response per row of sims (model.simulate gives one per column)
-    sims = model.simulate(int(n_boot), rng).to_numpy(dtype=float).T
-
-    values: list[Any] = []
-    failed = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for y in _progress_bar(sims, progress, desc="bootstrap ICC"):
-            try:
-                values.append(_icc(model._with_response(y), by_group, True, stacklevel=0))
-            except (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError):
-                failed += 1
+    boot = bootstrap(
+        model,
+        lambda fit: _icc(fit, by_group, True, stacklevel=0),
+        int(n_boot),
+        seed,
+        progress,
+        desc="bootstrap ICC",
+    )
+    failed = int(boot.attrs["n_failed"])
+    ok = boot.drop(index=boot.attrs["failed"])
+    values = list(ok.itertuples(index=False))
 
     probs = ((1 - level) / 2, (1 + level) / 2)
 
@@ -321,10 +199,9 @@ def icc_ci(
 
     if not by_group:
         return pd.Series(
-            summary(estimate, np.asarray(values, dtype=float)), dtype=float, name="icc"
+            summary(estimate, ok.iloc[:, 0].to_numpy(dtype=float)), dtype=float, name="icc"
         )
-    boot = pd.DataFrame(values, columns=estimate.index)
-    rows = [summary(est, boot[grp].to_numpy(dtype=float)) for grp, est in estimate.items()]
+    rows = [summary(est, ok[grp].to_numpy(dtype=float)) for grp, est in estimate.items()]
     return pd.DataFrame(rows, index=estimate.index)
 
 

@@ -17,7 +17,6 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from mlmprimer.icc import _covariance_blocks
 from mlmprimer.model import lmer
 
 __all__ = ["pooling"]
@@ -159,7 +158,8 @@ def pooling(
     coefs = model.coef()["g"]
     coefs = coefs.set_axis([str(i) for i in coefs.index]).reindex([str(v) for v in levels])
     sigma2 = float(model.sigma) ** 2
-    terms, T = _covariance_blocks(model)["g"]
+    tv = model.varcomp["g"]
+    terms, T = tv.terms, tv.cov
 
     out = pd.DataFrame(index=pd.Index(levels, name=group))
     out["n"] = n_j.astype(int)

@@ -69,27 +69,17 @@ import pandas as pd
 import scipy.linalg as sla
 from scipy import interpolate, stats
 
-from .engine import (
-    ConvergenceError,
-    Design,
-    _blocks,
-    _factorize,
-    _SingleThreadedBlas,
-    fit_theta,
-    profiled_deviance,
-    solve_mixed,
-)
-from .icc import _progress_bar
+from .bootstrap import bootstrap, progress_bar
+from .design import Design
+from .factor import LOG2PI, ProfiledDeviance, deviance_function
 from .model import LmerModel, LmerWarning
+from .optimize import ConvergenceError, SingleThreadedBlas, optimize_theta
+from .solution import solve_mixed
 
 __all__ = ["METHODS", "BootstrapRefits", "bootstrap_refits", "confint", "parameter_names"]
 
 #: The interval methods of :func:`confint` (and of ``LmerModel.tidy(conf_method=...)``).
 METHODS = ("profile", "Wald", "boot")
-
-_LOG2PI = math.log(2.0 * math.pi)
-# Refits that raise one of these count as failed bootstrap samples.
-_REFIT_ERRORS = (ValueError, RuntimeError, ArithmeticError, np.linalg.LinAlgError)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -210,39 +200,40 @@ def _theta_from_sdcor(par: np.ndarray, design: Design) -> np.ndarray | None:
 # ----------------------------------------------------------------------------------------------
 
 
-def _deviance_sdcor(par: np.ndarray, design: Design) -> float:
+def _deviance_sdcor(par: np.ndarray, devfun: ProfiledDeviance) -> float:
     """ML deviance at standard deviations, correlations and sigma (fixed effects profiled)."""
     sigma = float(par[-1])
     if not sigma > 0 or np.any(~np.isfinite(par)):
         return math.inf
+    design = devfun.design
     theta = _theta_from_sdcor(par, design)
     if theta is None:
         return math.inf
-    f = _factorize(theta, design)
+    f = devfun.factor(theta)
     s2 = sigma * sigma
     # f.ldw: the sum of the log prior weights (0 without weights)
-    return f.logdet_L + f.r2 / s2 + design.n * (_LOG2PI + math.log(s2)) - f.ldw
+    return f.logdet_L + f.r2 / s2 + design.n * (LOG2PI + math.log(s2)) - f.ldw
 
 
-def _fixed_part(theta: np.ndarray, design: Design) -> tuple[Any, np.ndarray, np.ndarray]:
+def _fixed_part(theta: np.ndarray, devfun: ProfiledDeviance) -> tuple[Any, np.ndarray, np.ndarray]:
     """The factorisation at theta, beta_hat(theta) and diag((R_X' R_X)^{-1})."""
-    f = _factorize(theta, design)
-    qr, p = _blocks(design).qr, design.p
+    f = devfun.factor(theta)
+    qr, p = devfun.products.qr, devfun.design.p
     Lx = f.Ls[qr : qr + p, qr : qr + p]
     beta = sla.solve_triangular(Lx, f.Ls[-1, qr : qr + p], trans="T", lower=True)
     Lxinv = sla.solve_triangular(Lx, np.eye(p), lower=True)
     return f, beta, np.sum(Lxinv**2, axis=0)
 
 
-def _deviance_fixed(theta: np.ndarray, design: Design, j: int, b: float) -> float:
+def _deviance_fixed(theta: np.ndarray, devfun: ProfiledDeviance, j: int, b: float) -> float:
     """ML deviance with fixed effect j held at b (others and sigma profiled), at theta."""
     try:
-        f, beta, vdiag = _fixed_part(theta, design)
+        f, beta, vdiag = _fixed_part(theta, devfun)
     except (np.linalg.LinAlgError, ValueError):
         return math.inf
     r2 = f.r2 + (b - beta[j]) ** 2 / vdiag[j]
-    n = design.n
-    return f.logdet_L + n * (1.0 + _LOG2PI + math.log(r2 / n)) - f.ldw
+    n = devfun.design.n
+    return f.logdet_L + n * (1.0 + LOG2PI + math.log(r2 / n)) - f.ldw
 
 
 # ----------------------------------------------------------------------------------------------
@@ -313,16 +304,17 @@ class _Profiler:
     def __init__(self, model: LmerModel) -> None:
         design = model.design
         self.design = design
+        self.devfun = deviance_function(design, REML=False)
         if model.REML:
-            fit = fit_theta(design, REML=False, start=model.theta)
+            fit = optimize_theta(self.devfun, start=model.theta)
             theta, base = fit.theta, fit.deviance
         else:
             theta, base = model.theta, model.deviance
         # an SD the optimiser left a hair above 0 is 0 when that costs no likelihood
         snapped = np.where((design.lower == 0) & (np.abs(theta) < 1e-6), 0.0, theta)
-        if profiled_deviance(snapped, design, REML=False) <= base + 1e-9:
+        if self.devfun(snapped) <= base + 1e-9:
             theta = snapped
-        sol = solve_mixed(design, theta, REML=False)
+        sol = solve_mixed(self.devfun, theta)
         self.theta = np.asarray(theta, dtype=float)
         self.beta = np.asarray(sol.beta, dtype=float)
         self.fixed_se = np.sqrt(np.diag(sol.vcov))
@@ -333,7 +325,7 @@ class _Profiler:
         self.start = np.where(np.isnan(self.est), 0.0, self.est)
         self.lower = np.array([-1.0 if k == "cor" else 0.0 for k in self.kinds])
         self.upper = np.array([1.0 if k == "cor" else math.inf for k in self.kinds])
-        self.base = min(float(base), _deviance_sdcor(self.start, design))
+        self.base = min(float(base), _deviance_sdcor(self.start, self.devfun))
         self.scale = self._scales()
 
     # scales of the variance parameters, about one standard error each
@@ -356,7 +348,7 @@ class _Profiler:
         def dev(shift: np.ndarray) -> float:
             par = est.copy()
             par[idx] += shift
-            return _deviance_sdcor(par, self.design)
+            return _deviance_sdcor(par, self.devfun)
 
         d0 = dev(np.zeros(idx.size))
         for a in range(idx.size):
@@ -392,7 +384,7 @@ class _Profiler:
         def fun(v: np.ndarray) -> float:
             par[others] = v * scale
             try:
-                return _deviance_sdcor(par, self.design)
+                return _deviance_sdcor(par, self.devfun)
             except (np.linalg.LinAlgError, ValueError):
                 return math.inf
 
@@ -410,7 +402,7 @@ class _Profiler:
         scale = np.maximum(np.abs(self.theta), 0.05)
 
         def fun(v: np.ndarray) -> float:
-            return _deviance_fixed(v * scale, design, j, b)
+            return _deviance_fixed(v * scale, self.devfun, j, b)
 
         v, dev = _minimise(fun, start / scale, design.lower / scale, np.full(scale.size, np.inf))
         return self._zeta(b, self.beta[j], dev), v * scale
@@ -616,22 +608,14 @@ def bootstrap_refits(
 ) -> BootstrapRefits:
     """Refit the model to responses simulated from it; a statistic of each refit.
 
-    The responses come from ``model.simulate`` (new random effects and residuals each time);
-    each refit uses the same design and criterion as ``model``.
+    The replicates of :func:`mlmprimer.bootstrap.bootstrap` (responses from
+    ``model.simulate``, refits with the same design and criterion as ``model``), the failed
+    ones left out.
 
     Parameters
     ----------
-    model : LmerModel
-    statistic : callable
-        ``statistic(refit)`` -> number or 1-d array (the same length every time).
-    nsim : int, default 500
-        Number of simulated responses (>= 1).
-    seed : int, numpy.random.Generator or None
-        The same seed gives the same refits.
-    progress : bool, default False
-        Show a progress bar (``tqdm``).
-    desc : str
-        Label of the progress bar.
+    model, statistic, nsim, seed, progress, desc
+        As ``model, fun, nsim, seed, progress, desc`` of :func:`mlmprimer.bootstrap.bootstrap`.
 
     Returns
     -------
@@ -650,20 +634,9 @@ def bootstrap_refits(
     """
     _check_model(model)
     _check_nsim(nsim)
-    rng = np.random.default_rng(seed)
-    sims = model.simulate(int(nsim), rng).to_numpy(dtype=float).T
-    values: list[np.ndarray] = []
-    failed = 0
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        for y in _progress_bar(sims, progress, desc=desc):
-            try:
-                values.append(np.atleast_1d(np.asarray(statistic(model._with_response(y)))))
-            except _REFIT_ERRORS:
-                failed += 1
-    width = values[0].size if values else 0
-    out = np.array(values, dtype=float).reshape(len(values), width)
-    return BootstrapRefits(out, failed)
+    boot = bootstrap(model, statistic, int(nsim), seed, progress, desc=desc)
+    ok = boot.drop(index=boot.attrs["failed"]).to_numpy(dtype=float)
+    return BootstrapRefits(ok, int(boot.attrs["n_failed"]))
 
 
 def _estimates(fit: LmerModel) -> np.ndarray:
@@ -843,13 +816,13 @@ def confint(
 
     # lme4 profiles out to the chi-square cut-off of all parameters at alpha = 0.01
     cutoff = max(math.sqrt(stats.chi2.ppf(0.99, len(names))), 1.1 * z)
-    with _SingleThreadedBlas():
+    with SingleThreadedBlas():
         prof = _Profiler(model)
         # where the profile stays inside +-z, the limit is the parameter's bound
         nfixed = len(names) - nvc
         lower = np.concatenate([prof.lower, np.full(nfixed, -math.inf)])
         upper = np.concatenate([prof.upper, np.full(nfixed, math.inf)])
-        for k in _progress_bar(np.asarray(which), progress, desc="profile confint"):
+        for k in progress_bar(np.asarray(which), progress, desc="profile confint"):
             k = int(k)
             try:
                 x, zeta = prof.profile(k, cutoff)

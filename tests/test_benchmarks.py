@@ -32,10 +32,36 @@ def tiny(bench, tmp_path_factory):
 def test_every_fixture_is_benchmarked(bench):
     fixtures = bench.load_fixtures()
     assert "insteval" in fixtures
-    assert set(fixtures) <= set(bench.SM_SPECS), "add the statsmodels spelling (or None)"
     specs = bench.reference_specs(fixtures, max_repeats=3, budget_s=1.0)
     assert [s["id"] for s in specs] == list(fixtures)
     assert all(s["data"].startswith("dataset:") and s["n"] > 0 for s in specs)
+
+
+# MixedLM's spelling of some reference models, written out by hand from statsmodels' docs:
+# (fixed, groups, re_formula, vc formulas in lme4's term order, use_sparse)
+HAND_SPELLED = {
+    "sleepstudy_slopes": ("Reaction ~ Days", "Subject", "~Days", [], False),
+    "sleepstudy_uncorrelated": ("Reaction ~ Days", "Subject", "1", ["0 + Days"], False),
+    "dyestuff": ("Yield ~ 1", "Batch", None, [], False),
+    "penicillin": ("diameter ~ 1", None, None, ["0 + C(plate)", "0 + C(sample)"], False),
+    "pastes": ("strength ~ 1", "batch", "1", ["0 + C(cask)"], False),
+    "hsb_ml": ("mAch ~ ses + meanses + sector", "school", "~ses", [], False),
+    "scotssec": ("attain ~ verbal + sex", None, None, ["0 + C(primary)", "0 + C(second)"], True),
+}
+
+
+@pytest.mark.parametrize("name", sorted(HAND_SPELLED))
+def test_statsmodels_spelling_is_generated(bench, name):
+    from mlmprimer.datasets import load
+
+    fx = bench.load_fixtures()[name]
+    sm = bench.statsmodels_kwargs(fx["formula"], load(fx["dataset"]))
+    fixed, groups, re_formula, vc, sparse = HAND_SPELLED[name]
+    assert sm["fixed"].replace(" ", "") == fixed.replace(" ", "")
+    assert sm["groups"] == groups
+    assert sm.get("re_formula") == re_formula
+    assert list(sm.get("vc_formula", {}).values()) == vc
+    assert sm.get("use_sparse", False) is sparse
 
 
 def test_scaling_data_round_trip(bench, tiny):

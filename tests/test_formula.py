@@ -7,18 +7,17 @@ import pandas as pd
 import patsy
 import pytest
 
+from mlmprimer import rsyntax
 from mlmprimer.formula import (
     FormulaError,
     ParsedFormula,
     RandomTerm,
     check_columns,
-    fixed_design,
     formula_variables,
-    grouping_factor,
     lme4_name,
     parse_formula,
-    term_design,
 )
+from mlmprimer.rterms import fixed_design, grouping_factor, term_design
 
 
 def terms(formula):
@@ -268,11 +267,8 @@ import math  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import mlmprimer.formula as formula_module  # noqa: E402
-from mlmprimer.formula import (  # noqa: E402
-    offset_values,
-    response_values,
-    update_formula,
-)
+from mlmprimer.formula import update_formula  # noqa: E402
+from mlmprimer.rterms import offset_values, response_values  # noqa: E402
 
 
 def syntax_table(text):
@@ -353,10 +349,10 @@ def row_arithmetic():
     np.testing.assert_array_equal(X["I(x%/%3)"], d.x // 3)
     np.testing.assert_allclose(X["I(2^-x)"], 2.0 ** -d.x.to_numpy())
     # R's precedence: -2^2 is -(2^2), unary minus binds tighter than ':'
-    assert formula_module._deparse(formula_module._parse_r("-2^2")) == "-2^2"
-    tree = formula_module._parse_r("-2^2")
+    assert rsyntax.deparse(rsyntax.parse_r("-2^2")) == "-2^2"
+    tree = rsyntax.parse_r("-2^2")
     assert tree.kind == "un" and tree.args[0].value == "^"
-    assert formula_module._parse_r("-1:3").args[0].kind == "un"
+    assert rsyntax.parse_r("-1:3").args[0].kind == "un"
 
 
 def row_poly():
@@ -545,12 +541,10 @@ def test_deparse_writes_what_r_writes():
     # R 4.2: deparse(quote(I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)))
     text = "I(a%%b + c %/% d + x^2 - e/f + g*h + (a:b) + a %in% b + !z + -x)"
     want = "I(a%%b + c%/%d + x^2 - e/f + g * h + (a:b) + a %in% b + !z + -x)"
-    assert formula_module._deparse(formula_module._parse_r(text)) == want
+    assert rsyntax.deparse(rsyntax.parse_r(text)) == want
     # deparse(quote(f(x, "a", b = 2L, d = TRUE, e = -1)))
     call = "f(x, 'a', b = 2L, d = TRUE, e = -1)"
-    assert formula_module._deparse(formula_module._parse_r(call)) == (
-        'f(x, "a", b = 2L, d = TRUE, e = -1)'
-    )
+    assert rsyntax.deparse(rsyntax.parse_r(call)) == ('f(x, "a", b = 2L, d = TRUE, e = -1)')
 
 
 @pytest.mark.parametrize(
@@ -615,4 +609,6 @@ def test_r_sorts_text_like_icu():
     r_order = ["_x", "1", "a", "A", "a b", "a-b", "a.b", "ab", "ábc", "abd", "alpha", "b", "B",
                "X", "x1", "Zeta"]  # fmt: skip
     shuffled = sorted(r_order)
-    assert sorted(shuffled, key=formula_module._r_collation_key) == r_order
+    from mlmprimer import checks
+
+    assert sorted(shuffled, key=checks._r_collation_key) == r_order

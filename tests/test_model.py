@@ -582,6 +582,6 @@ def test_summary_says_why_it_hides_many_correlations(sleep):
     ],
 )
 def test_abbreviate_as_r(minlength, names, expected):
-    from mlmprimer.model import _abbreviate
+    from mlmprimer.rprint import abbreviate
 
-    assert _abbreviate(names, minlength) == expected
+    assert abbreviate(names, minlength) == expected

@@ -295,15 +295,15 @@ def test_boot_progress_bar_when_asked(dyestuff, capsys):
 
 def test_failed_refits_are_counted_and_reported(dyestuff, monkeypatch):
     calls = {"n": 0}
-    original = LmerModel._with_response
+    original = LmerModel.refit
 
-    def flaky(self, y):
+    def flaky(self, newresp=None, REML=None):
         calls["n"] += 1
         if calls["n"] % 4 == 0:
             raise ConvergenceError("the optimiser did not converge")
-        return original(self, y)
+        return original(self, newresp, REML)
 
-    monkeypatch.setattr(LmerModel, "_with_response", flaky)
+    monkeypatch.setattr(LmerModel, "refit", flaky)
     with pytest.warns(LmerWarning, match="5 of 20 bootstrap refits failed"):
         ci = confint(dyestuff, "boot", nsim=20, seed=2)
     assert ci.attrs == {"nsim": 20, "n_failed": 5}
@@ -311,10 +311,10 @@ def test_failed_refits_are_counted_and_reported(dyestuff, monkeypatch):
 
 
 def test_all_refits_failing_raises(dyestuff, monkeypatch):
-    def broken(self, y):
+    def broken(self, newresp=None, REML=None):
         raise ConvergenceError("the optimiser did not converge")
 
-    monkeypatch.setattr(LmerModel, "_with_response", broken)
+    monkeypatch.setattr(LmerModel, "refit", broken)
     with pytest.raises(RuntimeError, match="all 6 bootstrap refits failed"):
         confint(dyestuff, "boot", nsim=6, seed=2)
 

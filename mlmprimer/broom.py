@@ -1,0 +1,203 @@
+"""Tidy tables of a fit with broom.mixed's names: ``tidy``, ``glance``, ``augment``.
+
+Examples
+--------
+>>> from mlmprimer.broom import glance
+>>> from mlmprimer.datasets import load
+>>> from mlmprimer.model import lmer
+>>> glance(lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff")))["nobs"].tolist()
+[30]
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from .model import LmerModel
+from .profile import METHODS, confint
+
+__all__ = ["augment", "glance", "tidy"]
+
+
+def tidy(
+    model: LmerModel,
+    effects: str | Sequence[str] = ("fixed", "ran_pars"),
+    conf_int: bool = False,
+    conf_level: float = 0.95,
+    conf_method: str = "Wald",
+    nsim: int = 500,
+    seed: int | np.random.Generator | None = None,
+    progress: bool = False,
+) -> pd.DataFrame:
+    """A tidy table of estimates with broom.mixed's column names.
+
+    Parameters
+    ----------
+    effects : str or sequence of {"fixed", "ran_pars", "ran_vals"}
+    conf_int : bool, default False
+        Add the interval columns ``conf.low``, ``conf.high``.
+    conf_level : float, default 0.95
+        Confidence level, strictly between 0 and 1.
+    conf_method : {"Wald", "profile", "boot"}, default "Wald"
+        ``"Wald"``: estimate +- z * std.error, for the fixed effects only (NaN for the
+        random-effect parameters, as broom.mixed); ``"profile"``: likelihood-profile
+        intervals for every parameter; ``"boot"``: parametric bootstrap percentile
+        intervals. See :func:`mlmprimer.profile.confint`. ``effects="ran_vals"`` takes only
+        ``"Wald"`` (estimate +- z * conditional SD).
+    nsim : int, default 500
+        Bootstrap samples (``conf_method="boot"``).
+    seed : int, numpy.random.Generator or None
+        Seed of the bootstrap; the same seed gives the same intervals.
+    progress : bool, default False
+        Show a progress bar while profiling or bootstrapping.
+
+    Returns
+    -------
+    pandas.DataFrame
+        With ``conf_method="boot"``, ``attrs`` holds ``nsim`` and ``n_failed``.
+
+    Raises
+    ------
+    ValueError
+        Unknown effects or interval method, a level outside (0, 1), ``nsim < 1``.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.broom import augment, glance, tidy
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    >>> tidy(m)["term"].tolist()  # doctest: +NORMALIZE_WHITESPACE
+    ['(Intercept)', 'Days', 'sd__(Intercept)', 'cor__(Intercept).Days', 'sd__Days',
+     'sd__Observation']
+    >>> d = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+    >>> ci = tidy(d, conf_int=True, conf_method="profile")
+    >>> ci[["term", "estimate", "conf.low", "conf.high"]].round(1)
+                  term  estimate  conf.low  conf.high
+    0      (Intercept)    1527.5    1486.5     1568.5
+    1  sd__(Intercept)      42.0      12.2       84.1
+    2  sd__Observation      49.5      38.2       67.7
+    """
+
+    if isinstance(effects, str):
+        effects = (effects,)
+    bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
+    if bad:
+        raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
+    if conf_method not in METHODS:
+        raise ValueError(f"unknown conf_method {conf_method!r}: use one of {', '.join(METHODS)}")
+    if isinstance(conf_level, bool) or not (
+        isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
+    ):
+        raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    if "ran_vals" in effects:
+        if len(effects) > 1:
+            raise ValueError("effects='ran_vals' cannot be combined with other effects")
+        if conf_int and conf_method != "Wald":
+            raise ValueError(
+                "intervals for effects='ran_vals' use the conditional SDs: "
+                f"conf_method must be 'Wald', not {conf_method!r}"
+            )
+        rows = []
+        for g, modes in model.ranef.items():
+            sd = model.ranef_condsd[g]
+            for term in modes.columns:
+                for lev in modes.index:
+                    rows.append(("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term]))
+        out = pd.DataFrame(
+            rows, columns=["effect", "group", "level", "term", "estimate", "std.error"]
+        )
+        if conf_int:
+            out["conf.low"] = out["estimate"] - z * out["std.error"]
+            out["conf.high"] = out["estimate"] + z * out["std.error"]
+        return out
+    rows = []
+    keys = []  # each row's parameter name in confint (.sig01, ..., .sigma, fixed effects)
+    if "fixed" in effects:
+        ct = model.coef_table()
+        for nm, r in ct.iterrows():
+            rows.append(("fixed", None, nm, r["Estimate"], r["Std. Error"], r["t value"]))
+            keys.append(nm)
+    if "ran_pars" in effects:
+        for tv in model.varcomp:
+            for j in range(tv.p):
+                sd_name = f"sd__{tv.terms[j]}"
+                rows.append(("ran_pars", tv.name, sd_name, tv.sd[j], np.nan, np.nan))
+                for i in range(j + 1, tv.p):
+                    term = f"cor__{tv.terms[j]}.{tv.terms[i]}"
+                    rows.append(("ran_pars", tv.name, term, tv.corr[i, j], np.nan, np.nan))
+        rows.append(("ran_pars", "Residual", "sd__Observation", model.sigma, np.nan, np.nan))
+        keys += [f".sig{k + 1:02d}" for k in range(model.theta.size)] + [".sigma"]
+    out = pd.DataFrame(
+        rows, columns=["effect", "group", "term", "estimate", "std.error", "statistic"]
+    )
+    if conf_int and conf_method == "Wald":
+        out["conf.low"] = out["estimate"] - z * out["std.error"]
+        out["conf.high"] = out["estimate"] + z * out["std.error"]
+    elif conf_int:
+        parm = [p for e, p in (("fixed", "beta_"), ("ran_pars", "theta_")) if e in effects]
+        ci = confint(
+            model,
+            conf_method,
+            float(conf_level),
+            parm=parm,
+            nsim=nsim,
+            seed=seed,
+            progress=progress,
+        )
+        out["conf.low"] = ci.iloc[:, 0].reindex(keys).to_numpy()
+        out["conf.high"] = ci.iloc[:, 1].reindex(keys).to_numpy()
+        out.attrs.update(ci.attrs)
+    return out
+
+
+def glance(model: LmerModel) -> pd.DataFrame:
+    """One-row summary of the fit (broom.mixed's ``glance``).
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.broom import augment, glance, tidy
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+    >>> list(glance(m).columns)
+    ['nobs', 'sigma', 'logLik', 'AIC', 'BIC', 'REMLcrit', 'df.residual']
+    """
+    last = "REMLcrit" if model.REML else "deviance"
+    return pd.DataFrame(
+        [
+            {
+                "nobs": model.nobs,
+                "sigma": model.sigma,
+                "logLik": model.loglik,
+                "AIC": model.aic,
+                "BIC": model.bic,
+                last: model.deviance,
+                "df.residual": model.nobs - model.npar,
+            }
+        ]
+    )
+
+
+def augment(model: LmerModel) -> pd.DataFrame:
+    """The data used, with ``.fitted``, ``.resid`` and ``.fixed`` columns.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.broom import augment, glance, tidy
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+    >>> list(augment(m).columns)[-3:]
+    ['.fitted', '.resid', '.fixed']
+    """
+    out = model.data.copy()
+    out[".fitted"] = model.fitted().to_numpy()
+    out[".resid"] = model.residuals().to_numpy()
+    out[".fixed"] = model.predict(re=False).to_numpy()
+    return out

@@ -1,0 +1,118 @@
+"""Every threshold of a fit in one object, as lme4's ``lmerControl()``.
+
+:class:`LmerControl` holds the optimiser's choice and tolerances, the convergence check, and
+the limits the data checks and warnings use. ``lmer(control=...)`` takes one, or a mapping of
+some of its fields (``{"maxeval": 500}``), or nothing (lme4's defaults).
+
+Examples
+--------
+>>> from mlmprimer.control import LmerControl
+>>> ctrl = LmerControl.from_arg({"optimizer": "Nelder_Mead"})
+>>> ctrl.optimizer, ctrl.ftol_abs
+('Nelder_Mead', 1e-08)
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+__all__ = ["OPTIMIZERS", "LmerControl"]
+
+#: The optimisers of :func:`mlmprimer.optimize.optimize_theta`, by lme4's names.
+OPTIMIZERS = ("bobyqa", "Nelder_Mead")
+
+
+@dataclass(frozen=True)
+class LmerControl:
+    """Settings of the optimiser, the convergence check and the data checks.
+
+    Attributes
+    ----------
+    optimizer : {"bobyqa", "Nelder_Mead"}
+        The derivative-free method minimising the profiled deviance: nlopt's BOBYQA (lme4's
+        default, ``nloptwrap``) or Nelder-Mead (``optimizer = "Nelder_Mead"`` in lme4).
+        Either result goes through the same convergence check.
+    maxeval : int
+        Evaluation budget of each optimiser run.
+    ftol_abs, xtol_abs : float
+        Absolute stopping tolerances on the deviance and on theta (lme4's 1e-8).
+    check_conv : bool
+        Probe the optimum: a step of ``conv_step`` (relative, at least absolute) along each
+        coordinate must not lower the deviance by more than ``conv_tol``; where one does, the
+        search restarts there (at most ``conv_restarts`` times) with initial step
+        ``restart_step``.
+    conv_step, conv_tol, restart_step : float
+    conv_restarts : int
+    singular_tol : float
+        A fit is singular (on the boundary) when a template diagonal entry of theta is below
+        this (lme4's ``isSingular(tol = 1e-4)``).
+    rank_tol : float
+        Relative tolerance below which a fixed-effects column is a combination of earlier
+        ones and dropped (R's QR tolerance 1e-7).
+    few_levels : int
+        A grouping factor with fewer levels than this gets a warning.
+    statsmodels_tol : float
+        How much higher (in deviance units) statsmodels' optimum may be than ours before
+        ``backend="statsmodels"`` refuses it.
+
+    Examples
+    --------
+    >>> from mlmprimer.control import LmerControl
+    >>> LmerControl().optimizer
+    'bobyqa'
+    """
+
+    optimizer: str = "bobyqa"
+    maxeval: int = 100_000
+    ftol_abs: float = 1e-8
+    xtol_abs: float = 1e-8
+    check_conv: bool = True
+    conv_step: float = 1e-3
+    conv_tol: float = 1e-6
+    conv_restarts: int = 10
+    restart_step: float = 0.05
+    singular_tol: float = 1e-4
+    rank_tol: float = 1e-7
+    few_levels: int = 5
+    statsmodels_tol: float = 2e-3
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer {self.optimizer!r}: choose one of "
+                + ", ".join(repr(o) for o in OPTIMIZERS)
+            )
+
+    @classmethod
+    def from_arg(cls, control: LmerControl | Mapping[str, Any] | None) -> LmerControl:
+        """The control object for ``lmer(control=...)``: an LmerControl, a mapping or None.
+
+        Raises
+        ------
+        ValueError
+            A setting that is not a field (the message lists the known ones), or an
+            unknown optimiser.
+
+        Examples
+        --------
+        >>> from mlmprimer.control import LmerControl
+        >>> LmerControl.from_arg(None) == LmerControl()
+        True
+        >>> LmerControl.from_arg({"tol": 1})
+        Traceback (most recent call last):
+        ...
+        ValueError: unknown control settings ['tol']; known: ['check_conv', ...]
+        """
+        if control is None:
+            return cls()
+        if isinstance(control, cls):
+            return control
+        settings = dict(control)
+        known = sorted(f.name for f in dataclasses.fields(cls))
+        unknown = sorted(set(settings) - set(known))
+        if unknown:
+            raise ValueError(f"unknown control settings {unknown}; known: {known}")
+        return cls(**settings)

@@ -11,7 +11,7 @@ Modules, one concern each:
 
 * ``formula``: R's formula language (parsing, term algebra, ``update``) on ``rsyntax`` (R's
   expression grammar); ``rterms``: its translation for patsy (the model matrices);
-  ``checks``: every check of the data;
+  ``validate``: every check of the data;
 * ``control``: every threshold of a fit and the optimiser's choice (lme4's ``lmerControl``);
 * ``design``: stage 1, the model frame, X, Z and the theta layout (``Design.with_response``);
 * ``factor``: stage 2, the blocked Cholesky and the profiled deviance ``d(theta)``;

@@ -1,7 +1,7 @@
 """The design of a linear mixed model: response, X, Z, the theta layout, every design check.
 
 Stage 1 of a fit (:func:`mlmprimer.model.lmer` reads as four stages; see :mod:`mlmprimer`):
-:func:`model_design` parses the formula, checks the data (:func:`mlmprimer.checks.validate_data`,
+:func:`model_design` parses the formula, checks the data (:func:`mlmprimer.validate.validate_data`,
 the one place of the data checks), drops rows with missing values and builds the
 :class:`Design`. The design holds
 
@@ -36,10 +36,10 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .checks import check_finite, validate_data
 from .control import LmerControl
 from .formula import ParsedFormula, RandomTerm, parse_formula
 from .rterms import fixed_design, grouping_factor, offset_values, response_values, term_design
+from .validate import check_finite, validate_data
 
 __all__ = [
     "TermBlock",
@@ -405,7 +405,7 @@ def build_design(
         From :func:`mlmprimer.formula.parse_formula`; needs at least one random term.
     data : pandas.DataFrame
         The observations (no missing values in the columns used; see
-        :func:`mlmprimer.checks.validate_data`).
+        :func:`mlmprimer.validate.validate_data`).
     eval_env : mapping or patsy.EvalEnvironment, optional
         Where names in the formula that are not columns are looked up.
     weights : numpy.ndarray, optional
@@ -654,7 +654,7 @@ def model_design(
     Raises
     ------
     FormulaError, ValueError
-        See :func:`mlmprimer.checks.validate_data` and :func:`build_design`.
+        See :func:`mlmprimer.validate.validate_data` and :func:`build_design`.
 
     Examples
     --------

@@ -12,7 +12,7 @@ Random-effects terms use lme4's syntax: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)`
 ``(1 | a:b)``.
 
 This module parses; :mod:`mlmprimer.rterms` translates the parsed terms for patsy and builds
-the model matrices, and :mod:`mlmprimer.checks` checks the data.
+the model matrices, and :mod:`mlmprimer.validate` checks the data.
 
 What is supported (each row is tested in ``tests/test_formula.py``):
 

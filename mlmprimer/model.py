@@ -38,7 +38,6 @@ import pandas as pd
 import patsy
 
 from .backends import fit_statsmodels, sm_spec
-from .checks import check_response
 from .control import LmerControl
 from .design import Design, ModelDesign, model_design
 from .factor import ProfiledDeviance, deviance_function
@@ -51,6 +50,7 @@ from .optimize import ConvergenceError, ThetaFit, optimize_theta
 from .rprint import SINGULAR_MESSAGE, LmerSummary, r_formula
 from .rprint import summary as _summary
 from .solution import MixedSolution, solve_mixed
+from .validate import check_response
 from .varcomp import VarComp, variance_components
 
 __all__ = ["lmer", "LmerModel", "LmerWarning", "LmerSummary", "ConvergenceError", "FormulaError"]
@@ -883,7 +883,7 @@ def lmer(
     ValueError
         Unknown columns, infinite values, a non-numeric or constant response, a grouping
         factor with one level, object columns mixing ``1`` and ``"1"``, ... (see
-        :func:`mlmprimer.checks.validate_data`); the message names the column.
+        :func:`mlmprimer.validate.validate_data`); the message names the column.
     ConvergenceError
         The optimiser did not converge.
     NotImplementedError

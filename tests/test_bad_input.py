@@ -350,8 +350,8 @@ def test_statsmodels_backend_has_no_weights(sleep):
 
 
 def test_validation_is_one_step_before_the_design():
-    from mlmprimer.checks import validate_data
     from mlmprimer.formula import parse_formula
+    from mlmprimer.validate import validate_data
 
     df = pd.DataFrame(
         {"y": [1.0, 2.0, None, 5.0, 4.0], "x": [1, 2, 3, 4, 5], "g": ["a", "b", "a", "b", "a"]}

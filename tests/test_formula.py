@@ -609,6 +609,6 @@ def test_r_sorts_text_like_icu():
     r_order = ["_x", "1", "a", "A", "a b", "a-b", "a.b", "ab", "ábc", "abd", "alpha", "b", "B",
                "X", "x1", "Zeta"]  # fmt: skip
     shuffled = sorted(r_order)
-    from mlmprimer import checks
+    from mlmprimer import validate
 
-    assert sorted(shuffled, key=checks._r_collation_key) == r_order
+    assert sorted(shuffled, key=validate._r_collation_key) == r_order

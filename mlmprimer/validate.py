@@ -10,7 +10,7 @@ itself (grouping factors, rank, number of random effects) are in
 Examples
 --------
 >>> import pandas as pd
->>> from mlmprimer.checks import validate_data
+>>> from mlmprimer.validate import validate_data
 >>> from mlmprimer.formula import parse_formula
 >>> df = pd.DataFrame({"y": [1.0, 2.5, None, 4.0], "g": ["a", "a", "b", "b"]})
 >>> checked = validate_data(parse_formula("y ~ 1 + (1 | g)"), df)
@@ -62,7 +62,7 @@ class CheckedData:
     Examples
     --------
     >>> import pandas as pd
-    >>> from mlmprimer.checks import validate_data
+    >>> from mlmprimer.validate import validate_data
     >>> from mlmprimer.formula import parse_formula
     >>> df = pd.DataFrame({"y": [1.0, 2.5, None, 4.0], "g": list("abab")})
     >>> checked = validate_data(parse_formula("y ~ 1 + (1 | g)"), df)
@@ -286,7 +286,7 @@ def check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) 
     --------
     >>> import numpy as np
     >>> import pandas as pd
-    >>> from mlmprimer.checks import check_response
+    >>> from mlmprimer.validate import check_response
     >>> notes = []
     >>> check_response("y", np.array([0.0, 1.0, 1.0]), pd.RangeIndex(3), notes)
     >>> notes[0][:40]
@@ -367,7 +367,7 @@ def validate_data(
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from mlmprimer.checks import validate_data
+    >>> from mlmprimer.validate import validate_data
     >>> from mlmprimer.formula import parse_formula
     >>> df = pd.DataFrame({"y": [1.0, 2.0, 3.0, 5.0], "x": [0.0, np.inf, 1.0, 2.0],
     ...                    "g": list("abab")})
@@ -483,7 +483,7 @@ def check_finite(values: np.ndarray, names: Sequence[str], what: str, index: pd.
     Examples
     --------
     >>> import numpy as np, pandas as pd
-    >>> from mlmprimer.checks import check_finite
+    >>> from mlmprimer.validate import check_finite
     >>> check_finite(np.array([[1.0], [-np.inf]]), ["log(x)"], "column", pd.RangeIndex(2))
     Traceback (most recent call last):
     ...

@@ -32,6 +32,7 @@ def tidy(
     nsim: int = 500,
     seed: int | np.random.Generator | None = None,
     progress: bool = False,
+    ddf: str | None = None,
 ) -> pd.DataFrame:
     """A tidy table of estimates with broom.mixed's column names.
 
@@ -54,6 +55,12 @@ def tidy(
         Seed of the bootstrap; the same seed gives the same intervals.
     progress : bool, default False
         Show a progress bar while profiling or bootstrapping.
+    ddf : {None, "Satterthwaite", "Kenward-Roger"}, default None
+        Degrees of freedom for the fixed effects' t tests, as lmerTest (Satterthwaite) and
+        pbkrtest (Kenward-Roger) give them (:mod:`mlmprimer.ddf`): adds the columns ``df`` and
+        ``p.value`` (missing for the random-effect parameters); Kenward-Roger also replaces
+        ``std.error`` and ``statistic`` by those of its adjusted covariance. Wald intervals then
+        use the t distribution with these df, so that an interval and its test agree.
 
     Returns
     -------
@@ -63,7 +70,8 @@ def tidy(
     Raises
     ------
     ValueError
-        Unknown effects or interval method, a level outside (0, 1), ``nsim < 1``.
+        Unknown effects, interval or df method, a level outside (0, 1), ``nsim < 1``, ``ddf``
+        with ``effects="ran_vals"``.
 
     Examples
     --------
@@ -81,6 +89,10 @@ def tidy(
     0      (Intercept)    1527.5    1486.5     1568.5
     1  sd__(Intercept)      42.0      12.2       84.1
     2  sd__Observation      49.5      38.2       67.7
+    >>> tidy(m, effects="fixed", ddf="Satterthwaite")[["term", "df"]].round(1)
+              term    df
+    0  (Intercept)  17.0
+    1         Days  17.0
     """
 
     if isinstance(effects, str):
@@ -98,6 +110,8 @@ def tidy(
     if "ran_vals" in effects:
         if len(effects) > 1:
             raise ValueError("effects='ran_vals' cannot be combined with other effects")
+        if ddf is not None:
+            raise ValueError("ddf applies to the fixed effects, not to effects='ran_vals'")
         if conf_int and conf_method != "Wald":
             raise ValueError(
                 "intervals for effects='ran_vals' use the conditional SDs: "
@@ -136,9 +150,13 @@ def tidy(
     out = pd.DataFrame(
         rows, columns=["effect", "group", "term", "estimate", "std.error", "statistic"]
     )
+    half_width = z * out["std.error"]
+    if ddf is not None:
+        out = _with_ddf(model, out, ddf)
+        half_width = stats.t.ppf(0.5 + conf_level / 2, out["df"]) * out["std.error"]
     if conf_int and conf_method == "Wald":
-        out["conf.low"] = out["estimate"] - z * out["std.error"]
-        out["conf.high"] = out["estimate"] + z * out["std.error"]
+        out["conf.low"] = out["estimate"] - half_width
+        out["conf.high"] = out["estimate"] + half_width
     elif conf_int:
         parm = [p for e, p in (("fixed", "beta_"), ("ran_pars", "theta_")) if e in effects]
         ci = confint(
@@ -153,6 +171,20 @@ def tidy(
         out["conf.low"] = ci.iloc[:, 0].reindex(keys).to_numpy()
         out["conf.high"] = ci.iloc[:, 1].reindex(keys).to_numpy()
         out.attrs.update(ci.attrs)
+    return out
+
+
+def _with_ddf(model: LmerModel, out: pd.DataFrame, method: str) -> pd.DataFrame:
+    """``out`` with the df and p-values of the fixed effects (:func:`mlmprimer.ddf.ddf_table`)."""
+    from .ddf import ddf_table
+
+    table = ddf_table(model, method)
+    fixed = (out["effect"] == "fixed").to_numpy()
+    out = out.copy()
+    out["df"] = np.nan
+    out["p.value"] = np.nan
+    for col in ("std.error", "statistic", "df", "p.value"):
+        out.loc[fixed, col] = table[col].reindex(out.loc[fixed, "term"]).to_numpy()
     return out
 
 

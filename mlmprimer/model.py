@@ -415,11 +415,13 @@ class LmerModel:
         nsim: int = 500,
         seed: int | np.random.Generator | None = None,
         progress: bool = False,
+        ddf: str | None = None,
     ) -> pd.DataFrame:
         """A tidy table of estimates with broom.mixed's column names.
 
         See :func:`mlmprimer.broom.tidy` for the parameters (effects, intervals and their
-        methods ``"Wald"``, ``"profile"``, ``"boot"``) and the columns.
+        methods ``"Wald"``, ``"profile"``, ``"boot"``; ``ddf`` ``"Satterthwaite"`` or
+        ``"Kenward-Roger"`` for df and p-values of the fixed effects) and the columns.
 
         Examples
         --------
@@ -432,7 +434,7 @@ class LmerModel:
         """
         from .broom import tidy
 
-        return tidy(self, effects, conf_int, conf_level, conf_method, nsim, seed, progress)
+        return tidy(self, effects, conf_int, conf_level, conf_method, nsim, seed, progress, ddf)
 
     def glance(self) -> pd.DataFrame:
         """One-row summary of the fit (broom.mixed's ``glance``).

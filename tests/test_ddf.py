@@ -27,6 +27,7 @@ import pandas as pd
 import pytest
 import r_setup
 import scipy.sparse as sp
+from scipy import stats
 
 import mlmprimer
 from mlmprimer import datasets, ddf
@@ -134,6 +135,33 @@ def test_t_tests_match_r(method, name):
     np.testing.assert_allclose(got["df"], want["df"], rtol=DF_REL)
     np.testing.assert_allclose(got["statistic"], want["statistic"], rtol=ESTIMATE_REL)
     np.testing.assert_allclose(got["p.value"], want["p.value"], rtol=P_REL)
+
+
+@pytest.mark.parametrize(
+    ("method", "name"), [("Satterthwaite", "hsb_cross_level"), ("Kenward-Roger", "machines")]
+)
+def test_tidy_with_ddf_reports_rs_numbers(method, name):
+    want = read_fixture("coefficients.csv")
+    want = want[(want["model"] == name) & (want["method"] == method)].set_index("term")
+    m = fitted(name)
+    out = m.tidy(conf_int=True, ddf=method)
+    fixed = out[out["effect"] == "fixed"].set_index("term")
+    assert fixed.index.tolist() == want.index.tolist()
+    np.testing.assert_allclose(fixed["df"], want["df"], rtol=DF_REL)
+    np.testing.assert_allclose(fixed["std.error"], want["std.error"], rtol=SE_REL)
+    np.testing.assert_allclose(fixed["p.value"], want["p.value"], rtol=P_REL)
+    # the Wald interval uses the t distribution with these df, so it agrees with the t test
+    q = stats.t.ppf(0.975, want["df"])
+    np.testing.assert_allclose(
+        fixed["conf.high"] - fixed["estimate"], q * want["std.error"], rtol=1e-3
+    )
+    assert out.loc[out["effect"] == "ran_pars", ["df", "p.value"]].isna().all().all()
+    plain = m.tidy(effects="fixed")
+    assert "df" not in plain.columns and "p.value" not in plain.columns
+    with pytest.raises(ValueError, match="ran_vals"):
+        m.tidy(effects="ran_vals", ddf=method)
+    with pytest.raises(ValueError, match="Satterthwaite"):
+        m.tidy(ddf="containment")
 
 
 def matrix(table: pd.DataFrame, name: str, kind: str) -> pd.DataFrame:

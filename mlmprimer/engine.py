@@ -1,33 +1,26 @@
-"""The fitting engine under one name: the design, the profiled deviance, the optimiser.
+"""The names of the four stages of a fit, gathered in one module.
 
-The engine lives in one module per stage (:mod:`mlmprimer.design`, :mod:`mlmprimer.factor`,
-:mod:`mlmprimer.optimize`, :mod:`mlmprimer.solution`); this module gathers their names for the
-appendix *How lmer fits a model* and its exercises, with :func:`optimize_theta` in the form the
-appendix uses: a design in, theta out.
+Each stage has its own module: :mod:`mlmprimer.design` (the design), :mod:`mlmprimer.factor`
+(the profiled deviance), :mod:`mlmprimer.optimize` (the search over theta) and
+:mod:`mlmprimer.solution` (beta, b and sigma at theta). This module only re-exports their names,
+unchanged; :func:`mlmprimer.model.lmer` runs the same stages.
 
 Examples
 --------
 >>> from mlmprimer.datasets import load
->>> from mlmprimer.engine import build_design, optimize_theta, profiled_deviance
+>>> from mlmprimer.engine import build_design, deviance_function, optimize_theta
 >>> from mlmprimer.formula import parse_formula
->>> data = load("dyestuff")
->>> design = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), data)
->>> theta = optimize_theta(design, REML=True)
->>> round(profiled_deviance(theta, design, REML=True), 2)
-319.65
+>>> design = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+>>> opt = optimize_theta(deviance_function(design, REML=True))
+>>> round(float(opt.theta[0]), 3), round(opt.deviance, 2)
+(0.848, 319.65)
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-import numpy as np
-
-from .control import LmerControl
 from .design import Design, TermBlock, build_design, theta_to_templates
 from .factor import deviance_function, profiled_deviance
-from .optimize import ConvergenceError, ThetaFit
-from .optimize import optimize_theta as _optimize
+from .optimize import ConvergenceError, ThetaFit, optimize_theta
 from .solution import MixedSolution, solve_mixed
 
 __all__ = [
@@ -43,39 +36,3 @@ __all__ = [
     "solve_mixed",
     "theta_to_templates",
 ]
-
-
-def optimize_theta(
-    design: Design, REML: bool = True, trace: bool = False, **control: Any
-) -> np.ndarray | tuple[np.ndarray, list[tuple[np.ndarray, float]]]:
-    """The theta minimising the profiled deviance of ``design`` (REML criterion by default).
-
-    The appendix's one-call form of ``optimize.optimize_theta(deviance_function(design, REML))``.
-
-    Parameters
-    ----------
-    design : Design
-    REML : bool, default True
-    trace : bool, default False
-        Also return the path of evaluations.
-    **control
-        Fields of :class:`mlmprimer.control.LmerControl` (``maxeval``, ``optimizer``, ...).
-
-    Returns
-    -------
-    theta : numpy.ndarray
-        Or ``(theta, path)`` with ``trace=True``; ``path`` is a list of ``(theta, deviance)``
-        for every evaluation, in order.
-
-    Examples
-    --------
-    >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.engine import build_design, optimize_theta
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
-    >>> theta, path = optimize_theta(d, REML=True, trace=True)
-    >>> round(float(theta[0]), 3), len(path) > 5
-    (0.848, True)
-    """
-    res = _optimize(deviance_function(design, REML), LmerControl.from_arg(control))
-    return (res.theta, res.path) if trace else res.theta

@@ -11,16 +11,10 @@ import scipy.sparse.linalg as spla
 
 from mlmprimer import optimize, solution
 from mlmprimer.control import LmerControl
-from mlmprimer.engine import (
-    ConvergenceError,
-    Design,
-    build_design,
-    optimize_theta,
-    profiled_deviance,
-    theta_to_templates,
-)
-from mlmprimer.factor import deviance_function
+from mlmprimer.design import Design, build_design, theta_to_templates
+from mlmprimer.factor import deviance_function, profiled_deviance
 from mlmprimer.formula import parse_formula
+from mlmprimer.optimize import ConvergenceError
 
 
 def solve_mixed(d, theta, REML=True):
@@ -198,7 +192,7 @@ def test_balanced_one_way_anova_closed_form():
     msw = float(((data["Yield"] - groups.transform("mean")) ** 2).sum()) / (k * (J - 1))
     tau2 = (msb - msw) / J
     assert tau2 > 0
-    sol = solve_mixed(d, optimize_theta(d, REML=True), REML=True)
+    sol = solve_mixed(d, fit_theta(d, REML=True).theta, REML=True)
     assert sol.sigma**2 == pytest.approx(msw, rel=1e-6)
     assert (sol.sigma * sol.theta[0]) ** 2 == pytest.approx(tau2, rel=1e-6)
     assert sol.beta[0] == pytest.approx(grand, rel=1e-12)
@@ -271,7 +265,8 @@ def test_solution_matches_generalised_least_squares(dataset, formula, theta):
 
 def test_optimum_is_a_minimum(sleep_design):
     d = sleep_design
-    theta, path = optimize_theta(d, REML=True, trace=True)
+    res = fit_theta(d, REML=True)
+    theta, path = res.theta, res.path
     best = profiled_deviance(theta, d)
     assert min(dev for _, dev in path) == pytest.approx(best, abs=1e-9)
     assert all(isinstance(th, np.ndarray) and th.shape == (3,) for th, _ in path)
@@ -281,9 +276,10 @@ def test_optimum_is_a_minimum(sleep_design):
         assert profiled_deviance(trial, d) >= best - 1e-9
 
 
-def test_optimize_without_trace_returns_theta(sleep_design):
-    theta = optimize_theta(sleep_design, REML=False)
-    assert isinstance(theta, np.ndarray) and theta.shape == (3,)
+def test_theta_fit_reports_the_deviance_at_its_theta(sleep_design):
+    res = fit_theta(sleep_design, REML=False)
+    assert res.theta.shape == (3,) and res.nevals == len(res.path)
+    assert res.deviance == pytest.approx(profiled_deviance(res.theta, sleep_design, REML=False))
 
 
 def test_singular_fit_reaches_the_boundary():

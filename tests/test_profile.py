@@ -15,8 +15,8 @@ import pytest
 
 import mlmprimer
 from mlmprimer import datasets
-from mlmprimer.engine import ConvergenceError
 from mlmprimer.model import LmerModel, LmerWarning, lmer
+from mlmprimer.optimize import ConvergenceError
 from mlmprimer.profile import bootstrap_refits, confint, parameter_names
 
 # How close the profile limits must be to lme4's. Both interpolate a spline through the points

@@ -30,7 +30,8 @@ _SIMA1 = {"n_drivers": 30, "n_cars": 25, "rng": 3}
 
 @functools.cache
 def _chA1_penicillin() -> dict[str, float]:
-    from mlmprimer.engine import build_design, profiled_deviance
+    from mlmprimer.design import build_design
+    from mlmprimer.factor import profiled_deviance
     from mlmprimer.formula import parse_formula
 
     pen = load_data("penicillin")
@@ -55,8 +56,10 @@ def _chA1_penicillin() -> dict[str, float]:
 @functools.cache
 def _chA1_sim() -> dict[str, tuple[float, float]]:
     from mlmprimer import simulate
-    from mlmprimer.engine import build_design, optimize_theta
+    from mlmprimer.design import build_design
+    from mlmprimer.factor import deviance_function
     from mlmprimer.formula import parse_formula
+    from mlmprimer.optimize import optimize_theta
 
     dc = simulate.drivers_cars(**_SIMA1)
     truth = dc.attrs["truth"]
@@ -66,7 +69,7 @@ def _chA1_sim() -> dict[str, tuple[float, float]]:
     def pair(values: Any) -> tuple[float, float]:
         return float(values[0]), float(values[1])
 
-    reml, ml = optimize_theta(design, REML=True), optimize_theta(design, REML=False)
+    reml, ml = (optimize_theta(deviance_function(design, REML)).theta for REML in (True, False))
     sigma = truth["sigma"]
     return {
         "true": pair([truth[f"tau_{f}"] / sigma for f in factors]),
@@ -251,7 +254,7 @@ def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
     theta_true_sim : sequence of float
         The true theta, each factor's true SD divided by the true sigma (``attrs["truth"]``).
     theta_hat_sim : sequence of float
-        ``optimize_theta(design)`` (REML).
+        ``optimize_theta(deviance_function(design, REML=True)).theta``.
 
     Examples
     --------
@@ -280,7 +283,7 @@ def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
         theta_hat_sim,
         lambda: t()["hat"],
         what="the REML estimate of theta",
-        hint="optimize_theta(design) on build_design(parse_formula(formula), data).",
+        hint="optimize_theta(deviance_function(design, REML=True)).theta on the design.",
         slips=lambda: [
             (t()["hat_ml"], "this is the ML optimum; use REML (the default)."),
             (t()["hat_squared"], "these are squared; theta is a ratio of SDs."),

@@ -11,8 +11,9 @@ Random-effects terms use lme4's syntax: ``(1 | g)``, ``(x | g)``, ``(0 + x | g)`
 (uncorrelated), crossed ``(1 | a) + (1 | b)``, nested ``(1 | a/b)`` and interaction groups
 ``(1 | a:b)``.
 
-This module parses; :mod:`mlmprimer.rterms` translates the parsed terms for patsy and builds
-the model matrices, and :mod:`mlmprimer.validate` checks the data.
+This module parses and updates formulas, with R's term algebra of :mod:`mlmprimer.termalgebra`;
+:mod:`mlmprimer.rterms` translates the parsed terms for patsy and builds the model matrices,
+and :mod:`mlmprimer.validate` checks the data.
 
 What is supported (each row is tested in ``tests/test_formula.py``):
 
@@ -57,7 +58,6 @@ from __future__ import annotations
 
 import difflib
 import keyword
-import math
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -65,18 +65,17 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import patsy
 
 from .rsyntax import (
     R_LITERALS,
     R_VARIABLES,
     FormulaError,
     Node,
-    deparse,
     has_r_syntax,
     parse_r,
     tokenize,
 )
+from .termalgebra import TermAlgebra, formula_terms
 
 __all__ = [
     "FormulaError",
@@ -213,210 +212,6 @@ def r_only_parts(parsed: ParsedFormula) -> list[str]:
         except FormulaError:
             out.append(part)
     return out
-
-
-def _atom_label(node: Node, formula: str) -> str:
-    """The name of a formula term as lme4 gives it.
-
-    R spellings get R's deparsed text (``I(x^2)``, ``poly(x, 2)``, ```my var```); Python
-    spellings keep the names patsy has always given them (``I(x ** 2)``, ``np.log(x + 1)``).
-    """
-    if has_r_syntax(node):
-        return deparse(node)
-    try:
-        return patsy.EvalFactor(formula[node.start : node.end]).code
-    except Exception:  # text Python cannot tokenise: fall back to R's spelling
-        return deparse(node)
-
-
-@dataclass
-class Atom:
-    label: str
-    node: Node
-    kind: str  # "factor", "bar" (a random term, for update) or "offset"
-
-
-class _Algebra:
-    """R's algebra of formula terms (``+ - : * / ^ %in%``), as in R's ``terms()``.
-
-    A term is a set of atoms (variables, calls such as ``I(x^2)`` or ``poly(x, 2)``); an
-    expression evaluates to a list of terms and what it says about the intercept (True: ``1``,
-    False: ``0`` or ``- 1``, None: nothing).
-    """
-
-    def __init__(self, formula: str, allow: frozenset[str] = frozenset(), dot: Any = None) -> None:
-        self.formula = formula
-        self.atoms: list[Atom] = []
-        self._index: dict[str, int] = {}
-        self.allow = allow
-        self.dot = dot
-
-    def error(self, message: str, node: Node) -> FormulaError:
-        return FormulaError(message, self.formula, node.pos)
-
-    def atom(self, node: Node, kind: str, label: str | None = None) -> int:
-        if label is None:
-            label = _atom_label(node, self.formula)
-        if label not in self._index:
-            self._index[label] = len(self.atoms)
-            self.atoms.append(Atom(label, node, kind))
-        return self._index[label]
-
-    def label(self, term: frozenset[int]) -> str:
-        return ":".join(self.atoms[i].label for i in sorted(term))
-
-    def ordered(self, terms: list[frozenset[int]]) -> list[frozenset[int]]:
-        """R's order: by number of factors, then as written."""
-        return sorted(terms, key=len)
-
-    def factors_only(self, node: Node) -> list[frozenset[int]]:
-        terms, icpt = self.ev(node)
-        if icpt is not None:
-            raise self.error("0 or 1 (the intercept) cannot be part of an interaction", node)
-        return terms
-
-    def ev(self, node: Node) -> tuple[list[frozenset[int]], bool | None]:
-        k, v = node.kind, node.value
-        if k == "paren":
-            inner = node.args[0]
-            if inner.kind == "bin" and inner.value in ("|", "||"):
-                if "bar" in self.allow:
-                    return [frozenset([self.atom(node, "bar", deparse(node))])], None
-                raise self.error(
-                    "a random-effects term (expr | group) must be a separate term of the sum",
-                    inner,
-                )
-            return self.ev(inner)
-        if k == "num":
-            try:
-                val = (
-                    float(int(v.rstrip("L"), 16)) if v[:2] in ("0x", "0X") else float(v.rstrip("L"))
-                )
-            except ValueError:  # pragma: no cover - the tokenizer only yields numbers
-                val = math.nan
-            if val == 1:
-                return [], True
-            if val == 0:
-                return [], False
-            raise self.error(
-                f"the number {v} is not a term of a formula: write 1 or 0 for the intercept, "
-                f"or I({v} * x) for arithmetic",
-                node,
-            )
-        if k == "name":
-            if v == "." and not node.quoted:
-                if self.dot is None:
-                    raise self.error(
-                        "'.' (all other columns) is not supported in lmer formulas: name the "
-                        "columns (update() reads '.' as the formula being updated)",
-                        node,
-                    )
-                return self.dot(self)
-            return [frozenset([self.atom(node, "factor")])], None
-        if k == "call":
-            if v == "offset" and not node.quoted:
-                if "offset" in self.allow:
-                    return [frozenset([self.atom(node, "offset")])], None
-                raise self.error(
-                    "offset() must be a term of its own in the sum, as in y ~ x + offset(log(n))",
-                    node,
-                )
-            return [frozenset([self.atom(node, "factor")])], None
-        if k == "un":
-            if v == "-":
-                _, icpt = self.ev(node.args[0])
-                return [], None if icpt is None else not icpt
-            if v == "+":
-                return self.ev(node.args[0])
-            raise self.error(
-                f"{v!r} is not a formula operator: wrap the expression in I(), e.g. "
-                f"I({deparse(node)})",
-                node,
-            )
-        if k == "bin":
-            a, b = node.args
-            if v == "+":
-                A, ia = self.ev(a)
-                B, ib = self.ev(b)
-                return _union(A, B), ib if ib is not None else ia
-            if v == "-":
-                A, ia = self.ev(a)
-                B, ib = self.ev(b)
-                drop = set(B)
-                return [t for t in A if t not in drop], (not ib) if ib is not None else ia
-            if v in (":", "%in%"):
-                return _product(self.factors_only(a), self.factors_only(b)), None
-            if v == "*":
-                A, B = self.factors_only(a), self.factors_only(b)
-                return _union(A, B, _product(A, B)), None
-            if v == "/":
-                A, B = self.factors_only(a), self.factors_only(b)
-                outer = frozenset().union(*A) if A else frozenset()
-                return _union(A, [outer | t for t in B]), None
-            if v in ("^", "**"):
-                A = self.factors_only(a)
-                power = integer_value(b)
-                if power is None or power < 1:
-                    raise self.error(f"the power of terms ({v}) must be a positive whole number", b)
-                if len(A) == 1 and power > 1:
-                    lab = self.label(A[0])
-                    raise self.error(
-                        f"{v!r} outside I() crosses terms, so {lab}{v}{power} is just {lab} "
-                        f"(as in R): for the power write I({lab}^{power}) or poly({lab}, "
-                        f"{power})",
-                        node,
-                    )
-                out = A
-                for _ in range(power - 1):
-                    out = _union(out, _product(out, A))
-                return out, None
-            if v in ("|", "||"):
-                raise self.error(
-                    "'|' outside parentheses: random-effects terms are written (expr | group)",
-                    node,
-                )
-            if v == "~":
-                raise self.error("more than one '~' in the formula", node)
-            raise self.error(
-                f"{v!r} is not a formula operator outside I(): to use it as a predictor, "
-                f"wrap it in I(), e.g. I({deparse(node)})",
-                node,
-            )
-        what = "a string" if k == "str" else "a list"
-        raise self.error(f"{what} is not a term of a formula", node)
-
-
-def _union(*lists: list[frozenset[int]]) -> list[frozenset[int]]:
-    out: dict[frozenset[int], None] = {}
-    for terms in lists:
-        for t in terms:
-            out.setdefault(t, None)
-    return list(out)
-
-
-def _product(A: list[frozenset[int]], B: list[frozenset[int]]) -> list[frozenset[int]]:
-    return _union([x | y for x in A for y in B])
-
-
-def integer_value(node: Node) -> int | None:
-    if node.kind == "paren":
-        return integer_value(node.args[0])
-    if node.kind != "num":
-        return None
-    try:
-        val = float(node.value.rstrip("L"))
-    except ValueError:
-        return None
-    return int(val) if val.is_integer() else None
-
-
-def formula_terms(
-    text: str, formula: str, offset: int = 0
-) -> tuple[_Algebra, list[frozenset[int]], bool]:
-    """The terms (in R's order) and intercept of a formula's right-hand side ``text``."""
-    alg = _Algebra(formula)
-    terms, icpt = alg.ev(parse_r(text, formula, offset))
-    return alg, alg.ordered(terms), True if icpt is None else icpt
 
 
 # ----------------------------------------------------------------------------------------------
@@ -693,7 +488,7 @@ def parse_formula(formula: str) -> ParsedFormula:
                 raise FormulaError("an offset cannot be subtracted", formula, s)
             offsets.append(off)
             continue
-        _Algebra(formula).ev(parse_r(text, formula, s))  # R's formula syntax, or an error
+        TermAlgebra(formula).ev(parse_r(text, formula, s))  # R's formula syntax, or an error
         if not fixed_parts:
             if sign == "-":
                 text = "0" if text == "1" else f"1 - {text}"
@@ -956,10 +751,10 @@ def update_formula(old: str, new: str) -> str:
         for t in reversed(toks):
             lhs = lhs[: t.start] + repl + lhs[t.end :]
     allow = frozenset({"bar", "offset"})
-    old_alg = _Algebra(old, allow)
+    old_alg = TermAlgebra(old, allow)
     old_terms, old_icpt = old_alg.ev(parse_r(o_rhs, old, o_start))
 
-    def dot(alg: _Algebra) -> tuple[list[frozenset[int]], bool | None]:
+    def dot(alg: TermAlgebra) -> tuple[list[frozenset[int]], bool | None]:
         mapped = [
             frozenset(
                 alg.atom(old_alg.atoms[i].node, old_alg.atoms[i].kind, old_alg.atoms[i].label)
@@ -969,7 +764,7 @@ def update_formula(old: str, new: str) -> str:
         ]
         return mapped, old_icpt
 
-    alg = _Algebra(new, allow, dot)
+    alg = TermAlgebra(new, allow, dot)
     terms, icpt = alg.ev(parse_r(n_rhs, new, n_start))
     terms = alg.ordered(terms)
     offsets = [t for t in terms if any(alg.atoms[i].kind == "offset" for i in t)]

@@ -1,0 +1,701 @@
+"""The results of a linear mixed-model fit: :class:`LmerModel`, as lme4's ``merMod``.
+
+A fitted model holds its design, the optimum of theta and the solution there, and gives
+lme4's accessors (``fixef``, ``ranef``, ``VarCorr`` as ``varcorr``, ``getME``, ...) and
+broom.mixed's (``tidy``, ``glance``, ``augment``). It is made by :func:`mlmprimer.model.lmer`
+(the four stages of a fit); :meth:`LmerModel.refit` and :meth:`LmerModel.update` fit again
+through :mod:`mlmprimer.model`.
+
+Examples
+--------
+>>> from mlmprimer.datasets import load
+>>> from mlmprimer.model import lmer
+>>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+>>> type(m).__module__, m.nobs
+('mlmprimer.lmermodel', 30)
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .backends import sm_spec
+from .control import LmerControl
+from .design import Design, ModelDesign
+from .factor import ProfiledDeviance, deviance_function
+from .formula import ParsedFormula
+from .optimize import ThetaFit
+from .rprint import LmerSummary, r_formula
+from .rprint import summary as print_summary
+from .solution import MixedSolution
+from .varcomp import VarComp, variance_components
+
+__all__ = ["LmerModel", "LmerWarning"]
+
+
+class LmerWarning(UserWarning):
+    """Warnings about data or fits (dropped rows, few groups, singular fits, ...).
+
+    Examples
+    --------
+    >>> from mlmprimer.model import LmerWarning
+    >>> issubclass(LmerWarning, UserWarning)
+    True
+    """
+
+
+class LmerModel:
+    """A fitted linear mixed model (the result of :func:`lmer`).
+
+    Attributes
+    ----------
+    formula : str
+    response : str
+    data : pandas.DataFrame
+        The rows used (after dropping rows with missing values).
+    X : pandas.DataFrame
+        Fixed-effects model matrix with lme4's column names.
+    REML : bool
+    backend : str
+    fixef : pandas.Series
+    vcov : pandas.DataFrame
+    sigma : float
+    theta : numpy.ndarray
+    loglik, deviance, aic, bic : float
+    nobs : int
+    ngroups : dict
+    varcorr : pandas.DataFrame
+        A view of :attr:`varcomp` as R's ``as.data.frame(VarCorr(m))``.
+    varcomp : VarComp
+        The variance components (covariance, SDs, correlations per term; see
+        :mod:`mlmprimer.varcomp`).
+    ranef : dict of pandas.DataFrame
+    ranef_condsd : dict of pandas.DataFrame
+    singular, converged : bool
+    npar : int
+        Number of estimated parameters (fixed effects, theta and sigma).
+    weights : pandas.Series
+        Prior weights of the rows used (1 when none were given), as lme4's ``weights(m)``.
+    offset : pandas.Series
+        The offset of the rows used (``offset()`` terms plus ``offset=``; 0 when none).
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+    >>> m.ngroups, m.nobs, round(m.sigma, 2)
+    ({'Batch': 6}, 30, 49.51)
+    """
+
+    def __init__(
+        self,
+        *,
+        formula: str,
+        parsed: ParsedFormula,
+        data: pd.DataFrame,
+        original_data: pd.DataFrame,
+        data_name: str,
+        design: Design,
+        fit: ThetaFit,
+        solution: MixedSolution,
+        REML: bool,
+        backend: str,
+        eval_env: Any,
+        control: LmerControl,
+        weights_arg: Any = None,
+        offset_arg: Any = None,
+        offset_rows: np.ndarray | None = None,
+        same_design: bool = False,
+    ) -> None:
+        self.formula = formula
+        self.parsed = parsed
+        self.response = parsed.response
+        self.data = data
+        self.original_data = original_data
+        self.data_name = data_name
+        self.design = design
+        self.fit_info = fit
+        self.solution = solution
+        self.REML = bool(REML)
+        self.backend = backend
+        self.eval_env = eval_env
+        self.control = control
+        self.weights_arg = weights_arg
+        self.offset_arg = offset_arg
+        self.same_design = same_design  # refit() without a new response reuses the design
+        self.offset_rows = offset_rows  # offset= for the rows used
+        self.weights = pd.Series(
+            np.ones(design.n) if design.weights is None else design.weights,
+            index=design.index,
+            name="weights",
+        )
+        self.offset = pd.Series(
+            np.zeros(design.n) if design.offset is None else design.offset,
+            index=design.index,
+            name="offset",
+        )
+        self.theta = np.asarray(solution.theta, dtype=float).copy()
+        self.converged = True
+        self.nobs = design.n
+        self.sigma = float(solution.sigma)
+        self.X = pd.DataFrame(design.X, index=design.index, columns=design.xnames)
+        self.fixef = pd.Series(solution.beta, index=design.xnames, name="fixef")
+        self.vcov = pd.DataFrame(solution.vcov, index=design.xnames, columns=design.xnames)
+        self.npar = design.p + design.theta0.size + 1
+        crit = float(solution.deviance)
+        self.deviance = crit
+        self.loglik = -crit / 2.0
+        self.aic = crit + 2.0 * self.npar
+        self.bic = crit + math.log(self.nobs) * self.npar
+        self.singular = bool(np.any(self.theta[design.lower == 0] < control.singular_tol))
+        self.ngroups = {}
+        for t in design.terms:
+            self.ngroups.setdefault(t.group, t.nlevels)
+        self.varcomp: VarComp = variance_components(design, self.theta, self.sigma, solution.beta)
+        self.varcorr = self.varcomp.frame()
+        self.ranef = self._by_group(solution.b)
+        self._ranef_condsd: dict[str, pd.DataFrame] | None = None
+
+    @classmethod
+    def from_stages(
+        cls,
+        md: ModelDesign,
+        devfun: ProfiledDeviance,
+        fit: ThetaFit,
+        solution: MixedSolution,
+        *,
+        formula: str,
+        original_data: pd.DataFrame | None = None,
+        data_name: str = "data",
+        backend: str = "mlmprimer",
+        eval_env: Any = None,
+        control: LmerControl | None = None,
+        weights_arg: Any = None,
+        offset_arg: Any = None,
+    ) -> LmerModel:
+        """The fitted model from the four stages (lme4's ``mkMerMod``).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.design import model_design
+        >>> from mlmprimer.factor import deviance_function
+        >>> from mlmprimer.model import LmerModel
+        >>> from mlmprimer.optimize import optimize_theta
+        >>> from mlmprimer.solution import solve_mixed
+        >>> f = "Yield ~ 1 + (1 | Batch)"
+        >>> md = model_design(f, load("dyestuff"))
+        >>> devfun = deviance_function(md.design, REML=True)
+        >>> opt = optimize_theta(devfun)
+        >>> m = LmerModel.from_stages(md, devfun, opt, solve_mixed(devfun, opt.theta), formula=f)
+        >>> round(m.sigma, 2)
+        49.51
+        """
+        return cls(
+            formula=formula,
+            parsed=md.parsed,
+            data=md.data,
+            original_data=md.data if original_data is None else original_data,
+            data_name=data_name,
+            design=md.design,
+            fit=fit,
+            solution=solution,
+            REML=devfun.REML,
+            backend=backend,
+            eval_env=eval_env,
+            control=LmerControl() if control is None else control,
+            weights_arg=weights_arg,
+            offset_arg=offset_arg,
+            offset_rows=md.offset_rows,
+        )
+
+    # ---- random effects ----------------------------------------------------------------------
+
+    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
+        out: dict[str, pd.DataFrame] = {}
+        for t, arr in zip(self.design.terms, arrays, strict=True):
+            df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
+            df.index.name = t.group
+            if t.group in out:
+                out[t.group] = pd.concat([out[t.group], df], axis=1)
+            else:
+                out[t.group] = df
+        return out
+
+    @property
+    def ranef_condsd(self) -> dict[str, pd.DataFrame]:
+        """Conditional SDs of the random effects, shaped like :attr:`ranef` (lme4's condVar).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> m.ranef_condsd["Batch"].shape
+        (6, 1)
+        """
+        if self._ranef_condsd is None:
+            cv = self.solution.conditional_variances()
+            sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
+            self._ranef_condsd = self._by_group(sds)
+        return self._ranef_condsd
+
+    # ---- lme4 accessors -------------------------------------------------------------------
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-group coefficients (fixed effects plus the group's random effects), as R's coef().
+
+        Returns
+        -------
+        dict of pandas.DataFrame
+            One frame per grouping factor; columns are the fixed effects (random-only terms
+            first, with a fixed part of 0).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> list(m.coef()["Subject"].columns)
+        ['(Intercept)', 'Days']
+        """
+        out = {}
+        for g, modes in self.ranef.items():
+            missing = [c for c in modes.columns if c not in self.fixef.index]
+            fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
+            val = pd.DataFrame(
+                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
+            )
+            for c in modes.columns:
+                val[c] = val[c] + modes[c].to_numpy()
+            out[g] = val
+        return out
+
+    def fitted(self) -> pd.Series:
+        """Fitted values ``X beta + Z b`` for the rows used.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> len(m.fitted())
+        30
+        """
+        return pd.Series(self.solution.fitted(), index=self.design.index, name="fitted")
+
+    def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
+        """Response minus fitted values (conditional residuals), for the rows used.
+
+        Parameters
+        ----------
+        type : {"response", "pearson"}, default "response"
+            As lme4's ``residuals(m, type=)``: ``"pearson"`` multiplies by the square root of
+            the prior weights (the same without weights).
+        scaled : bool, default False
+            Divide by the residual SD ``sigma`` (lme4's ``scaled = TRUE``).
+
+        Returns
+        -------
+        pandas.Series
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> abs(round(float(m.residuals().mean()), 6))
+        0.0
+        """
+        if type not in ("response", "pearson"):
+            raise ValueError(f"type must be 'response' or 'pearson', not {type!r}")
+        r = self.design.y - self.solution.fitted()
+        if type == "pearson" and self.design.weights is not None:
+            r = r * np.sqrt(self.design.weights)
+        if scaled:
+            r = r / self.sigma
+        return pd.Series(r, index=self.design.index, name="residuals")
+
+    def predict(self, newdata: pd.DataFrame | None = None, re: bool = True) -> pd.Series:
+        """Predictions; ``re=False``: population level (see :func:`mlmprimer.prediction.predict`).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> m.predict(m.data.head(2), re=False).round(1).tolist()
+        [251.4, 261.9]
+        """
+        from .prediction import predict
+
+        return predict(self, newdata, re)
+
+    # ---- summaries ------------------------------------------------------------------------
+
+    def coef_table(self) -> pd.DataFrame:
+        """Estimate, Std. Error and t value of the fixed effects (lme4's ``coef(summary(m))``).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> list(lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff")).coef_table().columns)
+        ['Estimate', 'Std. Error', 't value']
+        """
+        se = np.sqrt(np.diag(self.vcov.to_numpy()))
+        return pd.DataFrame(
+            {
+                "Estimate": self.fixef.to_numpy(),
+                "Std. Error": se,
+                "t value": self.fixef.to_numpy() / se,
+            },
+            index=self.fixef.index,
+        )
+
+    def summary(self, correlation: bool | None = None) -> LmerSummary:
+        """A summary laid out like lme4's ``summary(m)``: see :func:`mlmprimer.rprint.summary`.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> "REML criterion at convergence: 319.7" in str(m.summary())
+        True
+        """
+        return print_summary(self, correlation)
+
+    def __repr__(self) -> str:
+        kind = "REML" if self.REML else "ML"
+        return (
+            f"<LmerModel {self.formula!r} fit by {kind}: nobs={self.nobs}, "
+            f"logLik={self.loglik:.4f}, sigma={self.sigma:.4g}"
+            f"{', singular' if self.singular else ''}>"
+        )
+
+    def __str__(self) -> str:
+        return str(self.summary())
+
+    # ---- broom.mixed -----------------------------------------------------------------------
+
+    def tidy(
+        self,
+        effects: str | Sequence[str] = ("fixed", "ran_pars"),
+        conf_int: bool = False,
+        conf_level: float = 0.95,
+        conf_method: str = "Wald",
+        nsim: int = 500,
+        seed: int | np.random.Generator | None = None,
+        progress: bool = False,
+        ddf: str | None = None,
+    ) -> pd.DataFrame:
+        """A tidy table of estimates with broom.mixed's column names.
+
+        See :func:`mlmprimer.broom.tidy` for the parameters (effects, intervals and their
+        methods ``"Wald"``, ``"profile"``, ``"boot"``; ``ddf`` ``"Satterthwaite"`` or
+        ``"Kenward-Roger"`` for df and p-values of the fixed effects) and the columns.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> m.tidy()["term"].tolist()  # doctest: +NORMALIZE_WHITESPACE
+        ['(Intercept)', 'Days', 'sd__(Intercept)', 'cor__(Intercept).Days', 'sd__Days',
+         'sd__Observation']
+        """
+        from .broom import tidy
+
+        return tidy(self, effects, conf_int, conf_level, conf_method, nsim, seed, progress, ddf)
+
+    def glance(self) -> pd.DataFrame:
+        """One-row summary of the fit (broom.mixed's ``glance``).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> list(m.glance().columns)
+        ['nobs', 'sigma', 'logLik', 'AIC', 'BIC', 'REMLcrit', 'df.residual']
+        """
+        from .broom import glance
+
+        return glance(self)
+
+    def augment(self) -> pd.DataFrame:
+        """The data used, with ``.fitted``, ``.resid`` and ``.fixed`` columns.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> list(m.augment().columns)[-3:]
+        ['.fitted', '.resid', '.fixed']
+        """
+        from .broom import augment
+
+        return augment(self)
+
+    # ---- code in other tools ---------------------------------------------------------------
+
+    def r_code(self) -> str:
+        """The equivalent lme4 call.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> sleep = load("sleepstudy")
+        >>> lmer("Reaction ~ Days + (Days | Subject)", sleep).r_code()
+        'lmer(Reaction ~ Days + (Days | Subject), data = sleep)'
+        """
+        f = r_formula(self.formula)
+        reml = "" if self.REML else ", REML = FALSE"
+        extra = ""
+        for arg, value in (("weights", self.weights_arg), ("offset", self.offset_arg)):
+            if value is not None:
+                extra += f", {arg} = {value if isinstance(value, str) else arg}"
+        return f"lmer({f}, data = {self.data_name}{reml}{extra})"
+
+    def statsmodels_code(self) -> str:
+        """The equivalent ``statsmodels`` MixedLM call, as text.
+
+        Raises
+        ------
+        NotImplementedError
+            For models MixedLM cannot express.
+
+        Notes
+        -----
+        No single choice of MixedLM's optimisers reaches the maximum on every model: the call
+        written here uses ``method=["bfgs", "lbfgs"]``, which can stop short (for example on
+        ``log_radon ~ uranium + (1 | county)``, by about one log-likelihood unit) while
+        ``method="powell"`` fails elsewhere. Always compare the result's ``llf`` with this model's
+        ``loglik``; ``lmer(..., backend="statsmodels")`` does that check for you.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> sleep = load("sleepstudy")
+        >>> print(lmer("Reaction ~ Days + (Days | Subject)", sleep).statsmodels_code())
+        ... # doctest: +ELLIPSIS
+        smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit(...)
+        """
+        return sm_spec(self.design, self.parsed).code(self.data_name, self.REML)
+
+    # ---- refits and simulation -------------------------------------------------------------
+
+    def refit(self, newresp: Any = None, REML: bool | None = None) -> LmerModel:
+        """The same model fitted again: to a new response, or by another criterion.
+
+        As lme4's ``refit(m, newresp)``, a new response is fitted with the same design (the
+        same rows, X, Z, weights and offset); without one the model is fitted again from its
+        data.
+
+        Parameters
+        ----------
+        newresp : array-like or pandas.Series, optional
+            One value per row used (``nobs``), on the scale of the response as the formula
+            writes it (for ``log(y) ~ ...``, values of ``log(y)``). A Series is matched by its
+            index, which may be that of the whole data given to :func:`lmer`.
+        REML : bool, optional
+            Default: the model's own criterion.
+
+        Returns
+        -------
+        LmerModel
+
+        Raises
+        ------
+        ValueError
+            A new response of the wrong length or index, not finite or constant.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> round(m.refit(REML=False).loglik, 2)
+        -163.66
+        >>> doubled = m.refit(2 * m.data["Yield"])
+        >>> round(doubled.sigma / m.sigma, 6)
+        2.0
+        """
+        from .model import refit_model
+
+        return refit_model(self, newresp, REML)
+
+    def update(
+        self,
+        formula: str | None = None,
+        *,
+        data: pd.DataFrame | None = None,
+        REML: bool | None = None,
+        weights: Any = ...,
+        offset: Any = ...,
+    ) -> LmerModel:
+        """The model with a changed formula, data or criterion, as lme4's ``update(m, ...)``.
+
+        Parameters
+        ----------
+        formula : str, optional
+            In R's update syntax, where ``.`` is what the model's formula had there:
+            ``". ~ . + x"`` adds a term, ``". ~ . - x"`` removes one, ``"log(.) ~ ."``
+            transforms the response (see :func:`mlmprimer.formula.update_formula`).
+        data : pandas.DataFrame, optional
+            Default: the data the model was fitted to.
+        REML : bool, optional
+            Default: the model's own criterion.
+        weights, offset : optional
+            Default: those of the model; ``None`` removes them.
+
+        Returns
+        -------
+        LmerModel
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> m2 = m.update(". ~ . + I(Days^2)")
+        >>> m2.formula
+        'Reaction ~ Days + (Days | Subject) + I(Days^2)'
+        >>> list(m2.fixef.index)
+        ['(Intercept)', 'Days', 'I(Days^2)']
+        """
+        from .model import update_model
+
+        return update_model(self, formula, data=data, REML=REML, weights=weights, offset=offset)
+
+    def simulate(self, n: int = 1, rng: np.random.Generator | int | None = None) -> pd.DataFrame:
+        """New responses drawn from the fitted model (parametric bootstrap).
+
+        Random effects are drawn afresh from their fitted distribution, as R's
+        ``simulate(m)``.
+
+        Parameters
+        ----------
+        n : int, default 1
+            Number of response vectors.
+        rng : numpy.random.Generator or int, optional
+            Random generator or seed.
+
+        Returns
+        -------
+        pandas.DataFrame
+            Columns ``sim_1`` ... ``sim_n``, one row per observation used.
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff"))
+        >>> m.simulate(3, rng=1).shape
+        (30, 3)
+        """
+        rng = np.random.default_rng(rng)
+        d = self.design
+        base = d.X @ self.fixef.to_numpy()
+        if d.offset is not None:
+            base = base + d.offset
+        # prior weights: residual SD sigma / sqrt(w_i)
+        noise_sd = self.sigma if d.weights is None else self.sigma / np.sqrt(d.weights)
+        out = np.empty((d.n, n))
+        for k in range(n):
+            y = base.copy()
+            for t in d.terms:
+                u = rng.standard_normal((t.nlevels, t.p)) * self.sigma
+                b = u @ t.template(self.theta).T
+                y += np.sum(t.Xi * b[t.codes], axis=1)
+            y += rng.standard_normal(d.n) * noise_sd
+            out[:, k] = y
+        return pd.DataFrame(out, index=d.index, columns=[f"sim_{k + 1}" for k in range(n)])
+
+    # ---- lme4's getME ---------------------------------------------------------------------
+
+    #: The names :meth:`getME` knows.
+    GETME_NAMES = (
+        "X", "Z", "Zt", "Lambda", "Lambdat", "theta", "beta", "u", "b", "y", "mu", "weights",
+        "offset", "n", "p", "q", "lower", "cnms", "flist", "sigma", "REML", "devfun",
+    )  # fmt: skip
+
+    def getME(self, name: str) -> Any:
+        """A part of the fit by lme4's ``getME(m, name)`` names.
+
+        Parameters
+        ----------
+        name : str
+            ``"X"`` (n x p array), ``"Z"``, ``"Zt"`` (sparse, lme4's column order),
+            ``"Lambda"``, ``"Lambdat"`` (sparse q x q at the fitted theta), ``"theta"``,
+            ``"beta"``, ``"u"`` (spherical random effects), ``"b"`` (``Lambda u``), ``"y"``,
+            ``"mu"`` (fitted values), ``"weights"``, ``"offset"`` (arrays of n), ``"n"``,
+            ``"p"``, ``"q"``, ``"lower"`` (theta's bounds), ``"cnms"`` (the columns of each
+            term, keyed by its label in ``varcorr``), ``"flist"`` (the grouping factors, a
+            DataFrame of categoricals), ``"sigma"``, ``"REML"`` and ``"devfun"`` (the profiled
+            deviance of the design by the model's criterion, a function of theta).
+
+        Returns
+        -------
+        object
+
+        Raises
+        ------
+        ValueError
+            An unknown name (the message lists the known ones).
+
+        Examples
+        --------
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.model import lmer
+        >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+        >>> m.getME("Z").shape, m.getME("q"), m.getME("cnms")
+        ((180, 36), 36, {'Subject': ['(Intercept)', 'Days']})
+        >>> round(m.getME("devfun")(m.getME("theta")), 3) == round(m.deviance, 3)
+        True
+        """
+        d = self.design
+        getters: dict[str, Any] = {
+            "X": lambda: d.X.copy(),
+            "Z": lambda: d.Z(),
+            "Zt": lambda: d.Z().T.tocsc(),
+            "Lambda": lambda: d.Lambda(self.theta),
+            "Lambdat": lambda: d.Lambda(self.theta).T.tocsc(),
+            "theta": lambda: self.theta.copy(),
+            "beta": lambda: self.fixef.to_numpy(copy=True),
+            "u": lambda: self.solution.u.copy(),
+            "b": lambda: d.Lambda(self.theta) @ self.solution.u,
+            "y": lambda: d.y.copy(),
+            "mu": lambda: self.solution.fitted(),
+            "weights": lambda: self.weights.to_numpy(copy=True),
+            "offset": lambda: self.offset.to_numpy(copy=True),
+            "n": lambda: d.n,
+            "p": lambda: d.p,
+            "q": lambda: d.q,
+            "lower": lambda: d.lower.copy(),
+            "cnms": lambda: {tv.name: list(tv.terms) for tv in self.varcomp},
+            "flist": self._flist,
+            "sigma": lambda: self.sigma,
+            "REML": lambda: self.REML,
+            "devfun": lambda: deviance_function(d, self.REML),
+        }
+        if name not in getters:
+            raise ValueError(f"getME: unknown name {name!r}; known: {', '.join(self.GETME_NAMES)}")
+        return getters[name]()
+
+    def _flist(self) -> pd.DataFrame:
+        out = {}
+        for t in self.design.terms:
+            if t.group not in out:
+                out[t.group] = pd.Categorical.from_codes(t.codes, categories=t.levels)
+        return pd.DataFrame(out, index=self.design.index)

@@ -18,10 +18,12 @@ Modules, one concern each:
 * ``optimize``: stage 3, BOBYQA or Nelder-Mead and the convergence check;
 * ``solution``: stage 4, beta, b, sigma and vcov(beta) at theta;
 * ``varcomp``: the variance components of a fit (``varcorr`` is a view of them);
-* ``model``: :func:`lmer` (the four stages) and :class:`LmerModel`;
+* ``model``: :func:`lmer` (the four stages), ``refit`` and ``update``; ``lmermodel``: the results,
+  :class:`LmerModel`;
+* ``termalgebra`` (the formula's terms), ``rfunctions`` (R's ``poly``, ``scale``, ``log``, ...);
 * ``rprint``: R-style printing; ``backends``: statsmodels MixedLM as a cross-check;
-* ``bootstrap``, ``profile``, ``icc``, ``compare``, ``pooling``, ``plots``: what is done with fits;
-* ``engine``: the engine's names gathered for the appendix *How lmer fits a model*.
+* ``bootstrap``, ``profile`` (with ``devprofile``), ``ddf``, ``icc``, ``compare``, ``pooling``,
+  ``plots``: what is done with fits.
 """
 
 from mlmprimer import datasets, plots, simulate

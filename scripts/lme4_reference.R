@@ -344,16 +344,15 @@ reference_fixture <- function(spec, d, data_info) {
 # Main
 # ---------------------------------------------------------------------------------------------
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4")
-datadir <- if (length(args) >= 2 && args[2] != "-") args[2] else NA_character_
-only <- if (length(args) >= 3) args[-(1:2)] else character()
+paths <- reference_paths("lme4")
+outdir <- paths$outdir
+datadir <- paths$datadir
+only <- paths$rest
 
 unknown <- setdiff(only, vapply(models, `[[`, "", "name"))
 if (length(unknown)) stop("unknown model(s): ", paste(unknown, collapse = ", "))
 if (length(only)) models <- Filter(function(s) s$name %in% only, models)
 
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
 cat(sprintf("lme4 %s, R %s; data from %s\n", pkg_version("lme4"),
             paste(R.version$major, R.version$minor, sep = "."),
             if (is.na(datadir)) "the R packages" else paste("CSV files in", datadir)))

@@ -51,10 +51,9 @@ local({
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
 }, envir = globalenv())
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4_ddf")
-datadir <- if (length(args) >= 2 && args[2] != "-") args[2] else NA_character_
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+paths <- reference_paths("lme4_ddf")
+outdir <- paths$outdir
+datadir <- paths$datadir
 
 # ---------------------------------------------------------------------------------------------
 # The models. `subset` names a rule of subsets below, `weights` one of the weight vectors;

@@ -36,10 +36,9 @@ local({
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
 }, envir = globalenv())
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4_drop1")
-datadir <- if (length(args) >= 2 && args[2] != "-") args[2] else NA_character_
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+paths <- reference_paths("lme4_drop1")
+outdir <- paths$outdir
+datadir <- paths$datadir
 
 # The models: a REML fit (drop1 refits it by ML), an ML fit whose interaction hides its main
 # effects from drop1 (marginality), and a factor term with several coefficients.

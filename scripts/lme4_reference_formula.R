@@ -39,9 +39,7 @@ local({
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
 }, envir = globalenv())
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4_formula")
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+outdir <- reference_paths("lme4_formula")$outdir
 
 # ---------------------------------------------------------------------------------------------
 # Data

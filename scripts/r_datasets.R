@@ -94,3 +94,14 @@ csv_data <- function(dataset, datadir, ref) {
   }
   list(data = data.frame(out, check.names = FALSE), problems = problems, notes = notes)
 }
+
+# The command line of a reference script: `Rscript script.R [OUTDIR [DATADIR|-]]`. OUTDIR defaults to
+# tests/fixtures/<fixtures> and is created; DATADIR (CSV files written from the Python side) is NA
+# when absent or "-", in which case the R packages' own data sets are used.
+reference_paths <- function(fixtures) {
+  args <- commandArgs(trailingOnly = TRUE)
+  outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", fixtures)
+  datadir <- if (length(args) >= 2 && args[2] != "-") args[2] else NA_character_
+  dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+  list(outdir = outdir, datadir = datadir, rest = if (length(args) >= 3) args[-(1:2)] else character())
+}

@@ -31,6 +31,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "05-shrinkage",
             "06-random-slopes",
             "07-crossed-nested",
+            "09-inference",
         ],
     ),
     ("Appendix", ["A1-how-lmer-fits"]),

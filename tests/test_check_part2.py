@@ -27,7 +27,7 @@ def test_appendix_checks_follow_the_chapter_pattern() -> None:
     assert [x.qid for x in check.questions(5)] == [x.qid for x in check.questions("05")]
     assert str(check.exA1_2(..., ...)).startswith("… exA1_2 (exercise A1.2) not answered yet")
     with pytest.raises(ValueError, match="exNN_K"):
-        check._exercise("exB_1", "not a chapter")
+        check.core.exercise("exB_1", "not a chapter")
 
 
 # --------------------------------------------------------------------------------------------

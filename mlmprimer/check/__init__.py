@@ -70,6 +70,7 @@ from mlmprimer.check.ch04 import *  # noqa: F403
 from mlmprimer.check.ch05 import *  # noqa: F403
 from mlmprimer.check.ch06 import *  # noqa: F403
 from mlmprimer.check.ch07 import *  # noqa: F403
+from mlmprimer.check.ch09 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.core import QUESTIONS, CheckResult, Question, Unsupported, questions
 

@@ -27,9 +27,11 @@ from mlmprimer.check.core import (
     fit_cached,
     is_unanswered,
     load_data,
+    prediction,
     questions,
     read_pair,
     varcorr_row,
+    words,
 )
 
 _SLEEP_INT = "Reaction ~ Days + (1 | Subject)"
@@ -190,7 +192,12 @@ _ML_FIXED = (
 )
 
 
-@exercise("ex09_1", "sleepstudy: tau_0 by REML and by ML, predicted first", points=3)
+@exercise(
+    "ex09_1",
+    "sleepstudy: tau_0 by REML and by ML, predicted first",
+    points=3,
+    answers={"prediction_tau0_ml": prediction(MORE_LESS)},
+)
 def ex09_1(prediction_tau0_ml: Any, tau0_reml: Any, tau0_ml: Any) -> CheckResult:
     """Exercise 9.1: the subjects' SD in ``Reaction ~ Days + (1 | Subject)`` by REML and by ML.
 
@@ -235,10 +242,9 @@ def ex09_1(prediction_tau0_ml: Any, tau0_reml: Any, tau0_ml: Any) -> CheckResult
         hint="m.refit(REML=False), then the sdcor of the Subject row.",
     )
     truth = t()
-    v.choice(
+    v.prediction(
         "prediction_tau0_ml",
         prediction_tau0_ml,
-        MORE_LESS,
         truth=lambda: "smaller" if truth["tau_ml"] < truth["tau_reml"] else "larger",
         reveal=v.ok("tau0_reml") and v.ok("tau0_ml"),
     )
@@ -402,7 +408,12 @@ def ex09_4(ci_tau1_profile: Any, ci_days_wald: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex09_5", "why REML fits with different fixed effects cannot be compared", kind="manual")
+@exercise(
+    "ex09_5",
+    "why REML fits with different fixed effects cannot be compared",
+    kind="manual",
+    answers={"answer_reml_comparison": words(30)},
+)
 def ex09_5(answer_reml_comparison: Any) -> CheckResult:
     """Exercise 9.5 (words, graded by hand): what is wrong with a REML test of ``sector``.
 
@@ -420,7 +431,6 @@ def ex09_5(answer_reml_comparison: Any) -> CheckResult:
     v.text(
         "answer_reml_comparison",
         answer_reml_comparison,
-        min_words=30,
         ideas=[
             (
                 r"fixed|design|\bX\b|project",

@@ -109,7 +109,12 @@ def fit_statsmodels(row: SyntaxRow, d: pd.DataFrame):
     )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # statsmodels' convergence chatter; the optimum is checked
-        fits = [model.fit(reml=row.REML), model.fit(reml=row.REML, method=["lbfgs"])]
+        fits = []
+        for method in (None, ["lbfgs"]):
+            try:
+                fits.append(model.fit(reml=row.REML, method=method))
+            except np.linalg.LinAlgError:  # L-BFGS can step onto a singular covariance
+                continue
     # statsmodels' default optimiser can stop short of the maximum: keep the better of two
     return max((f for f in fits if np.isfinite(f.llf)), key=lambda f: f.llf)
 

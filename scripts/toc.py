@@ -35,7 +35,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "09-inference",
         ],
     ),
-    ("Appendix", ["A1-how-lmer-fits"]),
+    ("Appendix", ["A1-how-lmer-fits", "A2-python-and-r"]),
     ("For instructors", ["book/instructors"]),
 ]
 WITH_EXERCISES = ("Chapters", "Appendix")

@@ -79,6 +79,7 @@ from mlmprimer.check.ch07 import *  # noqa: F403
 from mlmprimer.check.ch08 import *  # noqa: F403
 from mlmprimer.check.ch09 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
+from mlmprimer.check.chA2 import *  # noqa: F403
 from mlmprimer.check.core import QUESTIONS, CheckResult, Question, Unsupported, questions
 
 __all__ = ["QUESTIONS", "CheckResult", "Question", "Unsupported", "questions", *QUESTIONS]

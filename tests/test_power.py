@@ -129,7 +129,7 @@ def test_satterthwaite_df_for_a_school_level_predictor():
     # school variance left and gets the df of ordinary regression, 24 rows - 3 coefficients.
     fine = ~reps["singular"]
     assert fine.any() and (reps.loc[fine, "df"] < 10).all()
-    assert (reps.loc[~fine, "df"] == pytest.approx(21)).all()
+    np.testing.assert_allclose(reps.loc[~fine, "df"], 21, rtol=1e-4)
     assert reps["p_value"].between(0, 1).all()
 
 

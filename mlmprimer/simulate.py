@@ -36,6 +36,7 @@ __all__ = [
     "reaction_times",
     "school_level_predictor",
     "schools_ses",
+    "schools_two_levels",
 ]
 
 
@@ -476,5 +477,76 @@ def school_level_predictor(
     j = np.repeat(np.arange(n_schools), n_students)
     y = beta0 + beta_w * w[j] + u[j] + gen.normal(0.0, sigma, size=j.size)
     df = pd.DataFrame({"school": _grouping("S", n_schools, j), "w": w[j], "y": y})
+    df.attrs["truth"] = truth
+    return df
+
+
+def schools_two_levels(
+    n_schools: int = 30,
+    n_students: int = 20,
+    beta0: float = 50.0,
+    beta_x: float = 1.0,
+    beta_w: float = 2.0,
+    tau: float = 5.0,
+    sigma: float = 10.0,
+    rng: np.random.Generator | int = 0,
+) -> pd.DataFrame:
+    """Scores with one student-level and one school-level predictor: the design of a study.
+
+    ``y_ij = beta0 + beta_x * x_ij + beta_w * w_j + u_j + e_ij`` with a student covariate
+    ``x_ij ~ N(0, 1)`` drawn independently of the school, a school covariate
+    ``w_j ~ N(0, 1)`` constant within school, ``u_j ~ N(0, tau^2)`` and
+    ``e_ij ~ N(0, sigma^2)``. The lme4 model is ``y ~ x + w + (1 | school)``. The precision
+    of ``beta_x`` is governed by the number of students, that of ``beta_w`` by the number
+    of schools and the design effect ``1 + (n_students - 1) * ICC``; with the defaults
+    ``ICC = 0.2``.
+
+    Parameters
+    ----------
+    n_schools, n_students : int
+        Number of schools and of students per school (balanced).
+    beta0 : float
+        Mean score at ``x = w = 0`` (points).
+    beta_x : float
+        Effect of one standard deviation of the student covariate ``x`` (points).
+    beta_w : float
+        Effect of one standard deviation of the school covariate ``w`` (points).
+    tau : float
+        Between-school standard deviation (points).
+    sigma : float
+        Within-school (residual) standard deviation (points).
+    rng : int or numpy.random.Generator
+        Seed or generator; the default ``0`` makes the call reproducible.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``n_schools * n_students`` rows with ``school`` (``S01``, ...), ``x``, ``w`` (SD
+        units) and ``y`` (points). ``attrs["truth"]`` is ``{"beta0": 50.0, "beta_x": 1.0,
+        "beta_w": 2.0, "tau": 5.0, "sigma": 10.0}`` by default.
+
+    Examples
+    --------
+    >>> from mlmprimer.simulate import schools_two_levels
+    >>> df = schools_two_levels(n_schools=3, n_students=4, rng=2)
+    >>> df.columns.tolist(), len(df)
+    (['school', 'x', 'w', 'y'], 12)
+    >>> df.groupby("school", observed=True)["w"].nunique().tolist()
+    [1, 1, 1]
+    """
+    n_schools = _count("n_schools", n_schools)
+    n_students = _count("n_students", n_students)
+    truth = _truth(
+        ("tau", "sigma"), beta0=beta0, beta_x=beta_x, beta_w=beta_w, tau=tau, sigma=sigma
+    )
+    beta0, beta_x, beta_w, tau, sigma = truth.values()
+    gen = _generator(rng)
+
+    u = gen.normal(0.0, tau, size=n_schools)
+    w = gen.standard_normal(size=n_schools)
+    j = np.repeat(np.arange(n_schools), n_students)
+    x = gen.standard_normal(size=j.size)
+    y = beta0 + beta_x * x + beta_w * w[j] + u[j] + gen.normal(0.0, sigma, size=j.size)
+    df = pd.DataFrame({"school": _grouping("S", n_schools, j), "x": x, "w": w[j], "y": y})
     df.attrs["truth"] = truth
     return df

@@ -33,6 +33,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "07-crossed-nested",
             "08-two-level-predictors",
             "09-inference",
+            "12-how-many-groups",
         ],
     ),
     ("Appendix", ["A1-how-lmer-fits", "A2-python-and-r"]),

@@ -29,6 +29,7 @@ GENERATORS = {
         ["doctor"],
     ),
     "school_level_predictor": (simulate.school_level_predictor, ["school", "w", "y"], ["school"]),
+    "schools_two_levels": (simulate.schools_two_levels, ["school", "x", "w", "y"], ["school"]),
 }
 
 DEFAULT_TRUTH = {
@@ -51,6 +52,13 @@ DEFAULT_TRUTH = {
         "sigma": 1.0,
     },
     "school_level_predictor": {"beta0": 50.0, "beta_w": 2.0, "tau": 5.0, "sigma": 10.0},
+    "schools_two_levels": {
+        "beta0": 50.0,
+        "beta_x": 1.0,
+        "beta_w": 2.0,
+        "tau": 5.0,
+        "sigma": 10.0,
+    },
 }
 
 N_MOMENT = 200  # seeds for the moment estimators (cheap)
@@ -188,6 +196,15 @@ def test_school_level_predictor_structure():
     assert df.groupby("school", observed=True)["y"].nunique().min() == 4
 
 
+def test_schools_two_levels_structure():
+    df = simulate.schools_two_levels(n_schools=12, n_students=6, rng=3)
+    assert df.shape == (72, 4)
+    assert (df["school"].value_counts() == 6).all()
+    per_school = df.groupby("school", observed=True)
+    assert (per_school["w"].nunique() == 1).all(), "w is a school trait"
+    assert per_school["x"].nunique().min() == 6, "x varies within school"
+
+
 def test_truth_follows_arguments():
     df = simulate.schools_ses(beta1=-1.0, tau1=0.0, rho=-1.0, rng=4)
     assert df.attrs["truth"]["beta1"] == -1.0
@@ -268,6 +285,9 @@ def test_negative_seed_is_refused():
         (simulate.patients_doctors, {"beta_experience": None}, "beta_experience"),
         (simulate.school_level_predictor, {"n_schools": 0}, "n_schools"),
         (simulate.school_level_predictor, {"tau": -5.0}, "tau"),
+        (simulate.schools_two_levels, {"n_students": 0}, "n_students"),
+        (simulate.schools_two_levels, {"beta_x": float("nan")}, "beta_x"),
+        (simulate.schools_two_levels, {"sigma": -1.0}, "sigma"),
     ],
 )
 def test_invalid_arguments_name_the_argument(func, kwargs, argument):
@@ -525,3 +545,28 @@ def test_school_level_predictor_mixed_model_covers_where_ols_does_not():
     # The OLS standard error is about 2.4 times too small: expected coverage near 58%.
     assert np.mean(mixed_in) >= 0.8
     assert np.mean(ols_in) < 0.8
+
+
+def test_schools_two_levels_recovered_by_within_and_between_regressions():
+    # The within-school regression estimates beta_x unbiasedly; the regression of school means
+    # on w estimates beta_w, and its residual variance is tau^2 + (variance of x's school
+    # means times beta_x^2 + sigma^2) / n_students.
+    n_schools, n_students = 30, 20
+    within, between, sigma2, tau2 = [], [], [], []
+    for seed in range(N_MOMENT):
+        df = simulate.schools_two_levels(rng=seed)
+        g = df.groupby("school", observed=True)
+        xc = (df["x"] - g["x"].transform("mean")).to_numpy()
+        yc = (df["y"] - g["y"].transform("mean")).to_numpy()
+        b = xc @ yc / (xc @ xc)
+        within.append(b)
+        sigma2.append(((yc - b * xc) ** 2).sum() / (len(df) - n_schools - 1))
+        means = g[["x", "w", "y"]].mean()
+        design = np.column_stack([np.ones(n_schools), means["x"], means["w"]])
+        coef, rss, *_ = np.linalg.lstsq(design, means["y"].to_numpy(), rcond=None)
+        between.append(coef[2])
+        tau2.append(rss[0] / (n_schools - 3) - sigma2[-1] / n_students)
+    assert_unbiased(within, 1.0, "beta_x (within)")
+    assert_unbiased(between, 2.0, "beta_w (between)")
+    assert_unbiased(sigma2, 100.0, "sigma^2")
+    assert_unbiased(tau2, 25.0, "tau^2")

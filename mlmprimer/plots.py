@@ -21,10 +21,20 @@ from matplotlib.axes import Axes
 from matplotlib.lines import Line2D
 from scipy import stats
 
+from mlmprimer.diagnostics import GroupInfluence
 from mlmprimer.model import LmerModel
 from mlmprimer.pooling import pooling
 
-__all__ = ["PALETTE", "caterpillar", "pooling_lines", "spaghetti", "residual_diagnostics"]
+__all__ = [
+    "PALETTE",
+    "caterpillar",
+    "pooling_lines",
+    "spaghetti",
+    "residual_diagnostics",
+    "influence_plot",
+    "residuals_by_group",
+    "residuals_against",
+]
 
 #: Okabe & Ito's colour-blind-safe palette (orange, sky blue, bluish green, blue, vermillion,
 #: reddish purple, yellow, black): the first six keep a good contrast on white.
@@ -446,3 +456,196 @@ def residual_diagnostics(
         if isinstance(title, str):
             axs[0].figure.suptitle(title)
     return axs
+
+
+def influence_plot(
+    influence: GroupInfluence,
+    labels: int = 3,
+    ax: Axes | None = None,
+    xlabel: str = "Cook's distance (no unit)",
+    title: bool | str = False,
+) -> Axes:
+    """Cook's distance of each group, sorted, with the largest ones named.
+
+    One dot per level of the grouping factor (from :func:`mlmprimer.diagnostics.influence_groups`),
+    on a horizontal line from 0; the ``labels`` largest are drawn in vermillion and named.
+
+    Parameters
+    ----------
+    influence : GroupInfluence
+        From :func:`mlmprimer.diagnostics.influence_groups`.
+    labels : int, default 3
+        How many of the most influential groups to name.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    xlabel : str
+        Label of the x axis.
+    title : bool or str, default False
+        ``True`` for a default title, a string for that title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.diagnostics import influence_groups
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    >>> ax = influence_plot(influence_groups(m, "Subject"))
+    >>> ax.get_ylabel()
+    'Subject (sorted)'
+    """
+    if not isinstance(influence, GroupInfluence):
+        raise ValueError(
+            "influence must come from mlmprimer.diagnostics.influence_groups, got "
+            + type(influence).__name__
+        )
+    if not isinstance(labels, int | np.integer) or labels < 0:
+        raise ValueError(f"labels must be a whole number >= 0, got {labels!r}")
+    ax = _new_axes(ax)
+    d = influence.cooks_distance.sort_values(kind="stable")
+    pos = np.arange(len(d))
+    top = pos >= len(d) - labels
+    ax.hlines(pos, 0.0, d.to_numpy(), color=GREY, linewidth=0.8, zorder=0)
+    ax.scatter(d.to_numpy()[~top], pos[~top], s=18, color=PALETTE[3], zorder=2)
+    ax.scatter(d.to_numpy()[top], pos[top], s=28, color=PALETTE[4], zorder=3)
+    for y, (name, value) in zip(pos[top], d[top].items(), strict=True):
+        ax.annotate(str(name), (value, y), xytext=(4, 0), textcoords="offset points", va="center")
+    ax.set_yticks([])
+    ax.set_xlim(left=0.0, right=float(d.max()) * 1.25 if d.max() > 0 else 1.0)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(f"{influence.group} (sorted)")
+    _set_title(ax, title, f"Influence of each {influence.group} on the fixed effects")
+    return ax
+
+
+def residuals_by_group(
+    model: LmerModel,
+    group: str | None = None,
+    ax: Axes | None = None,
+    ylabel: str = "Residual",
+    xlabel: str | None = None,
+    title: bool | str = False,
+) -> Axes:
+    """Residuals of each level as a box plot, levels sorted by the spread of their residuals.
+
+    Equal spreads are what the model assumes (one sigma for every group); a fan from left to
+    right is heteroscedasticity by group. The horizontal line is 0.
+
+    Parameters
+    ----------
+    model : LmerModel
+        A fit from :func:`mlmprimer.lmer`.
+    group : str, optional
+        The grouping factor; may be left out when the model has only one.
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    ylabel, xlabel : str, optional
+        Axis labels (give the response's unit in ``ylabel``).
+    title : bool or str, default False
+        ``True`` for a default title, a string for that title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    >>> ax = residuals_by_group(m, ylabel="Residual (ms)")
+    >>> ax.get_xlabel()
+    'Subject (sorted by the SD of its residuals)'
+    """
+    group = _pick_group(model, group)
+    ax = _new_axes(ax, figsize=(8.0, 4.0))
+    codes = model.getME("flist")[group]
+    resid = pd.Series(model.residuals().to_numpy(), index=np.asarray(codes.astype(object)))
+    by = resid.groupby(level=0, sort=False)
+    order = by.std(ddof=1).fillna(0.0).sort_values(kind="stable").index
+    values = [resid.loc[[lev]].to_numpy() for lev in order]
+    ax.axhline(0.0, color=GREY, linewidth=1, zorder=0)
+    ax.boxplot(
+        values,
+        positions=np.arange(len(values)),
+        widths=0.6,
+        patch_artist=True,
+        boxprops={"facecolor": PALETTE[1], "edgecolor": PALETTE[7]},
+        medianprops={"color": PALETTE[7]},
+        flierprops={"markerfacecolor": PALETTE[4], "markeredgecolor": PALETTE[4], "markersize": 3},
+    )
+    if len(order) <= MAX_LABELS:
+        ax.set_xticks(np.arange(len(order)), [str(v) for v in order], rotation=90)
+    else:
+        ax.set_xticks([])
+    ax.set_xlabel(xlabel or f"{group} (sorted by the SD of its residuals)")
+    ax.set_ylabel(ylabel)
+    _set_title(ax, title, f"Residuals by {group}")
+    return ax
+
+
+def residuals_against(
+    model: LmerModel,
+    column: str,
+    ax: Axes | None = None,
+    xlabel: str | None = None,
+    ylabel: str = "Residual",
+    bins: int = 10,
+    title: bool | str = False,
+) -> Axes:
+    """Residuals against a column of the data, with their mean in bins of the column.
+
+    Dots are the residuals ``y - fitted``; the line joins the mean residual in ``bins``
+    equal-count bins of the column (a curve there is a missed non-linearity); the horizontal
+    line is 0.
+
+    Parameters
+    ----------
+    model : LmerModel
+        A fit from :func:`mlmprimer.lmer`.
+    column : str
+        A numeric column of the data the model was fitted to (``model.data``).
+    ax : matplotlib Axes, optional
+        Where to draw; a new figure when None.
+    xlabel, ylabel : str, optional
+        Axis labels (give units here); default x label: the column's name.
+    bins : int, default 10
+        Number of bins for the line of means (at most the number of distinct values).
+    title : bool or str, default False
+        ``True`` for a default title, a string for that title.
+
+    Returns
+    -------
+    matplotlib.axes.Axes
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.model import lmer
+    >>> m = lmer("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    >>> ax = residuals_against(m, "Days", xlabel="Days of sleep deprivation")
+    >>> ax.get_xlabel()
+    'Days of sleep deprivation'
+    """
+    _check_columns(model.data, column=column)
+    x = model.data[column]
+    if not pd.api.types.is_numeric_dtype(x) or pd.api.types.is_bool_dtype(x):
+        raise ValueError(f"column={column!r} must be numeric, it is {x.dtype}")
+    if not isinstance(bins, int | np.integer) or bins < 1:
+        raise ValueError(f"bins must be a whole number >= 1, got {bins!r}")
+    ax = _new_axes(ax)
+    xv = x.to_numpy(dtype=float)
+    r = model.residuals().to_numpy()
+    ax.axhline(0.0, color=GREY, linewidth=1, zorder=0)
+    ax.scatter(xv, r, s=10, color=PALETTE[3], alpha=0.5)
+    n_bins = int(min(bins, len(np.unique(xv))))
+    cut = pd.qcut(pd.Series(xv).rank(method="first"), n_bins, labels=False)
+    means = pd.DataFrame({"x": xv, "r": r, "b": cut.to_numpy()}).groupby("b").mean()
+    ax.plot(means["x"], means["r"], color=PALETTE[4], linewidth=2, marker="o", markersize=4)
+    ax.set_xlabel(xlabel or column)
+    ax.set_ylabel(ylabel)
+    _set_title(ax, title, f"Residuals against {column}")
+    return ax

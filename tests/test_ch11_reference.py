@@ -14,9 +14,6 @@ lme4 nor mlmprimer.lmer has residual correlation structures. The tests check tha
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -133,20 +130,9 @@ def test_ar1_numbers_are_consistent(model):
 
 
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    reason = r_setup.missing_r_setup(R_PACKAGES)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and nlme (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and nlme to re-run it")
-    out = tmp_path / "fixtures"
-    proc = subprocess.run(
-        [shutil.which("Rscript"), "--vanilla", str(R_SCRIPT), str(out)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
+    out = r_setup.run_reference_script(
+        R_SCRIPT, R_PACKAGES, tmp_path, course_data=False, timeout=300
     )
-    assert proc.returncode == 0, f"{R_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
     for name in FIXTURE_FILES:
         new, old = read_fixture(name, out), read_fixture(name)

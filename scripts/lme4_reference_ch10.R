@@ -45,29 +45,6 @@ models <- list(
        formula = "log_radon ~ floor + uranium + (1 | county)", REML = TRUE, group = "county")
 )
 
-course_data <- function(dataset) {
-  if (is.na(datadir)) {
-    if (!requireNamespace(r_datasets[[dataset]][1], quietly = TRUE)) {
-      stop("R package ", r_datasets[[dataset]][1], " is needed without DATADIR")
-    }
-    return(r_package_data(dataset))
-  }
-  ref <- if (requireNamespace(r_datasets[[dataset]][1], quietly = TRUE)) {
-    r_package_data(dataset)
-  } else NULL
-  if (is.null(ref)) {
-    d <- utils::read.csv(file.path(datadir, paste0(dataset, ".csv")), check.names = FALSE)
-    for (col in names(d)) if (is.character(d[[col]])) d[[col]] <- factor(d[[col]])
-    return(d)
-  }
-  got <- csv_data(dataset, datadir, ref)
-  if (length(got$problems)) {
-    stop(sprintf("%s.csv differs from %s: %s", dataset,
-                 paste(r_datasets[[dataset]], collapse = "::"),
-                 paste(got$problems, collapse = "; ")))
-  }
-  got$data
-}
 
 # The course's names of radon's columns (mlmprimer.datasets renames them the same way).
 course_names <- function(d, dataset) {
@@ -91,7 +68,7 @@ long <- function(M, model, what) {
 
 out <- list(models = list(), var_cov = list(), fixef = list(), vc = list(), cooks = list())
 for (spec in models) {
-  d <- course_names(course_data(spec$dataset), spec$dataset)
+  d <- course_names(course_data(spec$dataset, datadir), spec$dataset)
   m <- lmer(as.formula(spec$formula), data = d, REML = spec$REML)
   inf <- influence(m, groups = spec$group, data = d)
   deleted <- function(what) inf[[sprintf("%s[-%s]", what, spec$group)]]

@@ -131,18 +131,6 @@ simulated <- local({
   data.frame(y = round(e - ave(e, g), 4), x = round(rnorm(50), 4), g = g)
 })
 
-course_data <- function(dataset) {
-  if (dataset == "simulated") return(simulated)
-  ref <- r_package_data(dataset)
-  if (is.na(datadir)) return(ref)
-  got <- csv_data(dataset, datadir, ref)
-  if (length(got$problems)) {
-    stop(sprintf("%s.csv differs from %s: %s", dataset,
-                 paste(r_datasets[[dataset]], collapse = "::"),
-                 paste(got$problems, collapse = "; ")))
-  }
-  got$data
-}
 
 # ---------------------------------------------------------------------------------------------
 # One model
@@ -212,7 +200,7 @@ fit_model <- function(spec, d) {
 }
 
 one_model <- function(spec) {
-  d <- course_data(spec$dataset)
+  d <- if (spec$dataset == "simulated") simulated else course_data(spec$dataset, datadir)
   if (!is.null(spec$subset)) d <- subsets[[spec$subset]](d)
   m <- fit_model(spec, d)
   conv <- m@optinfo$conv$lme4$messages

@@ -51,20 +51,9 @@ models <- list(
        formula = "score ~ Machine + (1 | Worker)", REML = TRUE)
 )
 
-course_data <- function(dataset) {
-  ref <- r_package_data(dataset)
-  if (is.na(datadir)) return(ref)
-  got <- csv_data(dataset, datadir, ref)
-  if (length(got$problems)) {
-    stop(sprintf("%s.csv differs from %s: %s", dataset,
-                 paste(r_datasets[[dataset]], collapse = "::"),
-                 paste(got$problems, collapse = "; ")))
-  }
-  got$data
-}
 
 one_model <- function(spec) {
-  d <- course_data(spec$dataset)
+  d <- course_data(spec$dataset, datadir)
   m <- lmer(as.formula(spec$formula), data = d, REML = spec$REML)
   tab <- drop1(m, test = "Chisq")
   response <- all.vars(as.formula(spec$formula))[1]

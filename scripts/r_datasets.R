@@ -105,3 +105,30 @@ reference_paths <- function(fixtures) {
   dir.create(outdir, showWarnings = FALSE, recursive = TRUE)
   list(outdir = outdir, datadir = datadir, rest = if (length(args) >= 3) args[-(1:2)] else character())
 }
+
+# A course data set for a reference script: the R package's own copy when DATADIR is NA, else the
+# CSV written by the Python side, read with the package's column types and checked against them
+# (without the package, the CSV as it is, text columns as factors).
+course_data <- function(dataset, datadir) {
+  if (is.na(datadir)) {
+    if (!requireNamespace(r_datasets[[dataset]][1], quietly = TRUE)) {
+      stop("R package ", r_datasets[[dataset]][1], " is needed without DATADIR")
+    }
+    return(r_package_data(dataset))
+  }
+  ref <- if (requireNamespace(r_datasets[[dataset]][1], quietly = TRUE)) {
+    r_package_data(dataset)
+  } else NULL
+  if (is.null(ref)) {
+    d <- utils::read.csv(file.path(datadir, paste0(dataset, ".csv")), check.names = FALSE)
+    for (col in names(d)) if (is.character(d[[col]])) d[[col]] <- factor(d[[col]])
+    return(d)
+  }
+  got <- csv_data(dataset, datadir, ref)
+  if (length(got$problems)) {
+    stop(sprintf("%s.csv differs from %s: %s", dataset,
+                 paste(r_datasets[[dataset]], collapse = "::"),
+                 paste(got$problems, collapse = "; ")))
+  }
+  got$data
+}

@@ -20,7 +20,7 @@ ROOT = Path(__file__).resolve().parents[1]
 # notebook name; its exercise (exercises/NAME) and solution (solutions/NAME) pages are listed in
 # the Exercises and Solutions parts when those notebooks exist.
 CONTENTS: list[tuple[str, list[str]]] = [
-    ("Start here", ["book/00-first-look", "book/notation"]),
+    ("Start here", ["book/how-to-use", "book/00-first-look", "book/notation"]),
     (
         "Chapters",
         [
@@ -39,6 +39,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
         ],
     ),
     ("Appendix", ["A1-how-lmer-fits", "A2-python-and-r"]),
+    ("Reference", ["book/glossary", "book/bibliography"]),
     ("For instructors", ["book/instructors"]),
 ]
 WITH_EXERCISES = ("Chapters", "Appendix")

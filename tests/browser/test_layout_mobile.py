@@ -383,3 +383,31 @@ def test_links_of_the_reference_pages_resolve(site, docname):
     assert not broken, f"{docname}: links that lead nowhere:{_listing(broken)}"
     if docname in ("book/index", "book/notation"):
         assert glossary_links >= 5, f"{docname} links only {glossary_links} terms to the glossary"
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_captions_have_aa_contrast_in_both_colour_modes(browser, server, scheme):
+    """The book follows the reader's colour mode (html_context default_mode auto): a chapter's
+    figure captions must be readable in both."""
+    page = _page("book/05-shrinkage")
+    context = browser.new_context(viewport=PHONE_390, color_scheme=scheme, service_workers="block")
+    try:
+        context.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if urlsplit(route.request.url).hostname == "127.0.0.1"
+                else route.abort("blockedbyclient")
+            ),
+        )
+        p = context.new_page()
+        p.goto(urljoin(server, page.html), wait_until="load")
+        p.evaluate(WAIT_FOR_MATHJAX)
+        mode = p.evaluate("() => document.documentElement.dataset.theme")
+        captions = p.evaluate(CONTRAST)
+    finally:
+        context.close()
+    assert mode == scheme, f"asked for {scheme}, the page shows {mode}"
+    assert captions, f"{page} has no caption"
+    low = [c for c in captions if c["ratio"] < AA_NORMAL_TEXT]
+    assert not low, f"{page} ({scheme}): caption text below {AA_NORMAL_TEXT}:1:{_listing(low)}"

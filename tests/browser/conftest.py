@@ -51,7 +51,7 @@ CHROMIUM_FLAGS = [
 ]
 # Errors of the toolchain itself, each known to be harmless, with the reason. Keep this short: the
 # one the toolchain used to log on every page (an inline script written twice) is removed at its
-# cause by book/_ext/unique_scripts.py.
+# cause by book/_ext/inline_scripts.py.
 KNOWN_ERRORS: set[str] = set()
 
 

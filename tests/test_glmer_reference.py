@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from mlmprimer import glmer
+from mlmprimer import compare, glmer
 from mlmprimer.datasets import load
 
 FIXTURES = Path(__file__).parent / "fixtures" / "lme4_glmer"
@@ -139,3 +139,22 @@ def test_predictions(name: str) -> None:
             warnings.simplefilter("ignore")
             got = m.predict(data.iloc[rows], type=kind, re=use_re)
         np.testing.assert_allclose(got, part["value"], atol=2e-3, rtol=2e-3)
+
+
+def _comparisons() -> list[str]:
+    if not (FIXTURES / "anova.csv").exists():
+        return []
+    return list(dict.fromkeys(_read("anova.csv")["comparison"]))
+
+
+@pytest.mark.parametrize("comparison", _comparisons())
+def test_compare_is_lme4_anova(comparison: str) -> None:
+    ref = _read("anova.csv").query("comparison == @comparison")
+    small, big = ref["model"].tolist()
+    tab = compare(_fit(small), _fit(big), names=[small, big])
+    assert tab.index.tolist() == [small, big]
+    assert tab["npar"].tolist() == ref["npar"].tolist()
+    np.testing.assert_allclose(tab["logLik"], ref["logLik"], atol=1e-3)
+    assert abs(tab["Chisq"].iloc[1] - ref["Chisq"].iloc[1]) < 2e-3
+    assert int(tab["Df"].iloc[1]) == int(ref["Df"].iloc[1])
+    assert tab["Pr(>Chisq)"].iloc[1] == pytest.approx(ref["p.value"].iloc[1], rel=5e-3)

@@ -218,8 +218,30 @@ one_model <- function(spec) {
     }
   }
   list(model = m, info = info, coefs = coefs, vcov = long_matrix(vcov(m), spec$name),
+       devfun = devfun_rows(m, spec$name),
        theta = theta, varcorr = varcorr, ranef = ranef_rows, obs = obs,
        preds = do.call(rbind, preds))
+}
+
+# lme4's deviance function (update(m, devFunOnly = TRUE)) at its optimum and at a point away
+# from it: theta times 1.2 and each fixed effect plus half its standard error. For nAGQ >= 1 it
+# is the function of the second stage, of (theta, beta); for nAGQ = 0 that of the first, of
+# theta (beta inside PIRLS). It depends on the state lme4 keeps between calls only through
+# PIRLS's starting values.
+devfun_rows <- function(m, model) {
+  dd <- update(m, devFunOnly = TRUE)
+  th <- getME(m, "theta")
+  beta <- fixef(m)
+  points <- if (m@devcomp$dims[["nAGQ"]] == 0) {
+    list(optimum = th, shifted = th * 1.2)
+  } else {
+    list(optimum = c(th, beta), shifted = c(th * 1.2, beta + sqrt(diag(as.matrix(vcov(m)))) / 2))
+  }
+  value <- vapply(points, function(par) dd(unname(par)), 0)
+  data.frame(model = model, point = names(points),
+             parameters = vapply(points, function(par) paste(sprintf("%.17g", par), collapse = " "),
+                                 ""),
+             deviance = unname(value), stringsAsFactors = FALSE, row.names = NULL)
 }
 
 anova_rows <- function(cmp, fits) {
@@ -264,7 +286,7 @@ write_part <- function(tab, file) {
 }
 parts <- c(info = "models.csv", coefs = "coefficients.csv", vcov = "vcov.csv",
            theta = "theta.csv", varcorr = "varcorr.csv", ranef = "ranef.csv",
-           obs = "observations.csv", preds = "predictions.csv")
+           obs = "observations.csv", preds = "predictions.csv", devfun = "devfun.csv")
 for (part in names(parts)) {
   write_part(do.call(rbind, lapply(fits, `[[`, part)), parts[[part]])
 }

@@ -236,6 +236,17 @@ def test_glmer_weights_and_offset_arguments(bench):
         bench.glmer_arrays({**specs["cbpp_laplace"], "offset": "sqrt(size)"}, cbpp)
 
 
+def test_python_worker_fits_a_glmer_model(bench, tmp_path):
+    fixtures = bench.load_glmer_fixtures()
+    (spec,) = [s for s in bench.glmer_specs(fixtures, 2, 2.0) if s["id"] == "cbpp_proportion"]
+    recs, proc = bench.run_jobs("mlmprimer", [spec], tmp_path, 300, 1, None)
+    assert proc["status"] == "ok", proc["output"]
+    rec = recs[0]
+    assert rec["status"] == "ok", rec
+    assert 1 <= len(rec["times"]) <= 2 and rec["converged"]
+    assert rec["loglik"] == pytest.approx(fixtures["cbpp_proportion"]["logLik"], abs=1e-3)
+
+
 @pytest.mark.lme4
 def test_lme4_worker_fits_glmer_models(bench, tmp_path):
     """Prior weights and an offset argument reach glmer: the fixtures' logLik comes back."""

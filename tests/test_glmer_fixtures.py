@@ -42,6 +42,7 @@ FIXTURE_FILES = (
     "ranef.csv",
     "observations.csv",
     "predictions.csv",
+    "devfun.csv",
     "anova.csv",
 )
 RANEF_LEVELS = 60  # levels per grouping factor in ranef.csv (as in the R script)
@@ -291,6 +292,32 @@ def test_population_predictions_of_cbpp_are_the_fixed_effects():
     assert first == pytest.approx(beta["(Intercept)"] + math.log(size), rel=1e-10)
 
 
+def numbers(text: str) -> list[float]:
+    return [float(v) for v in text.split()]
+
+
+@pytest.mark.parametrize("model", MODEL_NAMES)
+def test_deviance_function_points(model):
+    spec = MODELS.loc[model]
+    points = rows_of("devfun.csv", model).set_index("point")
+    assert points.index.tolist() == ["optimum", "shifted"]
+    theta = rows_of("theta.csv", model)["value"].tolist()
+    coefs = rows_of("coefficients.csv", model)
+    beta = coefs["estimate"].tolist()
+    optimum = numbers(points.loc["optimum", "parameters"])
+    shifted = numbers(points.loc["shifted", "parameters"])
+    if spec["nAGQ"] == 0:  # the first stage's function, of theta alone
+        np.testing.assert_allclose(optimum, theta, rtol=1e-14)
+        np.testing.assert_allclose(shifted, np.multiply(theta, 1.2), rtol=1e-14)
+    else:
+        np.testing.assert_allclose(optimum, theta + beta, rtol=1e-14)
+        moved = np.r_[np.multiply(theta, 1.2), np.add(beta, coefs["std.error"] / 2)]
+        np.testing.assert_allclose(shifted, moved, rtol=1e-13)
+    # at lme4's optimum the function is the fit's -2 logLik; away from it, larger
+    assert points.loc["optimum", "deviance"] == pytest.approx(spec["minus2logLik"], rel=1e-12)
+    assert points.loc["shifted", "deviance"] > points.loc["optimum", "deviance"] + 0.1
+
+
 def test_anova_is_the_likelihood_ratio_test():
     table = read_fixture("anova.csv")
     for _, pair in table.groupby("comparison", sort=False):
@@ -350,6 +377,9 @@ def rerun_same(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
             assert [without_numbers(s) for s in got[col]] == [
                 without_numbers(s) for s in want[col]
             ], name
+        elif col == "parameters":  # numbers as text, space-separated
+            for g, w in zip(got[col], want[col], strict=True):
+                np.testing.assert_allclose(numbers(g), numbers(w), rtol=1e-3, atol=1e-6)
         elif pd.api.types.is_float_dtype(want[col]):
             # lme4 on another CPU stops at a slightly different optimum
             rel = 1e-2 if col == "p.value" else 1e-3

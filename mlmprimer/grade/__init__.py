@@ -2,7 +2,7 @@
 
 Each submission (a student's copy of ``exercises/NN-topic.ipynb``, or a folder of them, as an LMS
 downloads them) is run from top to bottom in a fresh Jupyter kernel. After every code cell the
-grader runs a cell of its own that copies the values of the exercise variables (``icc_hsb``,
+grader runs a cell of its own that copies the values of the exercise variables (``icc_exam``,
 ``range95`` ...) out of the kernel as JSON; the checks of :mod:`mlmprimer.check` are then called
 *in the grader's process*, on those values. What a notebook prints, and whether its check cells
 are still there, plays no part in the score: editing the displayed output or the check functions

@@ -39,7 +39,7 @@ from .runner import (
     _Settings,
     _stop,
 )
-from .scoring import _lenient, _question_rows, _score, _source
+from .scoring import _lenient, _question_rows, _score, _source, _variant
 
 if TYPE_CHECKING:  # pragma: no cover
     from .common import _Run
@@ -154,6 +154,7 @@ class _Options:
     names: str = "auto"
     roster: str | None = None
     duplicates: str = "flag"
+    variants: str = "student"
     lms: str = "generic"
     assignment: str | None = None
     fresh: bool = False
@@ -370,9 +371,12 @@ class _Batch:
                 e.scored_as = self.scope
             qs = _check().questions(e.scored_as)
             e.names = sorted({v for q in qs for v in q.variables})
-            e.key = hashlib.sha256(
-                "\0".join([e.path, e.sha256, e.scored_as or "", self.settings.key()]).encode()
-            ).hexdigest()[:32]
+            if any(q.has_variants for q in qs):  # whose data the notebook says it used
+                e.names = sorted({*e.names, _check().core.STUDENT_ID})
+            given = [e.path, e.sha256, e.scored_as or "", self.settings.key()]
+            if self.options.variants != "student":  # the same file graded on other data
+                given.append(f"variants={self.options.variants}")
+            e.key = hashlib.sha256("\0".join(given).encode()).hexdigest()[:32]
 
     def _identities(self) -> None:
         """Report several files of one student, and match the roster."""
@@ -510,7 +514,10 @@ class _Batch:
     def _result(self, e: _Entry, run: _Run) -> dict[str, Any]:
         check = _check()
         qs = check.questions(e.scored_as)
-        rows = _score(qs, run, set(e.called))
+        public = self.options.variants == "public"
+        student = e.student if e.name_rule != "unknown" and not public else None
+        rows = _score(qs, run, set(e.called), student, public)
+        _student_id, mismatch = _variant(qs, run, student, public)
         texts = {}
         for q in qs:
             if q.kind == "manual":
@@ -522,6 +529,7 @@ class _Batch:
             executed = self.writer.executed(e, run.executed)
         return {
             "rows": rows,
+            "problems": [mismatch] if mismatch else [],
             "texts": texts,
             "seconds": round(run.seconds, 2),
             "leftover": run.leftover,
@@ -534,6 +542,7 @@ class _Batch:
         e.seconds = float(result.get("seconds", 0.0))
         e.leftover = list(result.get("leftover", []))
         e.executed = str(result.get("executed", ""))
+        e.problems += [p for p in result.get("problems", []) if p not in e.problems]
         if e.leftover:
             e.problems.append(f"left {len(e.leftover)} process(es) running; they were ended")
         e.state = "done"

@@ -66,6 +66,13 @@ def _grade_parser() -> argparse.ArgumentParser:
         help="several notebooks of one student: flag (no total, reported) or best",
     )
     parser.add_argument(
+        "--variants",
+        choices=("student", "public"),
+        default="student",
+        help="exercises with a variant per student: graded on the data of the student the file "
+        "name names (student, default) or on everyone's public data (public)",
+    )
+    parser.add_argument(
         "--lms",
         choices=sorted(LMS_FORMATS),
         default="generic",
@@ -202,6 +209,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         names=args.names,
         roster=args.roster,
         duplicates=args.duplicates,
+        variants=args.variants,
         lms=args.lms,
         assignment=args.assignment,
         fresh=args.fresh,

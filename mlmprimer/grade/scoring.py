@@ -46,12 +46,62 @@ def _question_rows(chapter: str | None, status: str, message: str) -> list[list[
     return [[q.qid, 0.0, q.points, status, message] for q in qs]
 
 
-def _score(qs: list[Question], run: _Run, called: set[str]) -> list[list[Any]]:
-    """Call the checks, in this process, on the answers read out of the kernel."""
+def _variant(
+    qs: list[Question], run: _Run, student: str | None, public: bool = False
+) -> tuple[str | None, str | None]:
+    """Whose variant the exercises with per-student data are graded on, and what to report.
+
+    ``student`` is the student the file name names (None when it names nobody: the public
+    variant). With ``public`` (``--variants public``) everyone is graded on the public variant.
+    The notebook's own ``student_id`` never decides; when it names someone else, or nobody,
+    the returned message says so.
+    """
+    from mlmprimer.check.core import STUDENT_ID, student_key
+
+    if not any(q.has_variants for q in qs):
+        return None, None
+    claimed = run.answers.get(STUDENT_ID, ...)
+    said = student_key(claimed) if isinstance(claimed, str | int) or claimed is ... else "?"
+    if public:
+        if not said:
+            return None, None
+        return None, (
+            f"the notebook's `{STUDENT_ID}` is {claimed!r}; graded on the public variant "
+            "(--variants public)"
+        )
+    if student is None:
+        return None, (
+            "the file name names nobody: the exercises with a variant per student are graded on "
+            "the public variant"
+        )
+    if said == student_key(student):
+        return student, None
+    if not said:
+        typed = f"the notebook leaves `{STUDENT_ID}` unset (the public data)"
+    else:
+        typed = f"the notebook's `{STUDENT_ID}` is {claimed!r}"
+    return student, f"{typed}; graded on the variant of {student!r} (from the file name)"
+
+
+def _score(
+    qs: list[Question],
+    run: _Run,
+    called: set[str],
+    student: str | None = None,
+    public: bool = False,
+) -> list[list[Any]]:
+    """Call the checks, in this process, on the answers read out of the kernel.
+
+    An exercise with a variant per student is judged on the variant of ``student``, the student
+    the file name names, or on the public variant with ``public`` (see :func:`_variant`).
+    """
     check = _check()
     rows: list[list[Any]] = []
+    student_id, mismatch = _variant(qs, run, student, public)
     for q in qs:
         notes = list(run.notes)
+        if q.has_variants and mismatch:
+            notes.append(mismatch)
         if q.qid not in called:
             notes.append(f"the cell calling check.{q.qid} was deleted; scored from the variables")
         missing = [v for v in q.variables if v not in run.answers]
@@ -72,7 +122,8 @@ def _score(qs: list[Question], run: _Run, called: set[str]) -> list[list[Any]]:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                result = func(*[run.answers[v] for v in q.variables])
+                student = {"student_id": student_id} if q.has_variants else {}
+                result = func(*[run.answers[v] for v in q.variables], **student)
         except Exception as exc:  # noqa: BLE001 - checks should not raise; report if one does
             result = check.CheckResult(
                 q.qid, "error", f"the check raised {exc!r}", max_score=q.points

@@ -54,12 +54,15 @@ def _variant(
     ``student`` is the student the file name names (None when it names nobody: the public
     variant). With ``public`` (``--variants public``) everyone is graded on the public variant.
     The notebook's own ``student_id`` never decides; when it names someone else, or nobody,
-    the returned message says so.
+    the returned message says so (unless the exercises with variants are not answered at all).
     """
-    from mlmprimer.check.core import STUDENT_ID, student_key
+    from mlmprimer.check.core import STUDENT_ID, is_unanswered, student_key
 
     if not any(q.has_variants for q in qs):
         return None, None
+    answered = [v for q in qs if q.has_variants for v in q.variables if v in run.answers]
+    if all(is_unanswered(run.answers[v]) for v in answered):  # nothing to say about
+        return (None if public else student), None
     claimed = run.answers.get(STUDENT_ID, ...)
     said = student_key(claimed) if isinstance(claimed, str | int) or claimed is ... else "?"
     if public:

@@ -210,6 +210,8 @@ def _is_text(node: ast.expr | None) -> bool:
         return True
     if isinstance(node, ast.BinOp) and isinstance(node.op, ast.Add):
         return _is_text(node.left) and _is_text(node.right)
+    if isinstance(node, ast.IfExp):  # one text or another, as the data say (per-student data)
+        return _is_text(node.body) and _is_text(node.orelse)
     return False
 
 
@@ -504,7 +506,9 @@ def lint_solution(path: Path | str) -> list[Problem]:
     error; hide every cell that holds a solution region in the book (tag ``hide-cell``, or
     ``remove-cell`` / ``solution-only``); write the answer in words of a ``solution`` markdown cell
     inside a collapsed admonition (``:class: dropdown``); call only checks of its own chapter that
-    exist in :mod:`mlmprimer.check`; store outputs without errors or stderr (warnings).
+    exist in :mod:`mlmprimer.check`; store outputs without errors or stderr (warnings); for an
+    exercise with a variant per student, set ``student_id = ...``, draw its data from
+    ``check.variant_seed`` and pass ``student_id=student_id`` to its check.
 
     Parameters
     ----------
@@ -558,7 +562,59 @@ def lint_solution(path: Path | str) -> list[Problem]:
     for qid, question in check_module.QUESTIONS.items():
         if question.chapter == chapter and qid not in called:
             problems.append(Problem(where, 0, f"check.{qid} is never called"))
+    problems.extend(_variant_problems(nb, where, chapter))
     return problems
+
+
+STUDENT_ID_LINE = re.compile(r"^student_id = \.\.\.$", re.MULTILINE)
+
+
+def _variant_problems(nb: NotebookNode, where: str, chapter: str) -> list[Problem]:
+    """What breaks the rules of exercises with a variant per student (``exercise(seed=...)``).
+
+    Such a notebook sets ``student_id = ...`` in a code cell (the student writes their id
+    there), draws the exercise's data from ``check.variant_seed("exNN_K", student_id)`` outside
+    the solution (so that the student notebook shows it) and passes ``student_id=student_id`` to
+    the check; no other check is passed a student id.
+    """
+    from mlmprimer import check as check_module
+
+    problems: list[Problem] = []
+    code = [(i, c.source) for i, c in enumerate(nb.cells, start=1) if c.cell_type == "code"]
+    varied = {
+        qid for qid, q in check_module.QUESTIONS.items() if q.chapter == chapter and q.has_variants
+    }
+    if varied and not any(STUDENT_ID_LINE.search(source) for _, source in code):
+        problems.append(Problem(where, 0, "no cell sets student_id = ... (for the variants)"))
+    try:  # the student must see where the data come from: look in the student notebook
+        student = make_exercise(nb, Path(where).stem).cells
+    except ExerciseError:
+        student = nb.cells
+    shown = [c.source for c in student if c.cell_type == "code"]
+    for qid in sorted(varied):
+        if not any(f'variant_seed("{qid}", student_id)' in source for source in shown):
+            problems.append(
+                Problem(where, 0, f'data of {qid} not drawn from check.variant_seed("{qid}", ...)')
+            )
+    for index, source in code:
+        for match in CHECK_CALL.finditer(source):
+            qid = match.group(1)
+            passes = "student_id=student_id" in _call_text(source, match.end() - 1)
+            if qid in varied and not passes:
+                problems.append(Problem(where, index, f"check.{qid} needs student_id=student_id"))
+            elif qid not in varied and passes:
+                problems.append(Problem(where, index, f"check.{qid} has no variants to choose"))
+    return problems
+
+
+def _call_text(source: str, start: int) -> str:
+    """The text of the call whose opening parenthesis is at ``source[start]``."""
+    depth = 0
+    for end in range(start, len(source)):
+        depth += {"(": 1, ")": -1}.get(source[end], 0)
+        if depth == 0:
+            return source[start : end + 1]
+    return source[start:]
 
 
 # ------------------------------------------------------------------------------------------

@@ -22,7 +22,11 @@ def test_registry_matches_the_functions() -> None:
     assert check.QUESTIONS, "no checks registered"
     for qid, q in check.QUESTIONS.items():
         func = getattr(check, qid)
-        assert tuple(inspect.signature(func).parameters) == q.variables
+        params = inspect.signature(func).parameters
+        keyword = [n for n, p in params.items() if p.kind is p.KEYWORD_ONLY]
+        # the answers, then (for an exercise with a variant per student) whose variant it is
+        assert tuple(n for n in params if n not in keyword) == q.variables
+        assert keyword == (["student_id"] if q.has_variants else [])
         assert qid == f"ex{q.chapter}_{q.number}"
         assert q.kind in ("auto", "manual") and q.points > 0
         assert func.__doc__ and "Examples" in func.__doc__

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import csv
 import json
+import os
 import re
 from pathlib import Path
 
@@ -25,6 +26,8 @@ SOLUTION = ROOT / "solutions" / "01-what-is-mlm.ipynb"
 EXERCISE = ROOT / "exercises" / "01-what-is-mlm.ipynb"
 POINTS = {q.qid: q.points for q in check.questions("01")}
 LOOP_TIMEOUT = 20  # seconds for one cell: the looping cell is stopped after this
+# the kernels import the library under test, also where PYTHONPATH names it
+KERNEL_ENV = ["--pass-env", "PYTHONPATH"] if "PYTHONPATH" in os.environ else []
 
 
 def _cell_of(nb: nbformat.NotebookNode, qid: str) -> int:
@@ -38,6 +41,12 @@ def _write(nb: nbformat.NotebookNode, path: Path) -> None:
     nbformat.write(nb, path)
 
 
+def _as_student(text: str, student: str) -> str:
+    """A worked solution with ``student``'s id typed in (the data of their own variants)."""
+    assert "student_id = ..." in text
+    return text.replace("student_id = ...", f"student_id = {student!r}")
+
+
 @pytest.fixture(scope="module")
 def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict[str, str]]]:
     subs = tmp_path_factory.mktemp("submissions")
@@ -46,7 +55,7 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
     student = nbformat.read(EXERCISE, as_version=4)
 
     # full: the worked solution, handed in by "full" (the same name in the metadata)
-    full = copy.deepcopy(solution)
+    full = nbformat.reads(_as_student(SOLUTION.read_text(), "full"), as_version=4)
     full.metadata["mlmprimer"] = {"student": "full", "chapter": "01"}
     _write(full, subs / "full.ipynb")
 
@@ -68,7 +77,7 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
     _write(partial, subs / "partial_01-what-is-mlm.ipynb")
 
     # raising: exercise 1.3's computation raises; the check call of 1.1 is deleted
-    raising = copy.deepcopy(solution)
+    raising = nbformat.reads(_as_student(SOLUTION.read_text(), "raising"), as_version=4)
     i = _cell_of(raising, "ex01_3")
     raising.cells[i].source = 'raise RuntimeError("oops")\n' + raising.cells[i].source
     j = _cell_of(raising, "ex01_1")
@@ -94,7 +103,7 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
     _write(blank, subs / "blank_01-what-is-mlm.ipynb")
 
     # damaged: valid JSON, but keys a notebook needs were deleted by hand; its code still runs
-    damaged = json.loads(SOLUTION.read_text())
+    damaged = json.loads(_as_student(SOLUTION.read_text(), "damaged"))
     for cell in damaged["cells"]:
         cell.pop("metadata", None)
     del damaged["nbformat_minor"]
@@ -106,6 +115,7 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, dict
 
     status = main(
         [str(subs), "--out", str(out), "--cell-timeout", str(LOOP_TIMEOUT), "--jobs", "2"]
+        + KERNEL_ENV
     )
     assert status == 0
     table: dict[str, dict[str, dict[str, str]]] = {}
@@ -254,9 +264,9 @@ def test_later_chapters_are_graded_from_their_worked_solutions(tmp_path: Path) -
     subs.mkdir()
     for name in ("06-random-slopes", "07-crossed-nested"):
         source = ROOT / "solutions" / f"{name}.ipynb"
-        (subs / f"eve_{name}.ipynb").write_bytes(source.read_bytes())
+        (subs / f"eve_{name}.ipynb").write_text(_as_student(source.read_text(), "eve"))
     out = tmp_path / "s.csv"
-    assert main([str(subs), "--out", str(out), "--quiet", "--jobs", "2"]) == 0
+    assert main([str(subs), "--out", str(out), "--quiet", "--jobs", "2", *KERNEL_ENV]) == 0
     rows = list(csv.DictReader(out.open()))
     expected = {q.qid: q.points for chapter in ("06", "07") for q in check.questions(chapter)}
     assert {r["question"]: float(r["score"]) for r in rows} == expected

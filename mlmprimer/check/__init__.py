@@ -1,6 +1,6 @@
 """Instant feedback on the exercises: one function per exercise, ``check.exNN_K(...)``.
 
-Each exercise notebook ends an exercise with a call such as ``check.ex04_1(icc_hsb)``. The call
+Each exercise notebook ends an exercise with a call such as ``check.ex04_1(icc_exam)``. The call
 returns a :class:`CheckResult` that Jupyter shows as a coloured box (and prints as one line of
 text): *correct*, *partly right*, *not right yet* with a hint, *not answered yet*, or, for
 answers in words, *recorded* (your instructor grades those by hand). A check never shows the
@@ -63,7 +63,7 @@ Examples
 >>> print(r)
 … ex04_1 (exercise 4.1) not answered yet: replace the ... with your answer and run the cell again.
 >>> check.QUESTIONS["ex04_1"].variables
-('icc_hsb',)
+('icc_exam',)
 """
 
 from __future__ import annotations
@@ -83,6 +83,21 @@ from mlmprimer.check.ch11 import *  # noqa: F403
 from mlmprimer.check.ch12 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.chA2 import *  # noqa: F403
-from mlmprimer.check.core import QUESTIONS, CheckResult, Question, Unsupported, questions
+from mlmprimer.check.core import (
+    QUESTIONS,
+    CheckResult,
+    Question,
+    Unsupported,
+    questions,
+    variant_seed,
+)
 
-__all__ = ["QUESTIONS", "CheckResult", "Question", "Unsupported", "questions", *QUESTIONS]
+__all__ = [
+    "QUESTIONS",
+    "CheckResult",
+    "Question",
+    "Unsupported",
+    "questions",
+    "variant_seed",
+    *QUESTIONS,
+]

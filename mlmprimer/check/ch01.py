@@ -26,10 +26,12 @@ from mlmprimer.check.core import (
     prediction,
     questions,
     statsmodels_formula,
+    variant_seed,
     words,
 )
 
-_SIM01 = {"n_subjects": 20, "n_obs": 10, "rng": 101}
+_SIM01: dict[str, Any] = {"n_subjects": 20, "n_obs": 10}
+_SEED01 = 101  # public variant of exercise 1.5; each student has their own
 
 
 @functools.cache
@@ -48,12 +50,12 @@ def _ch01_se_days() -> dict[str, float]:
 
 
 @functools.cache
-def _ch01_sim() -> dict[str, float]:
+def _ch01_sim(seed: int = _SEED01) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
     smf = statsmodels_formula()
-    df = simulate.reaction_times(**_SIM01)
+    df = simulate.reaction_times(**_SIM01, rng=seed)
     truth = df.attrs["truth"]
     n, j = len(df), df["subject"].nunique()
     ols = smf.ols("reaction ~ 1", df).fit()
@@ -303,13 +305,21 @@ _FITS01 = {
     "simulated subjects: SE of the mean against the truth",
     points=3,
     answers={"closer_se_mean": option(_FITS01)},
+    seed=_SEED01,
 )
 def ex01_5(
-    se_mean_ols: Any, se_mean_lme: Any, se_mean_true: Any, closer_se_mean: Any
+    se_mean_ols: Any,
+    se_mean_lme: Any,
+    se_mean_true: Any,
+    closer_se_mean: Any,
+    *,
+    student_id: Any = None,
 ) -> CheckResult:
     """Exercise 1.5: standard errors of the grand mean on simulated data with a known truth.
 
-    The data are ``simulate.reaction_times(n_subjects=20, n_obs=10, rng=101)``.
+    The data are ``simulate.reaction_times(n_subjects=20, n_obs=10, rng=seed)``, where
+    ``seed = check.variant_seed("ex01_5", student_id)``: each student's own draw (101 without a
+    student id, the public variant).
 
     Parameters
     ----------
@@ -322,6 +332,8 @@ def ex01_5(
         :math:`\\sqrt{\\tau^2 / J + \\sigma^2 / N}`.
     closer_se_mean : str
         Which fit's standard error is closer to the true one, ``"OLS"`` or ``"LME"``.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -329,7 +341,11 @@ def ex01_5(
     'unanswered'
     """
     v = Verdict("ex01_5")
-    t = _ch01_sim
+    seed = variant_seed("ex01_5", student_id)
+
+    def t() -> dict[str, Any]:
+        return _ch01_sim(seed)
+
     var_hint = "this looks like a variance; take its square root."
     v.number(
         "se_mean_ols",

@@ -29,10 +29,12 @@ from mlmprimer.check.core import (
     prediction,
     questions,
     statsmodels_formula,
+    variant_seed,
     words,
 )
 
-_SIM02 = {"n_schools": 40, "n_students": 25, "rng": 2}
+_SIM02: dict[str, Any] = {"n_schools": 40, "n_students": 25}
+_SEED02 = 2  # public variant of exercise 2.6; each student has their own
 _SECTOR = "sectorCatholic"
 _SECTOR_SM = "sector[T.Catholic]"
 
@@ -90,12 +92,12 @@ def _ch02_se() -> dict[str, float]:
 
 
 @functools.cache
-def _ch02_sim() -> dict[str, float]:
+def _ch02_sim(seed: int = _SEED02) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
     smf = statsmodels_formula()
-    df = simulate.school_level_predictor(**_SIM02)
+    df = simulate.school_level_predictor(**_SIM02, rng=seed)
     truth = df.attrs["truth"]
     m = len(df) / df["school"].nunique()
     icc = truth["tau"] ** 2 / (truth["tau"] ** 2 + truth["sigma"] ** 2)
@@ -418,9 +420,12 @@ def ex02_5(answer_why_ols: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex02_6", "simulated schools: design effect and the SE ratio", points=2)
-def ex02_6(deff_true: Any, se_ratio: Any) -> CheckResult:
-    """Exercise 2.6: on ``simulate.school_level_predictor(n_schools=40, n_students=25, rng=2)``.
+@exercise("ex02_6", "simulated schools: design effect and the SE ratio", points=2, seed=_SEED02)
+def ex02_6(deff_true: Any, se_ratio: Any, *, student_id: Any = None) -> CheckResult:
+    """Exercise 2.6: on ``simulate.school_level_predictor(n_schools=40, n_students=25, rng=seed)``.
+
+    ``seed = check.variant_seed("ex02_6", student_id)``: each student's own draw (2 without a
+    student id, the public variant).
 
     Parameters
     ----------
@@ -429,6 +434,8 @@ def ex02_6(deff_true: Any, se_ratio: Any) -> CheckResult:
         ``sigma`` (``attrs["truth"]``), with ``m`` pupils per school.
     se_ratio : float
         Standard error of ``w`` in ``y ~ w + (1 | school)`` divided by its OLS standard error.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -436,7 +443,11 @@ def ex02_6(deff_true: Any, se_ratio: Any) -> CheckResult:
     'unanswered'
     """
     v = Verdict("ex02_6")
-    t = _ch02_sim
+    seed = variant_seed("ex02_6", student_id)
+
+    def t() -> dict[str, Any]:
+        return _ch02_sim(seed)
+
     v.number(
         "deff_true",
         deff_true,

@@ -29,11 +29,13 @@ from mlmprimer.check.core import (
     prediction,
     questions,
     read_pair,
+    variant_seed,
     words,
 )
 
 _NULL03 = "Reaction ~ 1 + (1 | Subject)"
 _SIM03 = {"n_subjects": 6, "n_obs": 10, "reps": 100}
+_SEED03 = 0  # public variant of exercise 3.5 (studies 0..99); each student has their own
 
 
 @functools.cache
@@ -56,13 +58,18 @@ def _ch03_null() -> dict[str, float]:
     }
 
 
-def _ch03_ml_reml_replicates(n_subjects: int, n_obs: int, reps: int) -> dict[str, float]:
-    """Mean REML and ML estimates of tau^2 over ``reps`` simulated studies (seeds 0..reps-1)."""
+def _ch03_ml_reml_replicates(
+    n_subjects: int, n_obs: int, reps: int, first: int = 0
+) -> dict[str, float]:
+    """Mean REML and ML estimates of tau^2 over ``reps`` simulated studies.
+
+    Study ``k`` is drawn with the seed ``first + k`` (``k = 0, ..., reps - 1``).
+    """
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
     reml, ml = [], []
-    for seed in range(reps):
+    for seed in range(first, first + reps):
         df = simulate.reaction_times(n_subjects=n_subjects, n_obs=n_obs, rng=seed)
         reml.append(intercept_variance(lmer("reaction ~ 1 + (1 | subject)", df), "subject"))
         ml.append(
@@ -73,8 +80,8 @@ def _ch03_ml_reml_replicates(n_subjects: int, n_obs: int, reps: int) -> dict[str
 
 
 @functools.cache
-def _ch03_sim() -> dict[str, float]:
-    return _ch03_ml_reml_replicates(**_SIM03)
+def _ch03_sim(seed: int = _SEED03) -> dict[str, float]:
+    return _ch03_ml_reml_replicates(**_SIM03, first=seed)
 
 
 def _interval_part(v: Verdict, name: str, value: Any, z: float, what: str, hint: str) -> None:
@@ -295,17 +302,20 @@ def ex03_4(prediction_ml: Any, tau2_ml: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex03_5", "simulated studies: the bias of ML against the truth", points=2)
-def ex03_5(mean_tau2_reml: Any, mean_tau2_ml: Any) -> CheckResult:
+@exercise("ex03_5", "simulated studies: the bias of ML against the truth", points=2, seed=_SEED03)
+def ex03_5(mean_tau2_reml: Any, mean_tau2_ml: Any, *, student_id: Any = None) -> CheckResult:
     """Exercise 3.5: average REML and ML estimates of tau^2 over 100 simulated small studies.
 
     Study ``k`` (``k = 0, ..., 99``) is ``simulate.reaction_times(n_subjects=6, n_obs=10,
-    rng=k)``; the true :math:`\\tau^2` is in ``attrs["truth"]``.
+    rng=seed + k)``, where ``seed = check.variant_seed("ex03_5", student_id)`` (0 without a
+    student id, the public variant); the true :math:`\\tau^2` is in ``attrs["truth"]``.
 
     Parameters
     ----------
     mean_tau2_reml, mean_tau2_ml : float
         The mean over the 100 studies of :math:`\\hat\\tau^2` by REML and by ML.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -313,7 +323,11 @@ def ex03_5(mean_tau2_reml: Any, mean_tau2_ml: Any) -> CheckResult:
     'unanswered'
     """
     v = Verdict("ex03_5")
-    t = _ch03_sim
+    seed = variant_seed("ex03_5", student_id)
+
+    def t() -> dict[str, float]:
+        return _ch03_sim(seed)
+
     v.number(
         "mean_tau2_reml",
         mean_tau2_reml,
@@ -324,7 +338,7 @@ def ex03_5(mean_tau2_reml: Any, mean_tau2_ml: Any) -> CheckResult:
             (t()["ml"], "this is the mean ML estimate."),
             (math.sqrt(t()["reml"]), "this looks like an SD; average the variances tau^2."),
         ],
-        hint="fit each of the 100 studies (seeds 0 to 99) and average the 100 values of tau^2.",
+        hint="fit each of the 100 studies (seeds seed to seed + 99) and average the 100 tau^2.",
     )
     v.number(
         "mean_tau2_ml",

@@ -24,11 +24,13 @@ from mlmprimer.check.core import (
     questions,
     read_number,
     read_pair,
+    variant_seed,
     words,
 )
 
-_NULL04 = "mAch ~ 1 + (1 | school)"
-_SIM04 = {"n_subjects": 50, "n_obs": 8, "beta0": 500.0, "tau": 20.0, "sigma": 40.0, "rng": 4}
+_NULL04 = "normexam ~ 1 + (1 | school)"  # not the chapter's model: its answers are printed there
+_SIM04 = {"n_subjects": 50, "n_obs": 8, "beta0": 500.0, "tau": 20.0, "sigma": 40.0}
+_SEED04 = 4  # the public variant of exercise 4.5 (each student has their own, variant_seed)
 
 
 def _icc_se(icc: float, m: float, groups: int) -> float:
@@ -39,12 +41,12 @@ def _icc_se(icc: float, m: float, groups: int) -> float:
 
 @functools.cache
 def _ch04_null() -> dict[str, float]:
-    m0 = fit_cached(_NULL04, "hsb")
-    hsb = load_data("hsb")
-    sizes = hsb.groupby("school", observed=True).size()
+    m0 = fit_cached(_NULL04, "exam")
+    exam = load_data("exam")
+    sizes = exam.groupby("school", observed=True).size()
     tau2, sigma2 = intercept_variance(m0, "school"), float(m0.sigma) ** 2
     icc = tau2 / (tau2 + sigma2)
-    n, j = len(hsb), len(sizes)
+    n, j = len(exam), len(sizes)
     mbar = n / j
     deff = 1 + (mbar - 1) * icc
     return {
@@ -66,11 +68,11 @@ def _ch04_null() -> dict[str, float]:
 
 
 @functools.cache
-def _ch04_sim() -> dict[str, float]:
+def _ch04_sim(seed: int = _SEED04) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
-    df = simulate.reaction_times(**_SIM04)
+    df = simulate.reaction_times(**_SIM04, rng=seed)
     truth = df.attrs["truth"]
     m = lmer("reaction ~ 1 + (1 | subject)", df)
     tau2, sigma2 = intercept_variance(m, "subject"), float(m.sigma) ** 2
@@ -84,12 +86,12 @@ def _ch04_sim() -> dict[str, float]:
 
 
 @exercise("ex04_1", "the ICC of the school null model, by hand")
-def ex04_1(icc_hsb: Any) -> CheckResult:
-    """Exercise 4.1: the ICC of ``mAch ~ 1 + (1 | school)`` from its variance components.
+def ex04_1(icc_exam: Any) -> CheckResult:
+    """Exercise 4.1: the ICC of ``normexam ~ 1 + (1 | school)`` (``exam``), by hand.
 
     Parameters
     ----------
-    icc_hsb : float
+    icc_exam : float
         :math:`\\hat\\tau^2 / (\\hat\\tau^2 + \\hat\\sigma^2)` (a share; a percentage is accepted).
 
     Examples
@@ -100,8 +102,8 @@ def ex04_1(icc_hsb: Any) -> CheckResult:
     v = Verdict("ex04_1")
     t = _ch04_null
     v.number(
-        "icc_hsb",
-        icc_hsb,
+        "icc_exam",
+        icc_exam,
         lambda: t()["icc"],
         what="the ICC",
         percent=True,
@@ -205,16 +207,16 @@ def _icc_interval_part(v: Verdict, ci_icc: Any) -> tuple[float, float] | None:
 
 
 @exercise("ex04_3", "design effect and effective sample size: predict, then compute", points=3)
-def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
-    """Exercise 4.3: design effect and effective sample size of the 7185 pupils.
+def ex04_3(prediction_n_eff: Any, deff_exam: Any, n_eff_exam: Any) -> CheckResult:
+    """Exercise 4.3: design effect and effective sample size of the 4059 pupils of ``exam``.
 
     Parameters
     ----------
     prediction_n_eff : float
         Written before computing: your guess of the effective sample size (any positive number).
-    deff_hsb : float
+    deff_exam : float
         Design effect :math:`1 + (\\bar m - 1) \\hat\\rho_I`, :math:`\\bar m` the mean school size.
-    n_eff_hsb : float
+    n_eff_exam : float
         Effective sample size :math:`N / \\text{deff}`.
 
     Examples
@@ -225,8 +227,8 @@ def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
     v = Verdict("ex04_3")
     t = _ch04_null
     v.number(
-        "deff_hsb",
-        deff_hsb,
+        "deff_exam",
+        deff_exam,
         lambda: t()["deff"],
         what="the design effect",
         slips=lambda: [
@@ -237,8 +239,8 @@ def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
         hint="mean school size = number of pupils / number of schools.",
     )
     v.number(
-        "n_eff_hsb",
-        n_eff_hsb,
+        "n_eff_exam",
+        n_eff_exam,
         lambda: t()["n_eff"],
         what="the effective sample size",
         rel=0.015,
@@ -259,7 +261,7 @@ def ex04_3(prediction_n_eff: Any, deff_hsb: Any, n_eff_hsb: Any) -> CheckResult:
         else:
             if guess <= 0:
                 v.add(name, "incorrect", "a sample size is a positive number.")
-            elif not v.ok("n_eff_hsb"):
+            elif not v.ok("n_eff_exam"):
                 v.recorded_prediction(name, None)
             else:
                 factor = guess / t()["n_eff"]
@@ -306,12 +308,13 @@ def ex04_4(answer_icc_meaning: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex04_5", "simulated subjects: the ICC against the truth", points=2)
-def ex04_5(icc_true: Any, icc_est: Any, icc_error: Any) -> CheckResult:
-    """Exercise 4.5: true and estimated ICC of simulated data.
+@exercise("ex04_5", "simulated subjects: the ICC against the truth", points=2, seed=_SEED04)
+def ex04_5(icc_true: Any, icc_est: Any, icc_error: Any, *, student_id: Any = None) -> CheckResult:
+    """Exercise 4.5: true and estimated ICC of simulated data (a variant per student).
 
     The data are ``simulate.reaction_times(n_subjects=50, n_obs=8, beta0=500, tau=20,
-    sigma=40, rng=4)``.
+    sigma=40, rng=check.variant_seed("ex04_5", student_id))``: each student's own draw, and
+    ``rng=4`` without a student id.
 
     Parameters
     ----------
@@ -321,6 +324,8 @@ def ex04_5(icc_true: Any, icc_est: Any, icc_error: Any) -> CheckResult:
         The ICC estimated from ``reaction ~ 1 + (1 | subject)``.
     icc_error : float
         How far the estimate is from the truth, ``icc_est - icc_true``.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -328,7 +333,11 @@ def ex04_5(icc_true: Any, icc_est: Any, icc_error: Any) -> CheckResult:
     'unanswered'
     """
     v = Verdict("ex04_5")
-    t = _ch04_sim
+    seed = variant_seed("ex04_5", student_id)
+
+    def t() -> dict[str, float]:
+        return _ch04_sim(seed)
+
     v.number(
         "icc_true",
         icc_true,

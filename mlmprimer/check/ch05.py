@@ -21,13 +21,15 @@ from mlmprimer.check.core import (
     load_data,
     prediction,
     questions,
+    variant_seed,
     words,
 )
 
 _RADON0 = "log_radon ~ 1 + (1 | county)"
 _RADON_U = "log_radon ~ uranium + (1 | county)"
 _TOP05 = 10
-_SIM05 = {"n_subjects": 30, "n_obs": 3, "rng": 5}
+_SIM05 = {"n_subjects": 30, "n_obs": 3}
+_SEED05 = 5  # the public variant of exercise 5.5 (each student has their own, variant_seed)
 
 
 def _weight_from_sds(tau: float, sigma: float, n: int) -> dict[str, float]:
@@ -122,13 +124,13 @@ def _ch05_uranium() -> dict[str, float]:
 
 
 @functools.cache
-def _ch05_sim() -> dict[str, float]:
+def _ch05_sim(seed: int = _SEED05) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.pooling import pooling
 
-    sim = simulate.reaction_times(**_SIM05)
+    sim = simulate.reaction_times(**_SIM05, rng=seed)
     true_means = simulate.reaction_times(
-        n_subjects=_SIM05["n_subjects"], n_obs=1, sigma=0.0, rng=_SIM05["rng"]
+        n_subjects=_SIM05["n_subjects"], n_obs=1, sigma=0.0, rng=seed
     ).set_index("subject")["reaction"]
     truth = sim.attrs["truth"]
     n = _SIM05["n_obs"]
@@ -360,12 +362,18 @@ def ex05_4(prediction_cottonwood: Any, cottonwood_uranium: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex05_5", "simulated subjects: is partial pooling closer to the truth?", points=3)
-def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResult:
+@exercise(
+    "ex05_5", "simulated subjects: is partial pooling closer to the truth?", points=3, seed=_SEED05
+)
+def ex05_5(
+    lambda_true: Any, mse_no_pooling: Any, mse_partial: Any, *, student_id: Any = None
+) -> CheckResult:
     """Exercise 5.5: the weight of a subject's own mean, and mean squared errors against the truth.
 
-    The data are ``simulate.reaction_times(n_subjects=30, n_obs=3, rng=5)``; the true means of
-    the subjects are ``simulate.reaction_times(n_subjects=30, n_obs=1, sigma=0, rng=5)``.
+    A variant per student: with ``seed = check.variant_seed("ex05_5", student_id)`` (5 without a
+    student id), the data are ``simulate.reaction_times(n_subjects=30, n_obs=3, rng=seed)``; the
+    true means of the subjects are ``simulate.reaction_times(n_subjects=30, n_obs=1, sigma=0,
+    rng=seed)``.
 
     Parameters
     ----------
@@ -375,6 +383,8 @@ def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResu
     mse_no_pooling, mse_partial : float
         Mean over the 30 subjects of the squared difference between the no-pooling and the
         partial-pooling estimate of a subject's mean and its true mean (ms²).
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -382,7 +392,11 @@ def ex05_5(lambda_true: Any, mse_no_pooling: Any, mse_partial: Any) -> CheckResu
     'unanswered'
     """
     v = Verdict("ex05_5")
-    t = _ch05_sim
+    seed = variant_seed("ex05_5", student_id)
+
+    def t() -> dict[str, float]:
+        return _ch05_sim(seed)
+
     v.number(
         "lambda_true",
         lambda_true,

@@ -26,6 +26,7 @@ from mlmprimer.check.core import (
     prediction,
     questions,
     varcorr_row,
+    variant_seed,
     words,
 )
 
@@ -39,7 +40,8 @@ _ESTIMATES_06 = {
     "tau_1": ("tau1", "tau 1", "slope sd", "the slope sd"),
     "rho": ("correlation", "the correlation", "rho hat"),
 }
-_SIM06 = {"n_schools": 80, "n_students": 25, "rng": 6}
+_SIM06: dict[str, Any] = {"n_schools": 80, "n_students": 25}
+_SEED06 = 6  # public variant of exercise 6.5; each student has their own
 
 
 @functools.cache
@@ -118,11 +120,11 @@ def _ch06_oxboys() -> dict[str, float]:
 
 
 @functools.cache
-def _ch06_sim() -> dict[str, Any]:
+def _ch06_sim(seed: int = _SEED06) -> dict[str, Any]:
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
-    sim = simulate.schools_ses(**_SIM06)
+    sim = simulate.schools_ses(**_SIM06, rng=seed)
     m = lmer("math ~ ses + (ses | school)", sim)
     tau1_var, tau1 = varcorr_row(m, "school", "ses")
     _, tau0 = varcorr_row(m, "school", "(Intercept)")
@@ -427,11 +429,16 @@ def ex06_4(answer_slope_shrinkage: Any) -> CheckResult:
     "simulated schools: slope SD and the average slope against the truth",
     points=2,
     answers={"covers_beta1_sim": option(YES_NO)},
+    seed=_SEED06,
 )
-def ex06_5(tau1_sim: Any, ci_beta1_sim: Any, covers_beta1_sim: Any, rho_sim: Any) -> CheckResult:
+def ex06_5(
+    tau1_sim: Any, ci_beta1_sim: Any, covers_beta1_sim: Any, rho_sim: Any, *, student_id: Any = None
+) -> CheckResult:
     """Exercise 6.5: ``math ~ ses + (ses | school)`` on simulated schools with a known truth.
 
-    The data are ``simulate.schools_ses(n_schools=80, n_students=25, rng=6)``.
+    The data are ``simulate.schools_ses(n_schools=80, n_students=25, rng=seed)``, where
+    ``seed = check.variant_seed("ex06_5", student_id)``: each student's own draw (6 without a
+    student id, the public variant).
 
     Parameters
     ----------
@@ -443,6 +450,8 @@ def ex06_5(tau1_sim: Any, ci_beta1_sim: Any, covers_beta1_sim: Any, rho_sim: Any
         ``"yes"`` or ``"no"``: does the interval contain the true :math:`\\beta_1`?
     rho_sim : float
         The estimated correlation of the schools' intercepts and slopes, :math:`\\hat\\rho`.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -450,7 +459,11 @@ def ex06_5(tau1_sim: Any, ci_beta1_sim: Any, covers_beta1_sim: Any, rho_sim: Any
     'unanswered'
     """
     v = Verdict("ex06_5")
-    t = _ch06_sim
+    seed = variant_seed("ex06_5", student_id)
+
+    def t() -> dict[str, Any]:
+        return _ch06_sim(seed)
+
     v.number(
         "tau1_sim",
         tau1_sim,

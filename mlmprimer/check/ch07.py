@@ -27,6 +27,7 @@ from mlmprimer.check.core import (
     option,
     prediction,
     questions,
+    variant_seed,
     words,
 )
 
@@ -54,7 +55,8 @@ _SCOTS0 = "attain ~ 1 + (1 | primary) + (1 | second)"
 _SCOTS1 = "attain ~ verbal + sex + (1 | primary) + (1 | second)"
 _PASTES = "strength ~ 1 + (1 | batch/cask)"
 _PASTES_WRONG = "strength ~ 1 + (1 | batch) + (1 | cask)"
-_SIM07 = {"rng": 5}
+_SIM07: dict[str, Any] = {}
+_SEED07 = 5  # public variant of exercise 7.5; each student has their own
 
 
 def _structure(data: pd.DataFrame, a: str, b: str) -> str:
@@ -142,11 +144,11 @@ def _ch07_pastes() -> dict[str, float]:
 
 
 @functools.cache
-def _ch07_sim() -> dict[str, float]:
+def _ch07_sim(seed: int = _SEED07) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.model import lmer
 
-    dc = simulate.drivers_cars(**_SIM07)
+    dc = simulate.drivers_cars(**_SIM07, rng=seed)
     truth = dc.attrs["truth"]
     j, k, n = dc["driver"].nunique(), dc["car"].nunique(), len(dc)
     crossed = lmer("mpg ~ 1 + (1 | driver) + (1 | car)", dc)
@@ -431,6 +433,7 @@ def ex07_4(answer_cask_labels: Any) -> CheckResult:
     "simulated drivers and cars: leaving out a crossed factor",
     points=4,
     answers={"prediction_se_mu": prediction(MORE_LESS), "closer_se_mu": option(_MODELS07)},
+    seed=_SEED07,
 )
 def ex07_5(
     prediction_se_mu: Any,
@@ -438,10 +441,14 @@ def ex07_5(
     se_mu_crossed: Any,
     se_mu_driver_only: Any,
     closer_se_mu: Any,
+    *,
+    student_id: Any = None,
 ) -> CheckResult:
     """Exercise 7.5: standard errors of the mean fuel economy, with and without the cars.
 
-    The data are ``simulate.drivers_cars(rng=5)`` (10 drivers, 8 cars, 2 drives each).
+    The data are ``simulate.drivers_cars(rng=seed)`` (10 drivers, 8 cars, 2 drives each), where
+    ``seed = check.variant_seed("ex07_5", student_id)``: each student's own draw (5 without a
+    student id, the public variant).
 
     Parameters
     ----------
@@ -457,6 +464,8 @@ def ex07_5(
         The SE of ``(Intercept)`` in ``mpg ~ 1 + (1 | driver)``.
     closer_se_mu : str
         Which model's SE is closer to the true one, ``"crossed"`` or ``"drivers only"``.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -464,7 +473,11 @@ def ex07_5(
     'unanswered'
     """
     v = Verdict("ex07_5")
-    t = _ch07_sim
+    seed = variant_seed("ex07_5", student_id)
+
+    def t() -> dict[str, Any]:
+        return _ch07_sim(seed)
+
     var_msg = "this looks like a variance; take its square root."
     v.number(
         "se_mu_true",

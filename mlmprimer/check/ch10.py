@@ -24,6 +24,7 @@ from mlmprimer.check.core import (
     option,
     prediction,
     questions,
+    variant_seed,
     words,
 )
 
@@ -32,7 +33,8 @@ _RADON = "log_radon ~ floor + uranium + (1 | county)"
 _HSB = "mAch ~ cses + meanses + sector + (cses | school)"
 _HSB_NULL = "mAch ~ 1 + (1 | school)"
 _NO_GROUP = "y ~ x + (1 | g)"
-#: the simulation of exercise 10.3: 20 groups of 5, no group effect (tau = 0), this seed
+#: the simulation of exercise 10.3: 20 groups of 5, no group effect (tau = 0), this seed for the
+#: public variant (each student has their own, ``variant_seed("ex10_3", student_id)``)
 NO_GROUP_SEED = 5
 
 
@@ -103,10 +105,10 @@ def _ch10_radon() -> dict[str, float]:
 
 
 @functools.cache
-def _ch10_singular() -> dict[str, float]:
+def _ch10_singular(seed: int = NO_GROUP_SEED) -> dict[str, float]:
     from mlmprimer.model import lmer
 
-    data = no_group_data()
+    data = no_group_data(seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         m = lmer(_NO_GROUP, data)
@@ -278,9 +280,13 @@ def ex10_2(prediction_largest_county: Any, top_county_cooks: Any, n_top_county: 
     "a singular fit on data without a group effect",
     points=2,
     answers={"singular_answer": option(YES_NO)},
+    seed=NO_GROUP_SEED,
 )
-def ex10_3(singular_answer: Any, tau_hat_sim: Any) -> CheckResult:
-    """Exercise 10.3: ``y ~ x + (1 | g)`` on :func:`no_group_data` (REML).
+def ex10_3(singular_answer: Any, tau_hat_sim: Any, *, student_id: Any = None) -> CheckResult:
+    """Exercise 10.3: ``y ~ x + (1 | g)`` on :func:`no_group_data` (REML), a variant per student.
+
+    The data are ``no_group_data(check.variant_seed("ex10_3", student_id))``, the notebook's
+    ``np.random.default_rng(seed)`` draws (seed 5 without a student id, the public variant).
 
     Parameters
     ----------
@@ -288,6 +294,8 @@ def ex10_3(singular_answer: Any, tau_hat_sim: Any) -> CheckResult:
         Is the fit singular (``"yes"`` or ``"no"``)?
     tau_hat_sim : float
         The estimated SD of the group effects.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -297,7 +305,11 @@ def ex10_3(singular_answer: Any, tau_hat_sim: Any) -> CheckResult:
     'incorrect'
     """
     v = Verdict("ex10_3")
-    t = _ch10_singular
+    seed = variant_seed("ex10_3", student_id)
+
+    def t() -> dict[str, float]:
+        return _ch10_singular(seed)
+
     v.option(
         "singular_answer",
         singular_answer,

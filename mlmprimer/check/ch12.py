@@ -12,11 +12,20 @@ from typing import Any
 
 from scipy import stats
 
-from mlmprimer.check.core import CheckResult, Verdict, exercise, prediction, questions, words
+from mlmprimer.check.core import (
+    CheckResult,
+    Verdict,
+    exercise,
+    prediction,
+    questions,
+    variant_seed,
+    words,
+)
 
 #: The design and planning values of exercise 12.1.
 EX12_1 = {"n_schools": 40, "n_students": 15, "tau": 2.9, "sigma": 6.3, "beta_w": 1.5}
-#: The simulation of exercise 12.2.
+#: The simulation of exercise 12.2 (``seed`` is the public variant's; each student has their own,
+#: ``variant_seed("ex12_2", student_id)``).
 EX12_2 = {
     "formula": "y ~ x + w + (1 | school)",
     "settings": {"n_schools": [8], "n_students": [25], "beta_w": [0.0]},
@@ -61,7 +70,7 @@ def _ch12_design() -> dict[str, float]:
 
 
 @functools.cache
-def _ch12_simulation() -> dict[str, float]:
+def _ch12_simulation(seed: int = EX12_2["seed"]) -> dict[str, float]:
     from mlmprimer import simulate
     from mlmprimer.power import power
 
@@ -72,7 +81,7 @@ def _ch12_simulation() -> dict[str, float]:
         e["settings"],
         e["terms"],
         nsim=e["nsim"],
-        seed=e["seed"],
+        seed=seed,
     )
     row = tab.iloc[0]
     rate = float(row["rejection"])
@@ -155,9 +164,17 @@ def ex12_1(deff_12: Any, se_w_12: Any, power_w_12: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("ex12_2", "a simulated type I error rate and its Monte Carlo standard error", points=2)
-def ex12_2(rate_null_12: Any, mcse_null_12: Any) -> CheckResult:
-    """Exercise 12.2: 8 schools of 25 pupils, ``beta_w = 0``, 100 replicates, seed 1.
+@exercise(
+    "ex12_2",
+    "a simulated type I error rate and its Monte Carlo standard error",
+    points=2,
+    seed=EX12_2["seed"],
+)
+def ex12_2(rate_null_12: Any, mcse_null_12: Any, *, student_id: Any = None) -> CheckResult:
+    """Exercise 12.2: 8 schools of 25 pupils, ``beta_w = 0``, 100 replicates, a variant per student.
+
+    The seed of the simulation is ``check.variant_seed("ex12_2", student_id)`` (1 without a
+    student id, the public variant).
 
     Parameters
     ----------
@@ -165,6 +182,8 @@ def ex12_2(rate_null_12: Any, mcse_null_12: Any) -> CheckResult:
         The rejection rate of the z test of ``w``.
     mcse_null_12 : float
         Its Monte Carlo standard error.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -172,7 +191,11 @@ def ex12_2(rate_null_12: Any, mcse_null_12: Any) -> CheckResult:
     'unanswered'
     """
     v = Verdict("ex12_2")
-    t = _ch12_simulation
+    seed = variant_seed("ex12_2", student_id)
+
+    def t() -> dict[str, float]:
+        return _ch12_simulation(seed)
+
     v.number(
         "rate_null_12",
         rate_null_12,

@@ -20,12 +20,14 @@ from mlmprimer.check.core import (
     load_data,
     questions,
     statsmodels_formula,
+    variant_seed,
     words,
 )
 
 _PEN = "diameter ~ 1 + (1 | plate) + (1 | sample)"
 _DRIVERS = "mpg ~ 1 + (1 | driver) + (1 | car)"
-_SIMA1 = {"n_drivers": 30, "n_cars": 25, "rng": 3}
+_SIMA1: dict[str, Any] = {"n_drivers": 30, "n_cars": 25}
+_SEEDA1 = 3  # public variant of exercise A1.4; each student has their own
 
 
 @functools.cache
@@ -54,14 +56,14 @@ def _chA1_penicillin() -> dict[str, float]:
 
 
 @functools.cache
-def _chA1_sim() -> dict[str, tuple[float, float]]:
+def _chA1_sim(seed: int = _SEEDA1) -> dict[str, tuple[float, float]]:
     from mlmprimer import simulate
     from mlmprimer.design import build_design
     from mlmprimer.factor import deviance_function
     from mlmprimer.formula import parse_formula
     from mlmprimer.optimize import optimize_theta
 
-    dc = simulate.drivers_cars(**_SIMA1)
+    dc = simulate.drivers_cars(**_SIMA1, rng=seed)
     truth = dc.attrs["truth"]
     design = build_design(parse_formula(_DRIVERS), dc)
     factors = [name.split(".")[0] for name in design.theta_names]
@@ -242,12 +244,15 @@ def exA1_3(answer_theta: Any) -> CheckResult:
     return v.result()
 
 
-@exercise("exA1_4", "simulated drivers and cars: theta-hat against the true theta", points=2)
-def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
+@exercise(
+    "exA1_4", "simulated drivers and cars: theta-hat against the true theta", points=2, seed=_SEEDA1
+)
+def exA1_4(theta_true_sim: Any, theta_hat_sim: Any, *, student_id: Any = None) -> CheckResult:
     """Exercise A1.4: true and estimated theta of ``mpg ~ 1 + (1 | driver) + (1 | car)``.
 
-    The data are ``simulate.drivers_cars(n_drivers=30, n_cars=25, rng=3)``. Both answers are in
-    the order of ``design.theta_names``.
+    The data are ``simulate.drivers_cars(n_drivers=30, n_cars=25, rng=seed)``, where
+    ``seed = check.variant_seed("exA1_4", student_id)``: each student's own draw (3 without a
+    student id, the public variant). Both answers are in the order of ``design.theta_names``.
 
     Parameters
     ----------
@@ -255,6 +260,8 @@ def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
         The true theta, each factor's true SD divided by the true sigma (``attrs["truth"]``).
     theta_hat_sim : sequence of float
         ``optimize_theta(deviance_function(design, REML=True)).theta``.
+    student_id : str, optional
+        Whose data: the right answers are computed for this student's variant.
 
     Examples
     --------
@@ -262,7 +269,11 @@ def exA1_4(theta_true_sim: Any, theta_hat_sim: Any) -> CheckResult:
     'incorrect'
     """
     v = Verdict("exA1_4")
-    t = _chA1_sim
+    seed = variant_seed("exA1_4", student_id)
+
+    def t() -> dict[str, Any]:
+        return _chA1_sim(seed)
+
     judge_pair(
         v,
         "theta_true_sim",

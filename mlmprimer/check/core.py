@@ -10,6 +10,8 @@ A chapter module (``mlmprimer/check/chNN.py``) builds its checks from what is he
   :func:`judge_range`, :func:`judge_pair`, :func:`judge_guess`) and turns them into a
   :class:`CheckResult`;
 - :func:`read_number`, :func:`read_pair`, :func:`is_unanswered` read answers;
+- :func:`variant_seed` and :func:`student_key` give the seed of a student's own exercise data
+  (per-student variants; an exercise opts in with ``exercise(..., seed=...)``);
 - :func:`load_data`, :func:`fit_cached`, :func:`intercept_variance`, :func:`fixef_se`,
   :func:`varcorr_row`, :func:`group_coef` compute right answers from the course's data.
 
@@ -22,6 +24,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import hashlib
 import html
 import inspect
 import math
@@ -169,6 +172,10 @@ class Question:
         ``"auto"`` (graded by the check) or ``"manual"`` (words, graded by hand).
     answers : dict
         The :class:`Answer` of each variable written as text (a prediction, an option, words).
+    seed : int or None
+        For an exercise with per-student variants, the seed of the public variant (the data
+        everyone gets without a student id); None for an exercise whose data are the same for
+        everyone. See :func:`variant_seed`.
 
     Examples
     --------
@@ -187,6 +194,12 @@ class Question:
     points: float = 1.0
     kind: str = "auto"
     answers: dict[str, Answer] = field(default_factory=dict, compare=False)
+    seed: int | None = None
+
+    @property
+    def has_variants(self) -> bool:
+        """Whether each student gets data of their own (drawn from :func:`variant_seed`)."""
+        return self.seed is not None
 
     @property
     def label(self) -> str:
@@ -741,24 +754,103 @@ class Verdict:
 UNANSWERED_MESSAGE = "replace the ... with your answer and run the cell again."
 
 
+#: The keyword argument naming the student whose variant a check judges.
+STUDENT_ID = "student_id"
+
+
+def student_key(student_id: Any) -> str:
+    """A student id reduced for comparison: case, spaces and punctuation do not count.
+
+    The grader reduces the name it reads from a file name the same way, so ``"Jane Smith"``
+    typed in the notebook and ``jane_smith_04-icc.ipynb`` name the same student. An unanswered
+    id (``...``, empty text or None) gives ``""``.
+
+    Examples
+    --------
+    >>> student_key("Jane  Smith") == student_key("jane_smith") == "janesmith"
+    True
+    >>> student_key(...)
+    ''
+    """
+    if student_id is None or is_unanswered(student_id):
+        return ""
+    return re.sub(r"[\W_]+", "", str(student_id).casefold())
+
+
+def variant_seed(qid: str, student_id: Any = None) -> int:
+    """The seed of one student's data for exercise ``qid`` (its public seed without an id).
+
+    An exercise with per-student variants draws its data (a simulation, a resample) from this
+    seed, and its check computes the right answers from the same seed, so each student's
+    answers are their own and another student's do not pass. The seed is a hash of the
+    exercise and the student id as :func:`student_key` reduces it; without an id (``...``) it is
+    the exercise's public seed, the data of the worked solution.
+
+    Parameters
+    ----------
+    qid : str
+        The check's name, ``exNN_K``; it must be registered with ``seed=`` (see :func:`exercise`).
+    student_id : str, optional
+        The student's id, as the name of the file handed in gives it.
+
+    Raises
+    ------
+    ValueError
+        If ``qid`` is not an exercise with per-student variants.
+
+    Examples
+    --------
+    >>> variant_seed("ex04_5") == variant_seed("ex04_5", ...) == QUESTIONS["ex04_5"].seed
+    True
+    >>> variant_seed("ex04_5", "Ada Lovelace") == variant_seed("ex04_5", "ada_lovelace")
+    True
+    >>> variant_seed("ex04_5", "ada") != variant_seed("ex04_5", "max")
+    True
+    """
+    question = QUESTIONS.get(qid)
+    if question is None or question.seed is None:
+        with_variants = [q.qid for q in QUESTIONS.values() if q.has_variants]
+        raise ValueError(
+            f"{qid!r} has no per-student variants; these have: {', '.join(with_variants)}"
+        )
+    key = student_key(student_id)
+    if not key:
+        return question.seed
+    digest = hashlib.sha256(f"mlmprimer:{qid}:{key}".encode()).digest()
+    return int.from_bytes(digest[:4], "big")
+
+
 def exercise(
     qid: str,
     title: str,
     points: float = 1.0,
     kind: str = "auto",
     answers: dict[str, Answer] | None = None,
+    seed: int | None = None,
 ) -> Callable[[Callable[..., CheckResult]], Callable[..., CheckResult]]:
     """Register a check; its parameter names are the notebook variables it reads.
 
     ``answers`` says how each variable written as text is answered (:func:`prediction`,
     :func:`option`, :func:`words`); the student notebook's instructions are written from it.
+
+    ``seed`` gives the exercise per-student variants: its data are drawn from
+    :func:`variant_seed`, ``seed`` being the public variant's. Its check then takes a
+    keyword-only ``student_id`` (not a notebook answer: the grader passes the id of the student
+    the file name names) and computes the right answers for that student's data.
     """
     match = re.fullmatch(r"ex(\d{2}|A\d)_(\d+)", qid)
     if not match:
         raise ValueError(f"check names are exNN_K (exA1_K in the appendix), got {qid!r}")
 
     def decorate(func: Callable[..., CheckResult]) -> Callable[..., CheckResult]:
-        params = list(inspect.signature(func).parameters)
+        signature = inspect.signature(func)
+        keyword = [n for n, p in signature.parameters.items() if p.kind is p.KEYWORD_ONLY]
+        if (seed is not None) != (keyword == [STUDENT_ID]) or (seed is None and keyword):
+            raise ValueError(
+                f"{qid}: a check takes a keyword-only {STUDENT_ID!r} exactly when it is "
+                "registered with seed= (per-student variants)"
+            )
+        params = [n for n in signature.parameters if n != STUDENT_ID]
         unknown = sorted(set(answers or {}) - set(params))
         if unknown:
             raise ValueError(f"{qid}: answers for variables the check does not read: {unknown}")
@@ -771,19 +863,21 @@ def exercise(
             float(points),
             kind,
             dict(answers or {}),
+            None if seed is None else int(seed),
         )
         QUESTIONS[qid] = question
 
         @functools.wraps(func)
         def run(*args: Any, **kwargs: Any) -> CheckResult:
             try:
-                bound = inspect.signature(func).bind(*args, **kwargs)
+                bound = signature.bind(*args, **kwargs)
             except TypeError:
                 names = ", ".join(params)
+                extra = f" (and {STUDENT_ID}=student_id)" if seed is not None else ""
                 return CheckResult(
                     qid,
                     "error",
-                    f"this check takes {len(params)} answer(s), in this order: {names}.",
+                    f"this check takes {len(params)} answer(s), in this order: {names}{extra}.",
                     max_score=float(points),
                 )
             values = [bound.arguments.get(p, ...) for p in params]
@@ -794,10 +888,11 @@ def exercise(
                     else UNANSWERED_MESSAGE
                 )
                 return CheckResult(qid, "unanswered", message, max_score=float(points))
+            student = {STUDENT_ID: bound.arguments.get(STUDENT_ID)} if seed is not None else {}
             try:
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
-                    return func(*values)
+                    return func(*values, **student)
             except Exception as exc:  # noqa: BLE001 - a check must never raise on an answer
                 return CheckResult(
                     qid,

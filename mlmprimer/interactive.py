@@ -139,8 +139,13 @@ def _text(value: str, name: str) -> str:
     return value.strip()
 
 
+def _data(params: dict[str, Any]) -> str:
+    """The widget's numbers as JSON, escaped for an HTML attribute."""
+    return html.escape(json.dumps(params, ensure_ascii=False, sort_keys=True), quote=True)
+
+
 def _widget(kind: str, ident: str, params: dict[str, Any], title: str, body: str) -> Html:
-    data = html.escape(json.dumps(params, ensure_ascii=False, sort_keys=True), quote=True)
+    data = _data(params)
     page = (
         f'<div class="mlm-widget mlm-{kind}" id="{ident}" data-mlm-widget="{kind}" '
         f'data-mlm-params="{data}" role="group" aria-labelledby="{ident}-title">\n'
@@ -256,8 +261,10 @@ def shrinkage(
         "group_word": group_word,
         "member_word": member_word,
     }
+    one = member_word[:-1] if member_word.endswith("s") else member_word
     options = "".join(
-        f'<option value="{i}">{html.escape(r[0])} ({r[1]} {html.escape(member_word)})</option>'
+        f'<option value="{i}">{html.escape(r[0])} '
+        f"({r[1]} {html.escape(one if r[1] == 1 else member_word)})</option>"
         for i, r in enumerate(rows)
     )
     body = (
@@ -364,7 +371,8 @@ def design_effect_calculator(
         + _result(ident)
         + '<p class="mlm-note">The formula assumes clusters of equal size m (with unequal sizes '
         "the mean size is a common approximation) and applies to the mean and to predictors that "
-        "are constant within a cluster; for a predictor that varies only within clusters the "
+        "are constant within a cluster (for a predictor's coefficient, with the ICC of the "
+        "residuals given the predictors); for a predictor that varies only within clusters the "
         "clustering costs little or nothing.</p>"
     )
     return _widget("design-effect", ident, params, "Try it: design effect calculator", body)
@@ -437,7 +445,7 @@ def slope_variance(
         '<div class="mlm-controls">'
         + _slider(ident, "x", f"{html.escape(x_name)}, x", params["x_min"], params["x_max"], 0.05)
         + "</div>"
-        f'<svg class="mlm-curve" id="{ident}-svg" viewBox="0 0 600 200" role="img" '
+        f'<svg class="mlm-curve" id="{ident}-svg" viewBox="0 0 600 205" role="img" '
         f'aria-labelledby="{ident}-svgdesc"><desc id="{ident}-svgdesc">A curve of the share of the '
         f"variance between groups against {html.escape(x_name)}, with a marker at the chosen "
         "value.</desc></svg>" + _result(ident)
@@ -596,12 +604,14 @@ def choice_question(ident: str, prompt: str, choices: Sequence[Choice]) -> Html:
 
 
 def _question(ident: str, params: dict[str, Any], prompt: str, body: str) -> Html:
-    data = html.escape(json.dumps(params, ensure_ascii=False, sort_keys=True), quote=True)
+    data = _data(params)
     page = (
         f'<div class="mlm-question" id="{ident}" data-mlm-widget="question" '
         f'data-mlm-params="{data}" role="group" aria-labelledby="{ident}-prompt">\n'
         f'<p class="mlm-question-title">Check yourself</p>\n'
         f'<p class="mlm-prompt" id="{ident}-prompt">{html.escape(_text(prompt, "prompt"))}</p>\n'
-        f"{body}\n</div>"
+        f"{body}\n"
+        '<p class="mlm-noscript">The answer is checked in the book\'s web page, where its script '
+        "runs.</p>\n</div>"
     )
     return Html("question", ident, params, page)

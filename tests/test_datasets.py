@@ -27,6 +27,11 @@ NAMES = [
     "machines",
     "radon",
     "orthodont",
+    "cbpp",
+    "verbagg",
+    "grouseticks",
+    "contraception",
+    "epil",
 ]
 
 SHAPES = {
@@ -42,6 +47,11 @@ SHAPES = {
     "machines": (54, 3),
     "radon": (919, 5),
     "orthodont": (108, 4),
+    "cbpp": (56, 4),
+    "verbagg": (7584, 9),
+    "grouseticks": (403, 7),
+    "contraception": (1934, 6),
+    "epil": (236, 9),
 }
 
 COLUMNS = {
@@ -68,6 +78,11 @@ COLUMNS = {
     "machines": ["Worker", "Machine", "score"],
     "radon": ["log_radon", "floor", "uranium", "county_number", "county"],
     "orthodont": ["distance", "age", "Subject", "Sex"],
+    "cbpp": ["herd", "incidence", "size", "period"],
+    "verbagg": ["Anger", "Gender", "item", "resp", "id", "btype", "situ", "mode", "r2"],
+    "grouseticks": ["INDEX", "TICKS", "BROOD", "HEIGHT", "YEAR", "LOCATION", "cHEIGHT"],
+    "contraception": ["woman", "district", "use", "livch", "age", "urban"],
+    "epil": ["y", "trt", "base", "age", "V4", "subject", "period", "lbase", "lage"],
 }
 
 # Level orders written out by hand from R's levels() (R 4.2, lme4 1.1-31, mlmRev 1.0-8,
@@ -102,6 +117,23 @@ EXPECTED_LEVELS = {
     ("orthodont", "Subject"): "M16 M05 M02 M11 M07 M08 M03 M12 M13 M14 M09 M15 M06 M04 M01 M10 "
     "F10 F09 F06 F01 F05 F07 F02 F08 F03 F04 F11".split(),
     ("orthodont", "Sex"): ["Male", "Female"],
+    ("cbpp", "herd"): [str(i) for i in range(1, 16)],
+    ("cbpp", "period"): ["1", "2", "3", "4"],
+    ("verbagg", "Gender"): ["F", "M"],
+    ("verbagg", "item"): "S1WantCurse S1WantScold S1WantShout S2WantCurse S2WantScold "
+    "S2WantShout S3WantCurse S3WantScold S3WantShout S4wantCurse S4WantScold S4WantShout "
+    "S1DoCurse S1DoScold S1DoShout S2DoCurse S2DoScold S2DoShout S3DoCurse S3DoScold "
+    "S3DoShout S4DoCurse S4DoScold S4DoShout".split(),
+    ("verbagg", "resp"): ["no", "perhaps", "yes"],
+    ("verbagg", "btype"): ["curse", "scold", "shout"],
+    ("verbagg", "situ"): ["other", "self"],
+    ("verbagg", "mode"): ["want", "do"],
+    ("verbagg", "r2"): ["N", "Y"],
+    ("grouseticks", "YEAR"): ["95", "96", "97"],
+    ("contraception", "use"): ["N", "Y"],
+    ("contraception", "livch"): ["0", "1", "2", "3+"],
+    ("contraception", "urban"): ["N", "Y"],
+    ("epil", "trt"): ["placebo", "progabide"],
 }
 
 N_LEVELS = {
@@ -114,6 +146,12 @@ N_LEVELS = {
     ("scotssec", "primary"): 148,
     ("scotssec", "second"): 19,
     ("radon", "county"): 85,
+    ("verbagg", "id"): 316,
+    ("grouseticks", "INDEX"): 403,
+    ("grouseticks", "BROOD"): 118,
+    ("grouseticks", "LOCATION"): 63,
+    ("contraception", "woman"): 1934,
+    ("contraception", "district"): 60,
 }
 
 
@@ -155,8 +193,13 @@ def test_list_datasets():
         "machines": "Machines",
         "radon": "radon",
         "orthodont": "Orthodont",
+        "cbpp": "cbpp",
+        "verbagg": "VerbAgg",
+        "grouseticks": "grouseticks",
+        "contraception": "Contraception",
+        "epil": "epil",
     }
-    assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag"}
+    assert set(table["package"]) == {"lme4", "mlmRev", "nlme", "HLMdiag", "MASS"}
     assert table["description"].str.len().gt(10).all()
 
 
@@ -189,7 +232,8 @@ def test_level_order_matches_r(name, col):
 def test_long_level_lists(name, col):
     cats = datasets.load(name)[col].cat.categories.tolist()
     assert len(cats) == N_LEVELS[(name, col)]
-    if col in ("s", "d", "school", "student", "primary", "second") and name != "hsb":
+    numeric = ("s", "d", "school", "student", "primary", "second", "id", "INDEX", "BROOD")
+    if col in (*numeric, "LOCATION", "woman", "district") and name != "hsb":
         assert cats == sorted(cats, key=int), "numeric, not alphabetical, order"
 
 
@@ -230,6 +274,39 @@ def test_values_survive_conversion():
     assert radon["floor"].mean() == pytest.approx(0.1665, abs=1e-3)
     by_floor = radon.groupby("floor")["log_radon"].mean()
     assert by_floor[1] < by_floor[0]
+
+
+def test_glmer_data_values_survive_conversion():
+    cbpp = datasets.load("cbpp")
+    assert cbpp.loc[0, ["herd", "incidence", "size", "period"]].tolist() == ["1", 2, 14, "1"]
+    assert (cbpp["incidence"] <= cbpp["size"]).all() and cbpp["incidence"].sum() == 99
+    assert cbpp["herd"].value_counts().sort_index().tolist()[:3] == [4, 3, 4]
+    verb = datasets.load("VerbAgg")
+    # every respondent answers every item once: id and item are fully crossed
+    assert verb.groupby(["id", "item"], observed=True).size().eq(1).all()
+    assert len(verb) == 316 * 24
+    # r2 is resp with perhaps and yes joined
+    assert ((verb["r2"] == "Y") == verb["resp"].isin(["perhaps", "yes"])).all()
+    assert verb.loc[2, ["Anger", "Gender", "resp", "r2"]].tolist() == [17, "F", "perhaps", "Y"]
+    assert (verb.drop_duplicates("id")["Gender"] == "F").sum() == 243
+    ticks = datasets.load("grouseticks")
+    assert ticks["INDEX"].cat.codes.tolist() == list(range(403))
+    assert ticks["cHEIGHT"].to_numpy() == pytest.approx(
+        ticks["HEIGHT"] - ticks["HEIGHT"].mean(), abs=1e-6
+    )
+    # each brood lives at one location, in one year
+    per_brood = ticks.groupby("BROOD", observed=True)[["LOCATION", "YEAR"]].nunique()
+    assert per_brood.eq(1).all().all()
+    contra = datasets.load("contraception")
+    assert contra.loc[0, ["district", "use", "livch", "urban"]].tolist() == ["1", "N", "3+", "Y"]
+    assert (contra["use"] == "Y").sum() == 759
+    assert "54" not in contra["district"].cat.categories
+    assert contra["district"].value_counts().agg(["min", "max"]).tolist() == [2, 118]
+    epil = datasets.load("epil")
+    assert pd.api.types.is_integer_dtype(epil["subject"]), "an integer in R's MASS::epil"
+    assert epil["subject"].nunique() == 59 and epil["period"].value_counts().eq(59).all()
+    assert np.allclose(epil["lbase"], np.log(epil["base"]) - np.log(epil["base"]).mean())
+    assert (epil["V4"] == (epil["period"] == 4)).all()
 
 
 def test_load_returns_independent_copies():

@@ -127,8 +127,14 @@ class GlmerControl(LmerControl):
 
     Attributes
     ----------
-    pirls_tol : float
-        PIRLS stops when the relative change of the penalised deviance is below this.
+    pirls_rule : {"lme4", "exact"}
+        ``"lme4"``: each evaluation of the deviance runs PIRLS as lme4 does (from the same
+        linear predictor, stopping when the relative change of the penalised deviance is below
+        ``pirls_tol``, lme4's ``tolPwrss``), so that the estimates, the deviance and its
+        numerical Hessian are lme4's; ``"exact"``: PIRLS runs to the mode (to ``pirls_tol``
+        relative in the modes), the exact Laplace / AGQ values.
+    pirls_tol : float or None
+        None: 1e-7 (``"lme4"``, lme4's default) or 1e-8 (``"exact"``).
     pirls_maxit : int
         Most PIRLS iterations per evaluation (then the deviance is ``inf`` there).
     halving_maxit : int
@@ -137,7 +143,9 @@ class GlmerControl(LmerControl):
         The step of the central differences of the Hessian (lme4's ``deriv12``, 1e-4).
     grad_tol : float
         The largest scaled gradient accepted at the optimum (lme4's ``check.conv.grad``
-        tolerance, 2e-3); beyond it the fit is refused.
+        tolerance, 2e-3); beyond it the search continues from there (at most
+        ``grad_restarts`` times) and then the fit is refused.
+    grad_restarts : int
 
     Examples
     --------
@@ -147,8 +155,10 @@ class GlmerControl(LmerControl):
     ('Nelder_Mead', 0.0001)
     """
 
-    pirls_tol: float = 1e-8
+    pirls_rule: str = "lme4"
+    pirls_tol: float | None = None
     pirls_maxit: int = 100
     halving_maxit: int = 30
     hessian_step: float = 1e-4
     grad_tol: float = 2e-3
+    grad_restarts: int = 2

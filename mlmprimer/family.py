@@ -173,7 +173,8 @@ class Family:
         """``-2 sum log f(y_i | mu_i)``, R's ``family$aic`` (``m``: binomial trials).
 
         Binomial: ``-2 sum (w / m) log dbinom(round(m y), round(m), mu)``; Poisson:
-        ``-2 sum w log dpois(y, mu)``.
+        ``-2 sum w log dpois(y, mu)`` (for non-integer ``y`` with ``log Gamma(y + 1)`` in place
+        of ``log y!``, where R's density is 0).
 
         Examples
         --------
@@ -185,10 +186,18 @@ class Family:
         """
         if self.name == "binomial":
             k, size = np.round(m * y), np.round(m)
-            logf = stats.binom.logpmf(k, size, mu)
+            logf = (
+                special.gammaln(size + 1.0)
+                - special.gammaln(k + 1.0)
+                - special.gammaln(size - k + 1.0)
+                + special.xlogy(k, mu)
+                + special.xlog1py(size - k, -mu)
+            )
             factor = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
             return float(-2.0 * np.sum(factor * logf))
-        return float(-2.0 * np.sum(wt * stats.poisson.logpmf(y, mu)))
+        # the Poisson density continued to non-integer y by the gamma function
+        logf = special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
+        return float(-2.0 * np.sum(wt * logf))
 
     def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """R's starting values of ``mu``: ``(w y + 1/2) / (w + 1)`` or ``y + 1/10``."""

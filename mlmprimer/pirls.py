@@ -207,8 +207,17 @@ class GlmmDeviance:
     trials : numpy.ndarray
         Binomial ``m_i`` of R's ``family$aic`` (ones for a Poisson model).
     nAGQ : int, default 1
-    pirls_tol : float, default 1e-8
+    pirls_tol : float, optional
+        ``rule="lme4"``: the relative change of the penalised deviance at which PIRLS stops
+        (lme4's ``tolPwrss``, default 1e-7); ``rule="exact"``: the largest step of the modes,
+        relative to ``1 + max|u|`` (default 1e-8).
     pirls_maxit, halving_maxit : int
+    rule : {"lme4", "exact"}
+        ``"lme4"`` (default) follows lme4's deviance functions: each evaluation starts from
+        the same linear predictor and stops on lme4's criterion, so the deviance (and its
+        numerical Hessian, the standard errors) are lme4's, which differ from the exact
+        Laplace values by PIRLS's tolerance (about 1e-3 in the deviance, 1% in the standard
+        errors). ``"exact"`` iterates to the mode to rounding.
 
     Examples
     --------
@@ -231,9 +240,10 @@ class GlmmDeviance:
         trials: np.ndarray,
         nAGQ: int = 1,
         *,
-        pirls_tol: float = 1e-8,
+        pirls_tol: float | None = None,
         pirls_maxit: int = 100,
         halving_maxit: int = 30,
+        rule: str = "lme4",
     ) -> None:
         self.design = design
         self.family = family
@@ -243,7 +253,11 @@ class GlmmDeviance:
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.zeros(n) if design.offset is None else design.offset
         self.nAGQ = int(nAGQ)
-        self.tol = pirls_tol
+        if rule not in ("lme4", "exact"):
+            raise ValueError(f"rule must be 'lme4' or 'exact', not {rule!r}")
+        self.rule = rule
+        self.tol = (1e-7 if rule == "lme4" else 1e-8) if pirls_tol is None else pirls_tol
+        self.eta0: np.ndarray | None = None
         self.maxit = pirls_maxit
         self.halving_maxit = halving_maxit
         t1 = design.terms[0]
@@ -323,29 +337,40 @@ class GlmmDeviance:
             sol, B = self.solve(st, with_beta)
             du = sol.u - st.u
             db = sol.beta - st.beta if with_beta else None
-            step = 1.0
-            # rounding may raise the penalised deviance by a few ulps at the mode
-            slack = 1e-12 * (abs(st.pdev) + 1.0) if np.isfinite(st.pdev) else math.inf
-            for _h in range(self.halving_maxit):
-                beta = st.beta + step * db if db is not None else st.beta
-                new = self.state(st.theta, beta, st.u + step * du)
-                if new.pdev <= st.pdev + slack:
-                    break
-                step /= 2.0
+            new = self._halve(st, du, db)
+            new.factor, new.products = sol.factor, B
+            if self.rule == "lme4":
+                # lme4's rule: stop on the relative change of the penalised deviance; the
+                # factor is the one of the last iteration (at the weights before its step)
+                if abs(st.pdev - new.pdev) < self.tol * abs(new.pdev):
+                    return new
             else:
-                raise PirlsError("PIRLS step halving failed to reduce the penalised deviance")
-            # converged when the full step is negligible; the factor is then taken once more
-            # at the weights of the new modes, so that log|L|^2 belongs to the mode exactly
-            # and the deviance is smooth in the parameters (its Hessian is taken numerically)
-            size = float(np.max(np.abs(du), initial=0.0))
-            if db is not None and db.size:
-                size = max(size, float(np.max(np.abs(db))))
-            if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
-                sol, B = self.solve(new, with_beta)
-                new.factor, new.products = sol.factor, B
-                return new
+                # exact: stop when the full step is negligible, then factor once more at the
+                # weights of the new modes, so that log|L|^2 belongs to the mode exactly
+                size = float(np.max(np.abs(du), initial=0.0))
+                if db is not None and db.size:
+                    size = max(size, float(np.max(np.abs(db))))
+                if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
+                    sol, B = self.solve(new, with_beta)
+                    new.factor, new.products = sol.factor, B
+                    return new
             st = new
         raise PirlsError(f"PIRLS did not converge in {self.maxit} iterations")
+
+    def _halve(self, st: PirlsState, du: np.ndarray, db: np.ndarray | None) -> PirlsState:
+        """The full step from ``st``, halved until the penalised deviance does not increase."""
+        step = 1.0
+        # rounding may raise the penalised deviance by a few ulps at the mode
+        slack = 1e-12 * (abs(st.pdev) + 1.0) if np.isfinite(st.pdev) else math.inf
+        for _h in range(self.halving_maxit):
+            beta = st.beta + step * db if db is not None else st.beta
+            new = self.state(st.theta, beta, st.u + step * du)
+            if new.pdev <= st.pdev + slack:
+                return new
+            if self.rule == "lme4" and abs(st.pdev - new.pdev) < self.tol * abs(new.pdev):
+                return new
+            step /= 2.0
+        raise PirlsError("PIRLS step halving failed to reduce the penalised deviance")
 
     def laplace(self, st: PirlsState) -> float:
         """The Laplace (``nAGQ <= 1``) or adaptive Gauss-Hermite deviance at a converged state."""
@@ -383,17 +408,29 @@ class GlmmDeviance:
     # ---- the two stages ----------------------------------------------------------------------
 
     def mode(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
-        """The converged PIRLS state at theta (beta found too when ``beta`` is None)."""
+        """The converged PIRLS state at theta (beta found too when ``beta`` is None).
+
+        With ``rule="lme4"`` every evaluation starts from the linear predictor ``eta0`` (set
+        by :meth:`set_start`; at first the fit at theta0 from R's starting values), as
+        lme4's deviance functions do; with ``rule="exact"`` from the previous modes.
+        """
         theta = np.asarray(theta, dtype=float)
         with_beta = beta is None
+        b = np.zeros(self.design.p) if with_beta else np.asarray(beta, dtype=float)
+        if self.rule == "lme4":
+            if self.eta0 is None:
+                first = self.pirls(self.start_state(self.design.theta0), True)
+                self.eta0 = first.eta
+            st = self._state_at(theta, b, np.zeros(self.q), self.eta0)
+            st.pdev = math.inf
+            return self.pirls(st, with_beta)
         last = self._last
         if last is None:
             st = self.start_state(theta)
             if not with_beta:
-                st = self.state(theta, np.asarray(beta, dtype=float), np.zeros(self.q))
+                st = self.state(theta, b, np.zeros(self.q))
         else:
-            b = last.beta if with_beta else np.asarray(beta, dtype=float)
-            st = self.state(theta, b, last.u)
+            st = self.state(theta, last.beta if with_beta else b, last.u)
         try:
             out = self.pirls(st, with_beta)
         except PirlsError:
@@ -402,10 +439,17 @@ class GlmmDeviance:
             # the previous modes were a poor start here: start again from R's starting values
             st = self.start_state(theta)
             if not with_beta:
-                st = self.state(theta, np.asarray(beta, dtype=float), np.zeros(self.q))
+                st = self.state(theta, b, np.zeros(self.q))
             out = self.pirls(st, with_beta)
         self._last = out
         return out
+
+    def set_start(self, st: PirlsState) -> None:
+        """Start later evaluations (``rule="lme4"``) from the linear predictor of ``st``.
+
+        lme4 does so between its two stages (``updateGlmerDevfun``: ``lp0``).
+        """
+        self.eta0 = st.eta.copy()
 
     def _value(self, theta: np.ndarray, beta: np.ndarray | None) -> float:
         try:

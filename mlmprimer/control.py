@@ -122,11 +122,14 @@ class LmerControl:
 class GlmerControl(LmerControl):
     """The settings of a ``glmer`` fit, as lme4's ``glmerControl()``.
 
-    Every field of :class:`LmerControl` (the optimiser and the convergence probe, used in both
-    stages), and:
+    Every field of :class:`LmerControl` (``optimizer`` is the first stage's; the tolerances
+    and the convergence probe serve both stages), and:
 
     Attributes
     ----------
+    optimizer2 : {"Nelder_Mead", "bobyqa"}
+        The second stage's optimiser (over theta and beta): Nelder-Mead, as lme4's default
+        ``glmerControl(optimizer = c("bobyqa", "Nelder_Mead"))``.
     pirls_rule : {"lme4", "exact"}
         ``"lme4"``: each evaluation of the deviance runs PIRLS as lme4 does (from the same
         linear predictor, stopping when the relative change of the penalised deviance is below
@@ -155,6 +158,7 @@ class GlmerControl(LmerControl):
     ('Nelder_Mead', 0.0001)
     """
 
+    optimizer2: str = "Nelder_Mead"
     pirls_rule: str = "lme4"
     pirls_tol: float | None = None
     pirls_maxit: int = 100
@@ -162,3 +166,13 @@ class GlmerControl(LmerControl):
     hessian_step: float = 1e-4
     grad_tol: float = 2e-3
     grad_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.optimizer2 not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer2 {self.optimizer2!r}: choose one of "
+                + ", ".join(repr(o) for o in OPTIMIZERS)
+            )
+        if self.pirls_rule not in ("lme4", "exact"):
+            raise ValueError(f"pirls_rule must be 'lme4' or 'exact', not {self.pirls_rule!r}")

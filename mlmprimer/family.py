@@ -102,8 +102,7 @@ _FAMILY_LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)
 
 def _ylogy(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """``y log(y / mu)`` with 0 for y = 0 (R's ``y_log_y``)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return special.xlogy(y, y / mu)
 
 
 @dataclass(frozen=True)

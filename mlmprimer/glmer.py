@@ -447,7 +447,8 @@ def _fit_glmm(dev: GlmmDeviance, ctrl: GlmerControl) -> GlmmFit:
     dev.set_start(st1)
     x0 = np.concatenate([opt1.theta, st1.beta])
     lower = np.concatenate([d.lower, np.full(d.p, -np.inf)])
-    opt2 = minimize(dev.stage2, x0, lower, ctrl)
+    ctrl2 = dataclasses.replace(ctrl, optimizer=ctrl.optimizer2)
+    opt2 = minimize(dev.stage2, x0, lower, ctrl2)
     stages.append(opt2)
     free = np.concatenate([d.lower != 0, np.ones(d.p, bool)])
     for attempt in range(ctrl.grad_restarts + 1):
@@ -462,7 +463,7 @@ def _fit_glmm(dev: GlmmDeviance, ctrl: GlmerControl) -> GlmmFit:
             if attempt == ctrl.grad_restarts:
                 raise
             # the search stopped short of the optimum: continue from there, in smaller steps
-            opt2 = minimize(dev.stage2, opt2.theta, lower, ctrl, step=ctrl.restart_step / 10)
+            opt2 = minimize(dev.stage2, opt2.theta, lower, ctrl2, step=ctrl.restart_step / 10)
             stages.append(opt2)
     theta, beta = opt2.theta[:k], opt2.theta[k:]
     st = _final_mode(dev, theta, beta)

@@ -190,7 +190,7 @@ class GlmerModel:
         (15, 1)
         """
         if self._ranef_condsd is None:
-            sol, _ = self.devfun.solve(self.fit_info.state, with_beta=False)
+            sol = self.devfun.solution(self.fit_info.state, with_beta=False)
             cv = dataclasses.replace(sol, sigma=1.0).conditional_variances()
             sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
             self._ranef_condsd = self._by_group(sds)

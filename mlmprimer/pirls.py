@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .design import Design
 from .factor import CrossProducts, Factor, factorize
@@ -58,6 +59,7 @@ __all__ = [
     "GlmmDeviance",
     "PirlsError",
     "PirlsState",
+    "PwlsStep",
     "WeightedProducts",
     "gh_rule",
     "hessian",
@@ -122,8 +124,10 @@ class WeightedProducts(CrossProducts):
         self.qr = problem.Zrest.shape[1]
         self.p = problem.design.p if with_beta else 0
         self.m = W.shape[1]
-        J = problem.indicator
-        G = np.stack([J @ (X1[:, [a]] * W) for a in range(p1)], axis=1)
+        order, starts = problem.level_order, problem.level_starts
+        Ws = W[order]
+        X1s = X1[order]
+        G = np.stack([np.add.reduceat(X1s[:, [a]] * Ws, starts, axis=0) for a in range(p1)], 1)
         self.G = G.reshape(l1 * p1, self.m)
         self.WtW = W.T @ W
         self.problem = problem
@@ -177,6 +181,15 @@ class PirlsState:
     pdev: float
     factor: Factor | None = None
     products: WeightedProducts | None = None
+
+
+@dataclass
+class PwlsStep:
+    """The solution of one PIRLS iteration: the new modes and the factor it used."""
+
+    u: np.ndarray
+    beta: np.ndarray
+    factor: Factor
 
 
 class _WeightedLS:
@@ -261,9 +274,10 @@ class GlmmDeviance:
         self.maxit = pirls_maxit
         self.halving_maxit = halving_maxit
         t1 = design.terms[0]
-        self.indicator = sp.csr_matrix(
-            (np.ones(n), (t1.codes, np.arange(n))), shape=(t1.nlevels, n)
-        )
+        # rows sorted by the first term's levels, for sums per level (every level has rows)
+        self.level_order = np.argsort(t1.codes, kind="stable")
+        counts = np.bincount(t1.codes, minlength=t1.nlevels)
+        self.level_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rest = design.terms[1:]
         self.Zrest = (
             sp.hstack([t.z_block() for t in rest], format="csc").toarray()
@@ -312,17 +326,51 @@ class GlmmDeviance:
         st.pdev = math.inf
         return st
 
-    def solve(self, st: PirlsState, with_beta: bool) -> tuple[MixedSolution, WeightedProducts]:
-        """One penalised weighted least squares step from ``st``: the full (u, beta) solution."""
+    def products(self, st: PirlsState, with_beta: bool) -> WeightedProducts:
+        """The weighted cross-products of one PIRLS iteration at ``st``."""
         fam = self.family
         mu_eta = fam.mu_eta(st.eta)
         wts = self.wt * mu_eta**2 / fam.variance(st.mu)
         z = st.eta - self.offset + (self.y - st.mu) / mu_eta
         if not with_beta:
             z = z - self.design.X @ st.beta
-        B = WeightedProducts(self, np.sqrt(wts), z, with_beta)
+        return WeightedProducts(self, np.sqrt(wts), z, with_beta)
+
+    def solution(self, st: PirlsState, with_beta: bool) -> MixedSolution:
+        """The penalised weighted least squares solution at ``st`` as a ``MixedSolution``
+        (its ``conditional_variances`` with ``sigma = 1`` are lme4's ``condVar``)."""
         design = self.design if with_beta else self.design_u
-        return solve_mixed(_WeightedLS(design, B), st.theta), B  # type: ignore[arg-type]
+        ls = _WeightedLS(design, self.products(st, with_beta))
+        return solve_mixed(ls, st.theta)  # type: ignore[arg-type]
+
+    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, WeightedProducts]:
+        """One penalised weighted least squares step from ``st``: the full (u, beta) solution.
+
+        From the blocked factor (see :mod:`mlmprimer.factor`): ``(u_rest, beta)`` by one
+        triangular solve with the Schur complement's factor, then the first term's ``u_j``
+        level by level.
+        """
+        B = self.products(st, with_beta)
+        design = self.design if with_beta else self.design_u
+        f = factorize(st.theta, design, B)
+        Ls = f.Ls
+        if Ls.shape[0] > 1:
+            w, info = _trtrs(Ls[:-1, :-1], Ls[-1, :-1], lower=1, trans=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("singular penalised least squares system")
+        else:
+            w = np.zeros(0)
+        vec = np.append(w, -1.0)
+        vec = f.lam * vec if isinstance(f.lam, np.ndarray) else f.lam @ vec
+        g = (B.G @ vec).reshape(B.l1, B.p1)
+        if B.p1 == 1:
+            u1 = -(f.Linv[:, 0, 0] ** 2 * f.T1[0, 0]) * g[:, 0]
+        else:
+            v = np.einsum("jab,jb->ja", f.Linv @ f.T1.T, g)
+            u1 = -np.einsum("jba,jb->ja", f.Linv, v).ravel()
+        u = np.concatenate([u1, w[: B.qr]])
+        beta = w[B.qr : B.qr + B.p] if with_beta else st.beta
+        return PwlsStep(u, beta, f), B
 
     def pirls(self, st: PirlsState, with_beta: bool) -> PirlsState:
         """Iterate from ``st`` to the conditional mode (u, and beta if ``with_beta``).

@@ -357,3 +357,16 @@ def test_fit_glmm_stages(cbpp: pd.DataFrame) -> None:
     md = glmer_design(CBPP, cbpp, "binomial")
     fit = fit_glmm(GlmmDeviance(md.design, md.family, md.trials, 0))
     assert fit.vcov_method == "RX" and len(fit.stages) == 1
+
+
+def test_compare_nested_glmer_fits(cbpp: pd.DataFrame, cbpp_fit: GlmerModel) -> None:
+    from mlmprimer import compare
+
+    null = glmer("cbind(incidence, size - incidence) ~ 1 + (1 | herd)", cbpp)
+    tab = compare(null, cbpp_fit)
+    chisq = 2 * (cbpp_fit.loglik - null.loglik)
+    assert tab["Chisq"].iloc[1] == pytest.approx(chisq)
+    assert tab["Pr(>Chisq)"].iloc[1] == pytest.approx(stats.chi2.sf(chisq, 3))
+    pois = glmer("incidence ~ period + (1 | herd)", cbpp, "poisson")
+    with pytest.raises(ValueError, match="different families"):
+        compare(pois, cbpp_fit)

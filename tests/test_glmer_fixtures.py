@@ -17,10 +17,8 @@ data; the files are described in tests/fixtures/lme4_glmer/README.md. The tests 
 
 from __future__ import annotations
 
-import functools
 import math
 import re
-import warnings
 from pathlib import Path
 
 import numpy as np
@@ -400,101 +398,3 @@ def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
     assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
     for name in FIXTURE_FILES:
         rerun_same(read_fixture(name, out), read_fixture(name), name)
-
-
-# --------------------------------------------------------------------------------------------
-# mlmprimer.glmer against the fixtures (the issue's tolerances)
-# --------------------------------------------------------------------------------------------
-
-LOGLIK_ABS = 1e-3  # logLik
-REL = 2e-3  # fixed effects, their standard errors, random-effect SDs (relative)
-COR_ABS = 2e-3  # correlations of random effects (absolute)
-
-# Gaps of mlmprimer.glmer to lme4 measured on these fixtures, each a strict expected failure, so
-# that the test fails once the gap is closed and the entry must go. (test, model) -> the gap.
-KNOWN_GAPS: dict[tuple[str, str], str] = {
-    ("se", "cbpp_laplace"): "standard errors 1.3e-2 relative from lme4's",
-    ("se", "cbpp_proportion"): "standard errors 1.3e-2 relative from lme4's",
-    ("se", "cbpp_cloglog"): "standard errors 6.0e-3 relative from lme4's",
-    ("se", "cbpp_null"): "standard errors 5.1e-3 relative from lme4's",
-    ("se", "cbpp_poisson_offset"): "standard errors 1.4e-2 relative from lme4's",
-    ("se", "cbpp_poisson_offset_arg"): "standard errors 1.4e-2 relative from lme4's",
-    ("se", "contraception_mlmrev"): "standard errors 2.4e-3 relative from lme4's",
-    ("se", "epil"): "standard errors 5.1e-3 relative from lme4's",
-}
-# VerbAgg: mlmprimer.glmer refuses the fit (max|grad| 0.008 > 0.002); lme4 converges.
-REFUSED = {"verbagg_crossed": "mlmprimer.glmer stops with ConvergenceError (max|grad| 0.008)"}
-SLOW_FITS = {"grouseticks"}  # minutes with mlmprimer.glmer at present
-
-
-@functools.cache
-def ours(model: str):
-    from mlmprimer import glmer
-
-    spec = MODELS.loc[model]
-    data = datasets.load(spec["dataset"])
-    _, w, offset = response(spec, data)
-    kwargs = {}
-    if spec["weights"]:
-        kwargs["weights"] = w
-    if spec["offset"]:
-        kwargs["offset"] = offset
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # lme4's notes on groups with all-0 outcomes and the like
-        return glmer(
-            spec["formula"],
-            data,
-            family=spec["family"],
-            link=spec["link"],
-            nAGQ=int(spec["nAGQ"]),
-            **kwargs,
-        )
-
-
-def engine_cases(test: str) -> list:
-    cases = []
-    for model in MODEL_NAMES:
-        marks = []
-        if model in SLOW_FITS:
-            marks.append(pytest.mark.slow)
-        if model in REFUSED:
-            marks.append(pytest.mark.xfail(reason=REFUSED[model], strict=True))
-        elif (test, model) in KNOWN_GAPS:
-            marks.append(pytest.mark.xfail(reason=KNOWN_GAPS[(test, model)], strict=True))
-        cases.append(pytest.param(model, marks=marks, id=model))
-    return cases
-
-
-@pytest.mark.parametrize("model", engine_cases("loglik"))
-def test_glmer_loglik_matches_lme4(model):
-    spec = MODELS.loc[model]
-    want = spec["logLik"]
-    if spec["nAGQ"] > 1:  # lme4 1.1-31 leaves the saturated log-likelihood out (README)
-        want += spec["logLik_saturated"]
-    assert ours(model).loglik == pytest.approx(want, abs=LOGLIK_ABS)
-
-
-@pytest.mark.parametrize("model", engine_cases("fixef"))
-def test_glmer_fixed_effects_match_lme4(model):
-    coefs = rows_of("coefficients.csv", model).set_index("term")
-    got = ours(model).fixef
-    assert got.index.tolist() == coefs.index.tolist()
-    np.testing.assert_allclose(got.to_numpy(), coefs["estimate"], rtol=REL)
-
-
-@pytest.mark.parametrize("model", engine_cases("se"))
-def test_glmer_standard_errors_match_lme4(model):
-    coefs = rows_of("coefficients.csv", model).set_index("term")
-    V = ours(model).vcov.loc[coefs.index, coefs.index].to_numpy()
-    np.testing.assert_allclose(np.sqrt(np.diag(V)), coefs["std.error"], rtol=REL)
-
-
-@pytest.mark.parametrize("model", engine_cases("sd"))
-def test_glmer_random_effect_sds_match_lme4(model):
-    want = rows_of("varcorr.csv", model)
-    got = ours(model).varcorr.reset_index(drop=True)
-    key = ["grp", "var1", "var2"]
-    assert got[key].astype(str).values.tolist() == want[key].astype(str).values.tolist()
-    is_sd = want["var2"].isna().to_numpy()
-    np.testing.assert_allclose(got["sdcor"][is_sd], want["sdcor"][is_sd], rtol=REL)
-    np.testing.assert_allclose(got["sdcor"][~is_sd], want["sdcor"][~is_sd], atol=COR_ABS)

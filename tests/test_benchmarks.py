@@ -300,6 +300,13 @@ def test_glmer_table_reports_best_times_and_ratios(bench):
     assert verdicts["every glmer logLik within 0.001 of lme4's"] == "missed"
     # the lmer part did not run: its targets are not claimed
     assert bench.evaluate_targets({**fast, "scaling_n": []}) == []
+    # nAGQ > 1: lme4's logLik lacks the saturated log-likelihood, which is added back
+    agq = glmer_report(bench, [[0.5], [0.5]], [[1.0], [1.0]], [-10.0, -25.0])
+    agq["glmer_info"]["b"].update(nAGQ=9, logLik_saturated=-5.0)
+    assert bench.glmer_reference_loglik(agq, "b") == -25.0
+    assert bench.glmer_reference_loglik(agq, "a") == -10.0
+    md = "\n".join(bench.glmer_lines(agq))
+    assert "| b | 50 | binomial (logit) | 9 | 1.00 | 0.500 | 0.50 | 1 / 1 | < 1e-6 |" in md
 
 
 def test_glmer_run_rewrites_only_its_section(bench, tmp_path):

@@ -1328,6 +1328,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         action="store_true",
         help="do not rewrite benchmarks/RESULTS.md even after a complete run",
     )
+    p.add_argument(
+        "--glmer-report",
+        type=Path,
+        metavar="JSON",
+        help="fit nothing: print the glmer tables of a saved --glmer run (results/*.json) with "
+        "this version's report code, and rewrite the glmer section of RESULTS.md from it",
+    )
     p.add_argument("--worker", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1341,6 +1348,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(*args.worker)
+    if args.glmer_report:
+        report = load_report(args.glmer_report)
+        md = "\n".join(glmer_lines(report))
+        print(md)
+        if report["meta"].get("argv") and "--glmer" in report["meta"]["argv"]:
+            if not args.no_summary:
+                write_glmer_summary(report, md)
+                log(f"wrote the glmer section of {SUMMARY.relative_to(REPO)}")
+        return 0
 
     t_start = time.monotonic()
     load_start = os.getloadavg()
@@ -1632,6 +1648,22 @@ def write_summary(report: dict, md: str) -> None:
         md,
     ]
     SUMMARY.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def load_report(path: Path) -> dict:
+    """A run's report from its JSON (benchmarks/results/benchmark-*.json), index rebuilt.
+
+    Fields that the run's version did not record for the glmer models are taken from the
+    committed fixtures (they describe the models, not the measurements).
+    """
+    serial = json.loads(Path(path).read_text(encoding="utf-8"))
+    report = {k: v for k, v in serial.items() if k != "results"}
+    report["index"] = {(r["tool"], r["model"]): r for r in serial["results"]}
+    fixtures = load_glmer_fixtures()
+    for m, info in (report.get("glmer_info") or {}).items():
+        for k, v in fixtures.get(m, {}).items():
+            info.setdefault(k, v)
+    return report
 
 
 def glmer_section(md: str) -> str:

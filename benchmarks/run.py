@@ -1693,6 +1693,12 @@ def write_glmer_summary(report: dict, md: str, path: Path = SUMMARY) -> None:
         f"- **mlmprimer at** {meta['mlmprimer_revision']}; R {r.get('R', '?')}, "
         f"lme4 {r.get('lme4', '?')}\n"
     )
+    cores = meta["machine"].get("cores") or 0
+    if cores and max(meta["load_start"][0], meta["load_end"][0]) > cores:
+        head += (
+            f"- **Busy machine:** the load average exceeded its {cores} cores during the run, so "
+            "other jobs took CPU time from both tools; the ratios are rough.\n"
+        )
     block = head + block[len(GLMER_BEGIN) :]
     text = path.read_text(encoding="utf-8") if path.exists() else ""
     old = glmer_section(text)

@@ -327,11 +327,14 @@ def test_glmer_run_rewrites_only_its_section(bench, tmp_path):
     first = summary.read_text(encoding="utf-8")
     assert first.startswith("# Benchmark results\n\nthe lmer tables\n")
     assert first.count(bench.GLMER_BEGIN) == 1 and "load average (1 min) at start 3.00" in first
+    assert "Busy machine" not in first  # no core count recorded
+    report["meta"]["machine"]["cores"] = 2
     report["meta"]["date"] = "tomorrow"
     bench.write_glmer_summary(report, md, summary)
     second = summary.read_text(encoding="utf-8")
     assert second.count(bench.GLMER_BEGIN) == 1 and second.count(bench.GLMER_END) == 1
     assert "tomorrow" in second and "today" not in second
+    assert "exceeded its 2 cores" in second
     assert second.startswith("# Benchmark results\n\nthe lmer tables\n")
 
 

@@ -118,19 +118,7 @@ def tidy(
                 "intervals for effects='ran_vals' use the conditional SDs: "
                 f"conf_method must be 'Wald', not {conf_method!r}"
             )
-        rows = []
-        for g, modes in model.ranef.items():
-            sd = model.ranef_condsd[g]
-            for term in modes.columns:
-                for lev in modes.index:
-                    rows.append(("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term]))
-        out = pd.DataFrame(
-            rows, columns=["effect", "group", "level", "term", "estimate", "std.error"]
-        )
-        if conf_int:
-            out["conf.low"] = out["estimate"] - z * out["std.error"]
-            out["conf.high"] = out["estimate"] + z * out["std.error"]
-        return out
+        return _ran_vals(model, conf_int, z)
     rows = []
     keys = []  # each row's parameter name in confint (.sig01, ..., .sigma, fixed effects)
     if "fixed" in effects:
@@ -172,6 +160,22 @@ def tidy(
         out["conf.low"] = ci.iloc[:, 0].reindex(keys).to_numpy()
         out["conf.high"] = ci.iloc[:, 1].reindex(keys).to_numpy()
         out.attrs.update(ci.attrs)
+    return out
+
+
+def _ran_vals(model: Any, conf_int: bool, z: float) -> pd.DataFrame:
+    """The conditional modes with their conditional SDs (and Wald intervals), broom.mixed's
+    ``effects = "ran_vals"``."""
+    rows = []
+    for g, modes in model.ranef.items():
+        sd = model.ranef_condsd[g]
+        for term in modes.columns:
+            for lev in modes.index:
+                rows.append(("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term]))
+    out = pd.DataFrame(rows, columns=["effect", "group", "level", "term", "estimate", "std.error"])
+    if conf_int:
+        out["conf.low"] = out["estimate"] - z * out["std.error"]
+        out["conf.high"] = out["estimate"] + z * out["std.error"]
     return out
 
 
@@ -275,19 +279,7 @@ def tidy_glmer(
     if "ran_vals" in effects:
         if len(effects) > 1:
             raise ValueError("effects='ran_vals' cannot be combined with other effects")
-        rows = []
-        for g, modes in model.ranef.items():
-            sd = model.ranef_condsd[g]
-            for term in modes.columns:
-                for lev in modes.index:
-                    rows.append(("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term]))
-        out = pd.DataFrame(
-            rows, columns=["effect", "group", "level", "term", "estimate", "std.error"]
-        )
-        if conf_int:
-            out["conf.low"] = out["estimate"] - z * out["std.error"]
-            out["conf.high"] = out["estimate"] + z * out["std.error"]
-        return out
+        return _ran_vals(model, conf_int, z)
     rows = []
     if "fixed" in effects:
         ct = model.coef_table()

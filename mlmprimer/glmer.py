@@ -524,6 +524,20 @@ def separation_check(dev: GlmmDeviance, tol: float = 1e-8) -> list[str]:
     ]
 
 
+def _deviance(md: GlmerDesign, design: Design, nAGQ: int, ctrl: GlmerControl) -> GlmmDeviance:
+    """Stage 2 of a fit: the deviance function of ``design`` with the control's PIRLS settings."""
+    return GlmmDeviance(
+        design,
+        md.family,
+        md.trials,
+        nAGQ,
+        pirls_tol=ctrl.pirls_tol,
+        pirls_maxit=ctrl.pirls_maxit,
+        halving_maxit=ctrl.halving_maxit,
+        rule=ctrl.pirls_rule,
+    )
+
+
 def _name_in(frame: Any, obj: Any) -> str:
     """The caller's name for ``obj`` (for ``Data:`` in the summary), else ``"data"``."""
     names = [
@@ -662,16 +676,7 @@ def fit_glmer(
     k = _check_nagq(nAGQ, md.design)
     for note in md.notes:
         warnings.warn(note, GlmerWarning, stacklevel=stacklevel)
-    dev = GlmmDeviance(
-        md.design,
-        md.family,
-        md.trials,
-        k,
-        pirls_tol=ctrl.pirls_tol,
-        pirls_maxit=ctrl.pirls_maxit,
-        halving_maxit=ctrl.halving_maxit,
-        rule=ctrl.pirls_rule,
-    )
+    dev = _deviance(md, md.design, k, ctrl)
     for note in separation_check(dev):
         warnings.warn(note, GlmerWarning, stacklevel=stacklevel)
     fit = fit_glmm(dev, ctrl)
@@ -711,17 +716,7 @@ def refit_glmer(model: GlmerModel, newresp: Any = None) -> GlmerModel:
         y = _new_glmm_response(model, newresp)
         design = design.with_response(y)
         md = dataclasses.replace(md, design=design)
-    old = model.devfun
-    dev = GlmmDeviance(
-        design,
-        md.family,
-        md.trials,
-        model.nAGQ,
-        pirls_tol=old.tol,
-        pirls_maxit=old.maxit,
-        halving_maxit=old.halving_maxit,
-        rule=old.rule,
-    )
+    dev = _deviance(md, design, model.nAGQ, model.control)
     fit = fit_glmm(dev, model.control)
     return GlmerModel(
         md,

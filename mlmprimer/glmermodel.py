@@ -26,7 +26,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from .lmermodel import LmerWarning
+from .lmermodel import LmerModel, LmerWarning
 from .rterms import expression_values
 from .varcomp import VarComp, variance_components
 
@@ -167,13 +167,8 @@ class GlmerModel:
 
     # ---- random effects ----------------------------------------------------------------------
 
-    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, arr in zip(self.design.terms, arrays, strict=True):
-            df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
-            df.index.name = t.group
-            out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
-        return out
+    #: the per-group frames of :attr:`ranef`, as :class:`LmerModel` builds them
+    _by_group = LmerModel._by_group
 
     @property
     def ranef_condsd(self) -> dict[str, pd.DataFrame]:
@@ -196,28 +191,8 @@ class GlmerModel:
             self._ranef_condsd = self._by_group(sds)
         return self._ranef_condsd
 
-    def coef(self) -> dict[str, pd.DataFrame]:
-        """Per-group coefficients (fixed effects plus the group's modes), as R's ``coef(m)``.
-
-        Examples
-        --------
-        >>> from mlmprimer.datasets import load
-        >>> from mlmprimer.glmer import glmer
-        >>> m = glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", load("cbpp"))
-        >>> m.coef()["herd"].shape
-        (15, 4)
-        """
-        out = {}
-        for g, modes in self.ranef.items():
-            missing = [c for c in modes.columns if c not in self.fixef.index]
-            fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
-            val = pd.DataFrame(
-                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
-            )
-            for c in modes.columns:
-                val[c] = val[c] + modes[c].to_numpy()
-            out[g] = val
-        return out
+    #: per-group coefficients (fixed effects plus the group's modes), as R's ``coef(m)``
+    coef = LmerModel.coef
 
     # ---- fitted values, predictions, residuals ------------------------------------------------
 

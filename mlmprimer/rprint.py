@@ -36,6 +36,7 @@ __all__ = [
     "glmer_summary",
     "layout_table",
     "r_formula",
+    "residual_quantiles",
     "summary",
     "varcorr_text",
     "zapsmall",
@@ -278,14 +279,7 @@ def summary(model: Any, correlation: bool | None = None) -> LmerSummary:
         lines.append("".join(h.rjust(k) for h, k in zip(heads, w, strict=True)) + " ")
         lines.append("".join(v.rjust(k) for v, k in zip(vals, w, strict=True)) + " ")
     lines.append("")
-    lines.append("Scaled residuals: ")
-    pearson = model.residuals(type="pearson", scaled=True).to_numpy()
-    rq = np.quantile(pearson, [0, 0.25, 0.5, 0.75, 1])
-    rq = zapsmall(rq, 5)
-    cells = format_column(rq, 4)
-    w = max(max(len(c) for c in cells), 6)
-    lines.append(" ".join(h.rjust(w) for h in ["Min", "1Q", "Median", "3Q", "Max"]) + " ")
-    lines.append(" ".join(c.rjust(w) for c in cells) + " ")
+    lines += residual_quantiles(model.residuals(type="pearson", scaled=True).to_numpy())
     lines.append("")
     lines.append("Random effects:")
     lines.append(varcorr_text(model.varcomp))
@@ -321,6 +315,28 @@ def summary(model: Any, correlation: bool | None = None) -> LmerSummary:
         lines.append("optimizer (nloptwrap) convergence code: 0 (OK)")
         lines.append(SINGULAR_MESSAGE)
     return LmerSummary("\n".join(lines) + "\n", ct, model.varcorr.copy())
+
+
+def residual_quantiles(resid: np.ndarray) -> list[str]:
+    """lme4's "Scaled residuals:" block: min, quartiles and max of the scaled residuals.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlmprimer.rprint import residual_quantiles
+    >>> print("\\n".join(residual_quantiles(np.array([-2.0, -0.5, 0.0, 0.5, 3.0]))))
+    Scaled residuals:
+       Min     1Q Median     3Q    Max
+      -2.0   -0.5    0.0    0.5    3.0
+    """
+    rq = zapsmall(np.quantile(resid, [0, 0.25, 0.5, 0.75, 1]), 5)
+    cells = format_column(rq, 4)
+    w = max(max(len(c) for c in cells), 6)
+    return [
+        "Scaled residuals: ",
+        " ".join(h.rjust(w) for h in ["Min", "1Q", "Median", "3Q", "Max"]) + " ",
+        " ".join(c.rjust(w) for c in cells) + " ",
+    ]
 
 
 def varcorr_text(vc: VarComp, residual: bool = True) -> str:
@@ -437,12 +453,7 @@ def glmer_summary(model: Any, correlation: bool | None = None) -> LmerSummary:
     lines.append(" ".join(h.rjust(cw) for h in heads) + " ")
     lines.append(" ".join(v.rjust(cw) for v in vals) + " ")
     lines.append("")
-    lines.append("Scaled residuals: ")
-    rq = zapsmall(np.quantile(model.residuals("pearson").to_numpy(), [0, 0.25, 0.5, 0.75, 1]), 5)
-    cells = format_column(rq, 4)
-    cw = max(max(len(c) for c in cells), 6)
-    lines.append(" ".join(h.rjust(cw) for h in ["Min", "1Q", "Median", "3Q", "Max"]) + " ")
-    lines.append(" ".join(c.rjust(cw) for c in cells) + " ")
+    lines += residual_quantiles(model.residuals("pearson").to_numpy())
     lines.append("")
     lines.append("Random effects:")
     lines.append(varcorr_text(model.varcomp, residual=False))

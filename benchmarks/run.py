@@ -927,18 +927,7 @@ def _reference_lines(report: dict) -> list[str]:
         lines += notes
         lines.append("")
 
-    fx_diffs = [
-        abs(res[("lme4", m)]["logLik"] - res[("fixture", m)]["logLik"])
-        for m in report["reference_models"]
-        if res.get(("lme4", m), {}).get("status") == "ok" and ("fixture", m) in res
-    ]
-    if fx_diffs:
-        worst = max(fx_diffs)
-        lines.append(
-            "lme4's logLik in this run equals the committed fixtures' "
-            + ("exactly." if worst == 0 else f"within {worst:.1e}.")
-        )
-        lines.append("")
+    lines += fixture_agreement(res, report["reference_models"], "lme4's logLik")
 
     # ---- CPU time
     lines.append(
@@ -972,6 +961,20 @@ def _reference_lines(report: dict) -> list[str]:
     lines.append("")
 
     return lines
+
+
+def fixture_agreement(res: dict, models: list[str], what: str) -> list[str]:
+    """A sentence on how far lme4's logLik in this run is from the committed fixtures'."""
+    diffs = [
+        abs(res[("lme4", m)]["logLik"] - res[("fixture", m)]["logLik"])
+        for m in models
+        if (res.get(("lme4", m)) or {}).get("status") == "ok" and ("fixture", m) in res
+    ]
+    if not diffs:
+        return []
+    worst = max(diffs)
+    verdict = "exactly." if worst == 0 else f"within {worst:.1e}."
+    return [f"{what} in this run equals the committed fixtures' {verdict}", ""]
 
 
 def best_time(rec: dict | None) -> float | None:
@@ -1111,18 +1114,7 @@ def glmer_lines(report: dict) -> list[str]:
                 errors.append(f"- {t} / {m}: {status_text(rec)}" + (f": {msg[-1]}" if msg else ""))
     if errors:
         lines += ["Errors:", "", *errors, ""]
-    fx_diffs = [
-        abs(res[("lme4", m)]["logLik"] - res[("fixture", m)]["logLik"])
-        for m in report["glmer_models"]
-        if (res.get(("lme4", m)) or {}).get("status") == "ok" and ("fixture", m) in res
-    ]
-    if fx_diffs:
-        worst = max(fx_diffs)
-        lines.append(
-            "lme4's glmer logLik in this run equals the committed fixtures' "
-            + ("exactly." if worst == 0 else f"within {worst:.1e}.")
-        )
-        lines.append("")
+    lines += fixture_agreement(res, report["glmer_models"], "lme4's glmer logLik")
     targets = glmer_targets(report)
     if targets:
         lines += ["| target | verdict | numbers |", "|---|---|---|"]

@@ -300,6 +300,13 @@ def test_glmer_table_reports_best_times_and_ratios(bench):
     assert verdicts["every glmer logLik within 0.001 of lme4's"] == "missed"
     # the lmer part did not run: its targets are not claimed
     assert bench.evaluate_targets({**fast, "scaling_n": []}) == []
+    # nAGQ > 1: lme4's logLik lacks the saturated log-likelihood, which is added back
+    agq = glmer_report(bench, [[0.5], [0.5]], [[1.0], [1.0]], [-10.0, -25.0])
+    agq["glmer_info"]["b"].update(nAGQ=9, logLik_saturated=-5.0)
+    assert bench.glmer_reference_loglik(agq, "b") == -25.0
+    assert bench.glmer_reference_loglik(agq, "a") == -10.0
+    md = "\n".join(bench.glmer_lines(agq))
+    assert "| b | 50 | binomial (logit) | 9 | 1.00 | 0.500 | 0.50 | 1 / 1 | < 1e-6 |" in md
 
 
 def test_glmer_run_rewrites_only_its_section(bench, tmp_path):
@@ -320,9 +327,35 @@ def test_glmer_run_rewrites_only_its_section(bench, tmp_path):
     first = summary.read_text(encoding="utf-8")
     assert first.startswith("# Benchmark results\n\nthe lmer tables\n")
     assert first.count(bench.GLMER_BEGIN) == 1 and "load average (1 min) at start 3.00" in first
+    assert "Busy machine" not in first  # no core count recorded
+    report["meta"]["machine"]["cores"] = 2
     report["meta"]["date"] = "tomorrow"
     bench.write_glmer_summary(report, md, summary)
     second = summary.read_text(encoding="utf-8")
     assert second.count(bench.GLMER_BEGIN) == 1 and second.count(bench.GLMER_END) == 1
     assert "tomorrow" in second and "today" not in second
+    assert "exceeded its 2 cores" in second
     assert second.startswith("# Benchmark results\n\nthe lmer tables\n")
+
+
+def test_glmer_report_of_a_saved_run(bench, tmp_path):
+    """A saved run is re-read; what it lacks about the models comes from the fixtures."""
+    fx = bench.load_glmer_fixtures()["cbpp_agq9"]
+    lme4 = {"id": "cbpp_agq9", "status": "ok", "times": [0.4, 0.3], "logLik": fx["logLik"]}
+    ours = {"id": "cbpp_agq9", "status": "ok", "times": [0.2]}
+    ours["loglik"] = fx["logLik"] + fx["logLik_saturated"]  # on the Laplace scale
+    serial = {
+        "tools": ["lme4", "mlmprimer"],
+        "reference_models": [],
+        "glmer_models": ["cbpp_agq9"],
+        "glmer_info": {"cbpp_agq9": {"nobs": 56, "family": "binomial", "link": "logit", "nAGQ": 9}},
+        "results": [{"tool": "lme4", "model": "cbpp_agq9", **lme4}]
+        + [{"tool": "mlmprimer", "model": "cbpp_agq9", **ours}],
+    }
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(serial), encoding="utf-8")
+    report = bench.load_report(path)
+    assert report["index"][("lme4", "cbpp_agq9")]["times"] == [0.4, 0.3]
+    assert report["glmer_info"]["cbpp_agq9"]["logLik_saturated"] == fx["logLik_saturated"]
+    md = "\n".join(bench.glmer_lines(report))
+    assert "| cbpp_agq9 | 56 | binomial (logit) | 9 | 0.300 | 0.200 | 0.67 | 2 / 1 | < 1e-6 |" in md

@@ -95,7 +95,8 @@ benchmark: $(STAMP)
 sysdeps:
 	apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-	  r-base-core r-cran-lme4 r-cran-nlme r-cran-mlmrev r-cran-lmertest r-cran-pbkrtest chromium chromium-driver
+	  r-base-core r-cran-lme4 r-cran-nlme r-cran-mlmrev r-cran-mass r-cran-lmertest r-cran-pbkrtest \
+	  chromium chromium-driver nodejs
 
 clean:
 	rm -rf $(BUILD)

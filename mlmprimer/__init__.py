@@ -20,6 +20,9 @@ Modules, one concern each:
 * ``varcomp``: the variance components of a fit (``varcorr`` is a view of them);
 * ``model``: :func:`lmer` (the four stages), ``refit`` and ``update``; ``lmermodel``: the results,
   :class:`LmerModel`;
+* ``family`` (binomial and Poisson, their links), ``pirls`` (PIRLS, the Laplace and adaptive
+  Gauss-Hermite deviance), ``glmer`` (:func:`glmer`, lme4's two stages), ``glmermodel``
+  (:class:`GlmerModel`);
 * ``termalgebra`` (the formula's terms), ``rfunctions`` (R's ``poly``, ``scale``, ``log``, ...);
 * ``rprint``: R-style printing; ``backends``: statsmodels MixedLM as a cross-check;
 * ``bootstrap``, ``profile`` (with ``devprofile``), ``ddf``, ``icc``, ``compare``, ``pooling``,
@@ -29,6 +32,8 @@ Modules, one concern each:
 from mlmprimer import datasets, plots, simulate
 from mlmprimer.bootstrap import bootstrap
 from mlmprimer.compare import compare, r2
+from mlmprimer.glmer import glmer
+from mlmprimer.glmermodel import GlmerModel
 from mlmprimer.icc import design_effect, effective_sample_size, icc, icc_ci
 from mlmprimer.model import LmerModel, LmerWarning, lmer
 from mlmprimer.pooling import pooling
@@ -37,6 +42,7 @@ from mlmprimer.profile import confint
 __version__ = "0.1.0"
 
 __all__ = [
+    "GlmerModel",
     "LmerModel",
     "LmerWarning",
     "bootstrap",
@@ -45,6 +51,7 @@ __all__ = [
     "datasets",
     "design_effect",
     "effective_sample_size",
+    "glmer",
     "icc",
     "icc_ci",
     "lmer",

@@ -12,6 +12,7 @@ Examples
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -20,7 +21,7 @@ from scipy import stats
 from .model import LmerModel
 from .profile import METHODS, confint
 
-__all__ = ["augment", "glance", "tidy"]
+__all__ = ["augment", "glance", "tidy", "tidy_glmer"]
 
 
 def tidy(
@@ -232,4 +233,88 @@ def augment(model: LmerModel) -> pd.DataFrame:
     out[".fitted"] = model.fitted().to_numpy()
     out[".resid"] = model.residuals().to_numpy()
     out[".fixed"] = model.predict(re=False).to_numpy()
+    return out
+
+
+def tidy_glmer(
+    model: Any,
+    effects: str | Sequence[str] = ("fixed", "ran_pars"),
+    conf_int: bool = False,
+    conf_level: float = 0.95,
+    exponentiate: bool = False,
+) -> pd.DataFrame:
+    """broom.mixed's ``tidy`` of a ``glmer`` fit (:meth:`mlmprimer.glmermodel.GlmerModel.tidy`).
+
+    Fixed effects with their Wald z tests (``statistic``, ``p.value``) and, with ``conf_int``,
+    Wald intervals ``estimate +- z std.error``; random-effect SDs and correlations
+    (``sd__(Intercept)``, ``cor__(Intercept).x``; no residual row). ``exponentiate`` gives
+    odds or rate ratios: ``exp(estimate)``, its intervals, and ``exp(estimate) std.error``
+    (broom.mixed's delta-method SE). ``effects="ran_vals"``: the conditional modes with their
+    conditional SDs.
+
+    Examples
+    --------
+    >>> from mlmprimer.broom import tidy_glmer
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.glmer import glmer
+    >>> m = glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", load("cbpp"))
+    >>> list(tidy_glmer(m, effects="fixed", conf_int=True).columns)
+    ['effect', 'group', 'term', 'estimate', 'std.error', 'statistic', 'p.value', 'conf.low',
+     'conf.high']
+    """
+    if isinstance(effects, str):
+        effects = (effects,)
+    bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
+    if bad:
+        raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
+    if isinstance(conf_level, bool) or not (
+        isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
+    ):
+        raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    if "ran_vals" in effects:
+        if len(effects) > 1:
+            raise ValueError("effects='ran_vals' cannot be combined with other effects")
+        rows = []
+        for g, modes in model.ranef.items():
+            sd = model.ranef_condsd[g]
+            for term in modes.columns:
+                for lev in modes.index:
+                    rows.append(("ran_vals", g, lev, term, modes.loc[lev, term], sd.loc[lev, term]))
+        out = pd.DataFrame(
+            rows, columns=["effect", "group", "level", "term", "estimate", "std.error"]
+        )
+        if conf_int:
+            out["conf.low"] = out["estimate"] - z * out["std.error"]
+            out["conf.high"] = out["estimate"] + z * out["std.error"]
+        return out
+    rows = []
+    if "fixed" in effects:
+        ct = model.coef_table()
+        for nm, r in ct.iterrows():
+            rows.append(
+                ("fixed", None, nm, r["Estimate"], r["Std. Error"], r["z value"], r["Pr(>|z|)"])
+            )
+    if "ran_pars" in effects:
+        for tv in model.varcomp:
+            for j in range(tv.p):
+                rows.append(("ran_pars", tv.name, f"sd__{tv.terms[j]}", tv.sd[j]) + (np.nan,) * 3)
+                for i in range(j + 1, tv.p):
+                    term = f"cor__{tv.terms[j]}.{tv.terms[i]}"
+                    rows.append(("ran_pars", tv.name, term, tv.corr[i, j]) + (np.nan,) * 3)
+    out = pd.DataFrame(
+        rows,
+        columns=["effect", "group", "term", "estimate", "std.error", "statistic", "p.value"],
+    )
+    if conf_int:
+        out["conf.low"] = out["estimate"] - z * out["std.error"]
+        out["conf.high"] = out["estimate"] + z * out["std.error"]
+    if exponentiate:
+        fixed = out["effect"] == "fixed"
+        est = np.exp(out.loc[fixed, "estimate"])
+        out.loc[fixed, "std.error"] = est * out.loc[fixed, "std.error"]
+        out.loc[fixed, "estimate"] = est
+        if conf_int:
+            for c in ("conf.low", "conf.high"):
+                out.loc[fixed, c] = np.exp(out.loc[fixed, c])
     return out

@@ -19,7 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OPTIMIZERS", "LmerControl"]
+__all__ = ["OPTIMIZERS", "GlmerControl", "LmerControl"]
 
 #: The optimisers of :func:`mlmprimer.optimize.optimize_theta`, by lme4's names.
 OPTIMIZERS = ("bobyqa", "Nelder_Mead")
@@ -116,3 +116,39 @@ class LmerControl:
         if unknown:
             raise ValueError(f"unknown control settings {unknown}; known: {known}")
         return cls(**settings)
+
+
+@dataclass(frozen=True)
+class GlmerControl(LmerControl):
+    """The settings of a ``glmer`` fit, as lme4's ``glmerControl()``.
+
+    Every field of :class:`LmerControl` (the optimiser and the convergence probe, used in both
+    stages), and:
+
+    Attributes
+    ----------
+    pirls_tol : float
+        PIRLS stops when the relative change of the penalised deviance is below this.
+    pirls_maxit : int
+        Most PIRLS iterations per evaluation (then the deviance is ``inf`` there).
+    halving_maxit : int
+        Most step halvings in one PIRLS iteration.
+    hessian_step : float
+        The step of the central differences of the Hessian (lme4's ``deriv12``, 1e-4).
+    grad_tol : float
+        The largest scaled gradient accepted at the optimum (lme4's ``check.conv.grad``
+        tolerance, 2e-3); beyond it the fit is refused.
+
+    Examples
+    --------
+    >>> from mlmprimer.control import GlmerControl
+    >>> c = GlmerControl.from_arg({"optimizer": "Nelder_Mead"})
+    >>> c.optimizer, c.hessian_step
+    ('Nelder_Mead', 0.0001)
+    """
+
+    pirls_tol: float = 1e-8
+    pirls_maxit: int = 100
+    halving_maxit: int = 30
+    hessian_step: float = 1e-4
+    grad_tol: float = 2e-3

@@ -396,6 +396,7 @@ def build_design(
     weights: np.ndarray | None = None,
     offset: np.ndarray | None = None,
     control: LmerControl | None = None,
+    glmm: bool = False,
 ) -> Design:
     """Build the response, X, the random-effects terms and the theta layout.
 
@@ -415,6 +416,9 @@ def build_design(
         Added to the formula's ``offset()`` terms.
     control : LmerControl, optional
         Its ``rank_tol`` decides which fixed-effects columns are dropped.
+    glmm : bool, default False
+        A generalized linear mixed model (no residual term): as lme4's ``glmer``, a grouping
+        factor may have one level per observation (an observation-level random effect).
 
     Returns
     -------
@@ -479,7 +483,7 @@ def build_design(
                 f"{'' if len(levels) == 1 else 's'}: a random effect needs at least 2 groups "
                 "(with one group, leave the term out)"
             )
-        if len(levels) >= n:
+        if len(levels) >= n and not glmm:
             raise ValueError(
                 f"grouping factor {term.group!r} has {len(levels)} levels for {n} observations: "
                 "the number of levels must be smaller than the number of observations, or the "
@@ -489,7 +493,7 @@ def build_design(
             raise ValueError(f"the random-effects term {term} has no columns")
         check_finite(Xi, names, f"column of the random-effects term {term}", data.index)
         q = len(levels) * Xi.shape[1]
-        if q >= n:
+        if q >= n and not glmm:
             raise ValueError(
                 f"number of observations (={n}) <= number of random effects (={q}) for term "
                 f"{term}: the random-effects parameters and the residual variance are probably "

@@ -43,6 +43,7 @@ __all__ = [
     "SingleThreadedBlas",
     "ThetaFit",
     "check_convergence",
+    "minimize",
     "optimize_theta",
 ]
 
@@ -280,18 +281,60 @@ def optimize_theta(
     >>> round(nm.deviance, 3), nm.optimizer
     (1743.628, 'Nelder_Mead')
     """
-    ctrl = LmerControl() if control is None else control
     design = devfun.design
-    lower = design.lower
+    x0 = design.theta0 if start is None else np.asarray(start, dtype=float)
+    return minimize(devfun, x0, design.lower, control)
+
+
+def minimize(
+    objective: Callable[[np.ndarray], float],
+    x0: np.ndarray,
+    lower: np.ndarray,
+    control: LmerControl | None = None,
+) -> ThetaFit:
+    """Minimise ``objective`` from ``x0`` above ``lower`` and check the minimum (or raise).
+
+    The search and check of :func:`optimize_theta` for any parameter vector (``glmer``'s
+    second stage minimises over theta and beta together).
+
+    Parameters
+    ----------
+    objective : callable
+        ``f(x) -> float`` (``inf`` where undefined).
+    x0, lower : numpy.ndarray
+        Start and lower bounds (``-inf`` for free parameters).
+    control : LmerControl, optional
+
+    Returns
+    -------
+    ThetaFit
+        ``theta`` holds the minimising ``x``.
+
+    Raises
+    ------
+    ConvergenceError
+        As :func:`optimize_theta`.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlmprimer.optimize import minimize
+    >>> f = lambda x: float((x[0] - 1.0) ** 2 + (x[1] + 2.0) ** 2)
+    >>> res = minimize(f, np.zeros(2), np.array([0.0, -np.inf]))
+    >>> np.round(res.theta, 4).tolist()
+    [1.0, -2.0]
+    """
+    ctrl = LmerControl() if control is None else control
+    lower = np.asarray(lower, dtype=float)
     path: list[tuple[np.ndarray, float]] = []
 
     def fun(x: np.ndarray) -> float:
         x = np.maximum(np.asarray(x, dtype=float), lower)
-        val = devfun(x)
+        val = objective(x)
         path.append((x.copy(), float(val)))
         return float(val)
 
-    x = design.theta0.copy() if start is None else np.asarray(start, dtype=float).copy()
+    x = np.asarray(x0, dtype=float).copy()
     message = "converged"
     with SingleThreadedBlas():
         x, dev = _nlopt_run(fun, x, lower, None, ctrl)
@@ -304,11 +347,11 @@ def optimize_theta(
                 raise ConvergenceError(
                     "the optimiser kept finding lower deviances near its solution"
                 )
-            # a nearby theta has a lower deviance: the search stopped short, so continue there
+            # a nearby point has a lower deviance: the search stopped short, so continue there
             x2, d2 = _nlopt_run(fun, probe, lower, ctrl.restart_step, ctrl)
             x, dev = (x2, d2) if d2 < dev else (probe, fun(probe))
             message = "converged after a restart"
             restarts += 1
     if not np.isfinite(dev):
-        raise ConvergenceError("the profiled deviance is not finite at any theta tried")
+        raise ConvergenceError("the deviance is not finite at any point tried")
     return ThetaFit(x, dev, len(path), path, message, ctrl.optimizer)

@@ -32,6 +32,8 @@ __all__ = [
     "correlation_text",
     "decimals",
     "format_column",
+    "format_pvalues",
+    "glmer_summary",
     "layout_table",
     "r_formula",
     "summary",
@@ -321,7 +323,7 @@ def summary(model: Any, correlation: bool | None = None) -> LmerSummary:
     return LmerSummary("\n".join(lines) + "\n", ct, model.varcorr.copy())
 
 
-def varcorr_text(vc: VarComp) -> str:
+def varcorr_text(vc: VarComp, residual: bool = True) -> str:
     """The "Random effects" table of lme4's ``summary(m)`` (``print(VarCorr(m))``).
 
     Examples
@@ -333,12 +335,15 @@ def varcorr_text(vc: VarComp) -> str:
      Groups   Name        Variance Std.Dev.
      Batch    (Intercept) 1764     42.00
      Residual             2451     49.51
+
+    ``residual=False`` leaves out the residual row (a ``glmer`` fit has none).
     """
     rows_vc = []
     for t in vc:
         for i, nm in enumerate(t.terms):
             rows_vc.append((t.name if i == 0 else "", nm, t.cov[i, i], t.sd[i], t.corr[i, :i], t.p))
-    rows_vc.append(("Residual", "", vc.sigma**2, vc.sigma, np.array([]), 1))
+    if residual:
+        rows_vc.append(("Residual", "", vc.sigma**2, vc.sigma, np.array([]), 1))
     var_s = format_column([r[2] for r in rows_vc], 4)
     sd_s = format_column([r[3] for r in rows_vc], 4)
     maxp = max(r[5] for r in rows_vc)
@@ -361,3 +366,118 @@ def r_formula(formula: str) -> str:
     f = re.sub(r"\bnp\.", "", f)
     f = re.sub(r"\bC\(([^(),]+)\)", r"factor(\1)", f)
     return f
+
+
+def format_pvalues(p: Sequence[float], digits: int = 3) -> list[str]:
+    """p-values as R's ``printCoefmat`` shows them (``format.pval``, ``< 2e-16`` below eps).
+
+    Values of at least 1e-4 share fixed decimals; smaller ones are in scientific notation.
+
+    Examples
+    --------
+    >>> from mlmprimer.rprint import format_pvalues
+    >>> format_pvalues([1.4688e-09, 0.0010683, 0.00047397, 0.00018187, 1e-20])
+    ['1.47e-09', '0.001068', '0.000474', '0.000182', '< 2e-16']
+    """
+    vals = np.asarray(p, dtype=float)
+    eps = float(np.finfo(float).eps)
+    out = [""] * len(vals)
+    fixed = [i for i, v in enumerate(vals) if v >= 1e-4]
+    for i, txt in zip(fixed, format_column([vals[i] for i in fixed], digits), strict=True):
+        out[i] = txt
+    for i, v in enumerate(vals):
+        if v < eps:
+            out[i] = "< 2e-16"
+        elif v < 1e-4:
+            out[i] = f"{v:.{digits - 1}e}"
+    return out
+
+
+def _stars(p: float) -> str:
+    for cut, mark in ((0.001, "***"), (0.01, "**"), (0.05, "*"), (0.1, ".")):
+        if p < cut:
+            return mark
+    return ""
+
+
+def glmer_summary(model: Any, correlation: bool | None = None) -> LmerSummary:
+    """lme4's ``summary(m)`` of a ``glmer`` fit (Laplace or AGQ header, z tests, stars).
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.glmer import glmer
+    >>> m = glmer("cbind(incidence, size - incidence) ~ period + (1 | herd)", load("cbpp"))
+    >>> print(str(m.summary()).split("Fixed effects:")[0])  # doctest: +ELLIPSIS
+    Generalized linear mixed model fit by maximum likelihood (Laplace
+      Approximation) [glmerMod]
+     Family: binomial  ( logit )
+    Formula: cbind(incidence, size - incidence) ~ period + (1 | herd)
+       Data: data
+    <BLANKLINE>
+         AIC      BIC   logLik deviance df.resid
+       194.1    204.2    -92.0    184.1       51
+    ...
+    """
+    lines = ["Generalized linear mixed model fit by maximum likelihood "]
+    if model.nAGQ == 1:
+        lines[0] += "(Laplace"
+        lines.append("  Approximation) [glmerMod]")
+    else:
+        lines[0] += "(Adaptive"
+        lines.append(f"  Gauss-Hermite Quadrature, nAGQ = {model.nAGQ}) [glmerMod]")
+    lines.append(f" Family: {model.family}  ( {model.link} )")
+    lines.append(f"Formula: {r_formula(model.formula)}")
+    lines.append(f"   Data: {model.data_name}")
+    lines.append("")
+    vals = [f"{v:.1f}" for v in (model.aic, model.bic, model.loglik, model.deviance)]
+    vals.append(str(model.nobs - model.npar))
+    heads = ["AIC", "BIC", "logLik", "deviance", "df.resid"]
+    cw = max(len(x) for x in heads + vals)
+    lines.append(" ".join(h.rjust(cw) for h in heads) + " ")
+    lines.append(" ".join(v.rjust(cw) for v in vals) + " ")
+    lines.append("")
+    lines.append("Scaled residuals: ")
+    rq = zapsmall(np.quantile(model.residuals("pearson").to_numpy(), [0, 0.25, 0.5, 0.75, 1]), 5)
+    cells = format_column(rq, 4)
+    cw = max(max(len(c) for c in cells), 6)
+    lines.append(" ".join(h.rjust(cw) for h in ["Min", "1Q", "Median", "3Q", "Max"]) + " ")
+    lines.append(" ".join(c.rjust(cw) for c in cells) + " ")
+    lines.append("")
+    lines.append("Random effects:")
+    lines.append(varcorr_text(model.varcomp, residual=False))
+    grp = "; ".join(f"{g}, {k}" for g, k in model.ngroups.items())
+    lines.append(f"Number of obs: {model.nobs}, groups:  {grp}")
+    lines.append("")
+    ct = model.coef_table()
+    if len(ct):
+        lines.append("Fixed effects:")
+        k = len(ct)
+        est_se = format_column(list(ct["Estimate"]) + list(ct["Std. Error"]), 4)
+        zv = [f"{v:.3f}" for v in ct["z value"]]
+        pv = format_pvalues(list(ct["Pr(>|z|)"]))
+        stars = [_stars(v) for v in ct["Pr(>|z|)"]]
+        show_stars = any(stars)
+        rows = [["", "Estimate", "Std. Error", "z value", "Pr(>|z|)"]]
+        for i, nm in enumerate(ct.index):
+            rows.append([nm, est_se[i], est_se[k + i], zv[i], pv[i]])
+        table = layout_table(rows, "lrrrr").split("\n")
+        if show_stars:
+            table = [table[0] + "    "] + [
+                line + " " + st.ljust(3) for line, st in zip(table[1:], stars, strict=True)
+            ]
+        lines.extend(table)
+        if show_stars:
+            lines.append("---")
+            lines.append("Signif. codes:  0 ‘***’ 0.001 ‘**’ 0.01 ‘*’ 0.05 ‘.’ 0.1 ‘ ’ 1")
+        show = (k <= COR_MAX) if correlation is None else bool(correlation)
+        if show and k > 1:
+            lines.append("")
+            lines.append("Correlation of Fixed Effects:")
+            lines.append(correlation_text(list(ct.index), model.vcov.to_numpy()))
+    else:
+        lines.append("No fixed effect coefficients")
+    if model.singular:
+        lines.append("optimizer (Nelder_Mead) convergence code: 0 (OK)")
+        lines.append(SINGULAR_MESSAGE)
+    return LmerSummary("\n".join(lines) + "\n", ct, model.varcorr.copy())

@@ -327,6 +327,7 @@ def validate_data(
     *,
     weights: Any = None,
     offset: Any = None,
+    check_y: bool = True,
 ) -> CheckedData:
     """Check and prepare the data for a model, before any design is built.
 
@@ -354,6 +355,9 @@ def validate_data(
     weights, offset : array-like, pandas.Series or str, optional
         One value per row of ``data`` (a Series is aligned by its index), or an expression
         in the data's columns such as ``"1 / v"`` or ``"log(n)"``.
+    check_y : bool, default True
+        Run :func:`check_response` (the checks of a Gaussian response); ``glmer`` checks its
+        response against the family instead.
 
     Returns
     -------
@@ -457,8 +461,9 @@ def validate_data(
     if w is not None:
         _check_weights(w, clean.index)
     o = evaluated(o_text, o_arr, "offset")
-    y = response_values(parsed, clean, eval_env)
-    check_response(parsed.response, y, clean.index, notes)
+    if check_y:
+        y = response_values(parsed, clean, eval_env)
+        check_response(parsed.response, y, clean.index, notes)
     for col in used_all:
         if "factor" in roles.get(col, set()):
             note = _level_order_note(col, clean[col])

@@ -20,7 +20,9 @@
 #   glmer.csv  one row per model and quantity: model, what, term, value, where what is fixef, se
 #              (lme4's default standard error, from vcov()), sd (term "group.name"), cor (term
 #              "group.name1.name2"), logLik, or dispersion (the sum of squared Pearson residuals
-#              over the residual degrees of freedom).
+#              over the residual degrees of freedom), or profile_sd (terms "2.5 %" and
+#              "97.5 %": lme4's 95% profile interval of the district SD, confint(method =
+#              "profile"), for contra_laplace only).
 #
 # Needs R >= 4 with lme4, mlmRev and MASS (Debian: r-cran-lme4 r-cran-mlmrev r-cran-mass).
 
@@ -44,8 +46,7 @@ contra_f <- use ~ age10 + I(age10^2) + urban + livch + (1 | district)
 models <- list(
   contra_laplace = list(data = contra, formula = contra_f, family = binomial, nAGQ = 1),
   contra_agq0 = list(data = contra, formula = contra_f, family = binomial, nAGQ = 0),
-  contra_agq5 = list(data = contra, formula = contra_f, family = binomial, nAGQ = 5),
-  contra_agq25 = list(data = contra, formula = contra_f, family = binomial, nAGQ = 25),
+  contra_agq10 = list(data = contra, formula = contra_f, family = binomial, nAGQ = 10),
   contra_slope = list(data = contra, family = binomial, nAGQ = 1,
                       formula = use ~ age10 + I(age10^2) + urban + livch + (1 + urban | district)),
   epil_subject = list(data = epil, family = poisson, nAGQ = 1,
@@ -90,6 +91,11 @@ for (name in names(models)) {
       term = paste(cor_rows$grp, cor_rows$var1, cor_rows$var2, sep = "."),
       value = num(cor_rows$sdcor)
     ))
+  }
+  if (name == "contra_laplace") {
+    ci <- confint(m, parm = "theta_", method = "profile", oldNames = FALSE)
+    out <- rbind(out, data.frame(model = name, what = "profile_sd",
+                                 term = c("2.5 %", "97.5 %"), value = num(ci[1, ])))
   }
   rows[[name]] <- out
 }

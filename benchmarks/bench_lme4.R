@@ -1,5 +1,5 @@
 #!/usr/bin/env Rscript
-# Times lme4::lmer fits for benchmarks/run.py.
+# Times lme4::lmer and lme4::glmer fits for benchmarks/run.py.
 #
 # Usage (run.py calls it; by hand from the repository root):
 #
@@ -8,7 +8,8 @@
 #
 # SPECFILE is tab-separated with a header and one fit per row:
 #
-#   id  data  n  formula  REML  max_repeats  budget_s
+#   id  data  n  formula  REML  max_repeats  budget_s  [single_fit_s  family  link  nAGQ
+#   weights  offset]
 #
 #   data  "dataset:NAME" with NAME an mlmprimer.datasets name (sleepstudy, hsb, insteval, ...),
 #         fitted from the R package's own copy (lme4::sleepstudy, mlmRev::Hsb82, ...), which
@@ -17,22 +18,31 @@
 #         binaries PREFIX.y, PREFIX.x (float64) and PREFIX.g1, PREFIX.g2 (int32 level codes).
 #   n     number of rows (checked).
 #   REML  TRUE or FALSE.
-#   max_repeats, budget_s
+#   max_repeats, budget_s, single_fit_s
 #         The fit is repeated until max_repeats fits or budget_s seconds of fitting, whichever
-#         comes first; a fit that takes longer than 1 s is not repeated.
+#         comes first; a fit that takes longer than single_fit_s seconds (default 1) is not
+#         repeated.
+#   family, link, nAGQ, weights, offset
+#         Where family is given (binomial, poisson), the fit is glmer(formula, family =
+#         family(link = link), nAGQ = nAGQ) instead of lmer (REML is then ignored); weights names
+#         a data column passed as prior weights and offset is an R expression in the data's
+#         columns passed as glmer's offset argument (empty: none), as in
+#         tests/fixtures/lme4_glmer/models.csv.
 #
 # RESULTFILE receives one JSON object per line and fit, written as soon as the fit ends:
 # elapsed and CPU (user + system) seconds of every repeat, logLik, theta, the REML criterion or
-# deviance, the optimiser's evaluation count and lme4's convergence messages. --baseline only
+# deviance (glmer: -2 logLik), the optimiser's evaluation count and lme4's convergence
+# messages. --baseline only
 # loads the packages (and writes the versions): run.py subtracts its peak memory from the fits'.
 #
-# Only the lmer() call is timed, exactly as scripts/lme4_reference.R times the fixtures' fits;
-# reading the data is not.
+# Only the lmer() or glmer() call is timed, exactly as scripts/lme4_reference.R times the
+# fixtures' fits; reading the data is not.
 
 suppressPackageStartupMessages({
   library(lme4)
   requireNamespace("nlme", quietly = TRUE)
   requireNamespace("mlmRev", quietly = TRUE)
+  requireNamespace("MASS", quietly = TRUE)
 })
 
 # r_datasets (name -> R package and object) and r_package_data(), shared with the reference fits
@@ -77,16 +87,36 @@ load_data <- function(data, n) {
   d
 }
 
-time_fit <- function(form, d, REML, max_repeats, budget) {
+# A spec field that older spec files may lack, "" when absent.
+field <- function(s, name) if (is.null(s[[name]]) || is.na(s[[name]])) "" else s[[name]]
+
+# The call that fits spec s to d: lmer, or glmer where a family is given. The prior weights
+# and the offset argument are columns .w and .off of d (see prepare_glmer_data).
+fit_call <- function(s, form, d, REML) {
+  if (!nzchar(field(s, "family"))) return(function() lmer(form, data = d, REML = REML))
+  args <- list(formula = form, data = d, nAGQ = as.integer(s$nAGQ),
+               family = get(s$family, mode = "function")(link = s$link))
+  if (nzchar(field(s, "weights"))) args$weights <- quote(.w)
+  if (nzchar(field(s, "offset"))) args$offset <- quote(.off)
+  function() do.call(glmer, args)
+}
+
+prepare_glmer_data <- function(s, d) {
+  if (nzchar(field(s, "weights"))) d$.w <- d[[s$weights]]
+  if (nzchar(field(s, "offset"))) d$.off <- eval(parse(text = s$offset), d)
+  d
+}
+
+time_fit <- function(fit_fun, max_repeats, budget, single_fit) {
   elapsed <- numeric()
   cpu <- numeric()
   fit <- NULL
   repeat {
     invisible(gc())
-    st <- system.time(fit <- lmer(form, data = d, REML = REML))
+    st <- system.time(fit <- fit_fun())
     elapsed <- c(elapsed, st[["elapsed"]])
     cpu <- c(cpu, st[["user.self"]] + st[["sys.self"]])
-    if (length(elapsed) >= max_repeats || sum(elapsed) >= budget || elapsed[1] > 1) break
+    if (length(elapsed) >= max_repeats || sum(elapsed) >= budget || elapsed[1] > single_fit) break
   }
   list(fit = fit, elapsed = elapsed, cpu = cpu)
 }
@@ -108,10 +138,12 @@ out <- file(args[2], open = "w")
 for (i in seq_len(nrow(specs))) {
   s <- specs[i, ]
   line <- tryCatch({
-    d <- load_data(s$data, as.integer(s$n))
+    d <- prepare_glmer_data(s, load_data(s$data, as.integer(s$n)))
     REML <- as.logical(s$REML)
-    tf <- time_fit(stats::as.formula(s$formula), d, REML, as.integer(s$max_repeats),
-                   as.numeric(s$budget_s))
+    glmm <- nzchar(field(s, "family"))
+    single_fit <- if (nzchar(field(s, "single_fit_s"))) as.numeric(s$single_fit_s) else 1
+    tf <- time_fit(fit_call(s, stats::as.formula(s$formula), d, REML),
+                   as.integer(s$max_repeats), as.numeric(s$budget_s), single_fit)
     m <- tf$fit
     msgs <- m@optinfo$conv$lme4$messages
     json_obj(
@@ -119,7 +151,8 @@ for (i in seq_len(nrow(specs))) {
       times = paste0("[", paste(sprintf("%.4f", tf$elapsed), collapse = ", "), "]"),
       cpu = paste0("[", paste(sprintf("%.4f", tf$cpu), collapse = ", "), "]"),
       logLik = json_num(as.numeric(logLik(m))),
-      criterion = json_num(if (REML) REMLcrit(m) else deviance(m)),
+      criterion = json_num(if (glmm) -2 * as.numeric(logLik(m)) else if (REML) REMLcrit(m)
+                           else deviance(m)),
       theta = paste0("[", paste(sprintf("%.10g", getME(m, "theta")), collapse = ", "), "]"),
       nobs = json_num(nobs(m)),
       nevals = json_num(m@optinfo$feval),

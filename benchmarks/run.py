@@ -82,6 +82,20 @@ SCALING_FORMULA = "y ~ x + (1 | g1) + (1 | g2)"
 SCALING_LEVELS = (500, 50)
 SCALING_N = (1_000, 10_000, 100_000, 1_000_000)
 
+# The glmer reference models: the fixtures of scripts/lme4_reference_glmer.R. Only lme4 and
+# mlmprimer fit them (statsmodels' mixed GLMs are Bayesian approximations, not these estimates).
+# A glmer fit is repeated (best of --repeats) unless it takes longer than GLMER_SINGLE_FIT_S,
+# within --glmer-budget seconds.
+GLMER_FIXTURES = REPO / "tests" / "fixtures" / "lme4_glmer" / "models.csv"
+GLMER_TOOLS = ("lme4", "mlmprimer")
+GLMER_COLUMNS = ("family", "link", "nAGQ", "weights", "offset")
+GLMER_SINGLE_FIT_S = 60.0
+GLMER_TIME_RATIO_MAX = 1.0
+# The glmer section of a report, between these lines, is what a glmer-only run (--glmer)
+# writes into RESULTS.md, leaving the rest of the file as it is.
+GLMER_BEGIN = "<!-- glmer benchmark: begin -->"
+GLMER_END = "<!-- glmer benchmark: end -->"
+
 # Targets (benchmarks/README.md explains them).
 LOGLIK_TOL = 1e-3
 TIME_RATIO_MAX = 1.5
@@ -203,6 +217,8 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
+        if tool == "mlmprimer" and spec.get("family"):
+            return _fit_glmer(spec, data)
         if tool == "mlmprimer":
             from mlmprimer.model import lmer
 
@@ -240,6 +256,44 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
     raise ValueError(f"unknown tool {tool!r}")
 
 
+def glmer_arrays(spec: dict, data) -> dict:
+    """The ``weights=`` and ``offset=`` arguments of a glmer fixture model, from ``data``.
+
+    The fixtures name a column for the weights and write the offset argument in R; only
+    ``log(column)`` occurs there.
+    """
+    import numpy as np
+
+    out = {}
+    if spec.get("weights"):
+        out["weights"] = data[spec["weights"]].to_numpy(float)
+    if spec.get("offset"):
+        expr = spec["offset"].replace(" ", "")
+        if not (expr.startswith("log(") and expr.endswith(")")):
+            raise NotImplementedError(f"offset {spec['offset']!r}: only log(column) is read")
+        out["offset"] = np.log(data[expr[4:-1]].to_numpy(float))
+    return out
+
+
+def _fit_glmer(spec: dict, data) -> dict:
+    from mlmprimer import glmer
+
+    m = glmer(
+        spec["formula"],
+        data,
+        family=spec["family"],
+        link=spec["link"],
+        nAGQ=int(spec["nAGQ"]),
+        **glmer_arrays(spec, data),
+    )
+    return {
+        "loglik": float(m.loglik),
+        "theta": [float(v) for v in m.theta],
+        "nevals": int(getattr(getattr(m, "fit_info", None), "nevals", -1)),
+        "converged": bool(m.converged),
+    }
+
+
 def statsmodels_kwargs(formula: str, data) -> dict:
     """MixedLM's spelling of ``formula`` on ``data`` (see SM_SPARSE_MIN_N for ``use_sparse``).
 
@@ -258,7 +312,10 @@ def statsmodels_kwargs(formula: str, data) -> dict:
 
 
 def time_fit(tool: str, spec: dict, data) -> dict:
-    """Fit ``spec`` until ``max_repeats`` fits or ``budget_s`` seconds (1 fit if it takes > 1 s)."""
+    """Fit ``spec`` until ``max_repeats`` fits or ``budget_s`` seconds.
+
+    A fit longer than ``spec["single_fit_s"]`` seconds (default 1) is not repeated.
+    """
     import gc
 
     times: list[float] = []
@@ -273,7 +330,7 @@ def time_fit(tool: str, spec: dict, data) -> dict:
         if (
             len(times) >= int(spec["max_repeats"])
             or sum(times) >= float(spec["budget_s"])
-            or times[0] > 1.0
+            or times[0] > float(spec.get("single_fit_s", 1.0))
         ):
             break
     return {"id": spec["id"], "status": "ok", "times": times, "cpu": cpu, **out}
@@ -444,10 +501,11 @@ def run_jobs(
     if tool == "lme4":
         spec_file = workdir / f"{tag}.tsv"
         cols = ["id", "data", "n", "formula", "REML", "max_repeats", "budget_s"]
+        cols += ["single_fit_s", *GLMER_COLUMNS]
         rows = ["\t".join(cols)]
         for s in specs:
-            vals = {**s, "REML": "TRUE" if s["REML"] else "FALSE"}
-            rows.append("\t".join(str(vals[c]) for c in cols))
+            vals = {"single_fit_s": 1.0, **s, "REML": "TRUE" if s["REML"] else "FALSE"}
+            rows.append("\t".join(str(vals.get(c, "")) for c in cols))
         spec_file.write_text("\n".join(rows) + "\n", encoding="utf-8")
         cmd = ["Rscript", "--vanilla", str(R_SCRIPT), str(spec_file), str(result)]
     else:
@@ -530,6 +588,41 @@ def reference_specs(fixtures: dict[str, dict], max_repeats: int, budget_s: float
                 "lme4_fixture": {"logLik": fx["logLik"], "fit_time_s": fx.get("fit_time_s")},
             }
         )
+    return specs
+
+
+def load_glmer_fixtures(path: Path = GLMER_FIXTURES) -> dict[str, dict]:
+    """The glmer reference models (models.csv of tests/fixtures/lme4_glmer), by name."""
+    import csv
+
+    with path.open(encoding="utf-8", newline="") as f:
+        rows = list(csv.DictReader(f))
+    out = {}
+    for row in rows:
+        out[row["model"]] = {
+            **row,
+            "nobs": int(row["nobs"]),
+            "nAGQ": int(row["nAGQ"]),
+            "logLik": float(row["logLik"]),
+        }
+    return out
+
+
+def glmer_specs(fixtures: dict[str, dict], max_repeats: int, budget_s: float) -> list[dict]:
+    specs = []
+    for name, fx in fixtures.items():
+        spec = {
+            "id": name,
+            "data": f"dataset:{fx['dataset']}",
+            "n": fx["nobs"],
+            "formula": fx["formula"],
+            "REML": False,
+            "max_repeats": max_repeats,
+            "budget_s": budget_s,
+            "single_fit_s": GLMER_SINGLE_FIT_S,
+        }
+        spec.update({c: fx[c] for c in GLMER_COLUMNS})
+        specs.append(spec)
     return specs
 
 
@@ -670,7 +763,7 @@ def evaluate_targets(report: dict) -> list[dict]:
     tools = report["tools"]
     targets = []
 
-    if "mlmprimer" in tools:
+    if models and "mlmprimer" in tools:
         bad, worst = [], 0.0
         for m in models:
             d = loglik_diff(res.get(("mlmprimer", m)), lme4_loglik(res, m))
@@ -689,7 +782,7 @@ def evaluate_targets(report: dict) -> list[dict]:
             }
         )
 
-    if "mlmprimer" in tools and "lme4" in tools:
+    if models and "mlmprimer" in tools and "lme4" in tools:
         slow, ratios = [], []
         for m in models:
             r = ratio(median_time(res.get(("mlmprimer", m))), median_time(res.get(("lme4", m))))
@@ -756,27 +849,11 @@ def evaluate_targets(report: dict) -> list[dict]:
     return targets
 
 
-def markdown_report(report: dict) -> str:
+def _reference_lines(report: dict) -> list[str]:
+    """The tables of the lmer reference models (time, memory, logLik; CPU time)."""
     res = report["index"]
     tools = report["tools"]
-    meta = report["meta"]
-    lines = []
-    lines.append(
-        f"Run {meta['date']} on {meta['machine']['summary']}; command `{meta['command']}`."
-    )
-    lines.append("")
-    blas = meta.get("openblas", {})
-    if blas:
-        lines.append(f"OpenBLAS (numpy): {blas.get('numpy', '?')}.")
-        lines.append("")
-    lines.append(
-        f"Load average (1 min) at start {meta['load_start'][0]:.2f}, "
-        f"at end {meta['load_end'][0]:.2f}; "
-        f"total run time {meta['elapsed_s']:.0f} s."
-    )
-    lines.append("")
-
-    # ---- reference models
+    lines: list[str] = []
     lines.append("### Reference models")
     lines.append("")
     lines.append(
@@ -834,7 +911,10 @@ def markdown_report(report: dict) -> str:
     lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     notes = []
+    glmer_models = set(report.get("glmer_models") or ())
     for (tool, model), rec in sorted(res.items(), key=lambda kv: str(kv[0])):
+        if model in glmer_models:
+            continue
         if tool in TOOLS and rec.get("status") not in ("ok", "n/a", "skipped", "timeout", None):
             msg = rec.get("error", "").strip().splitlines()
             notes.append(
@@ -889,6 +969,180 @@ def markdown_report(report: dict) -> str:
                 row.append("–" if ev is None else str(ev))
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
+
+    return lines
+
+
+def best_time(rec: dict | None) -> float | None:
+    if not rec or rec.get("status") != "ok" or not rec.get("times"):
+        return None
+    return float(min(rec["times"]))
+
+
+def glmer_targets(report: dict) -> list[dict]:
+    """The glmer part's targets: lme4's logLik, and no slower than lme4 (best of k)."""
+    res = report["index"]
+    models = report.get("glmer_models") or []
+    tools = report["tools"]
+    if not models or "mlmprimer" not in tools:
+        return []
+    bad, worst = [], 0.0
+    for m in models:
+        rec = res.get(("mlmprimer", m))
+        d = loglik_diff(rec, lme4_loglik(res, m))
+        if d is None:
+            bad.append(f"{m} ({status_text(rec)})")
+            continue
+        worst = max(worst, abs(d))
+        if abs(d) > LOGLIK_TOL:
+            bad.append(f"{m} ({d:+.4f})")
+    targets = [
+        {
+            "target": f"every glmer logLik within {LOGLIK_TOL} of lme4's",
+            "verdict": "met" if not bad else "missed",
+            "detail": f"largest absolute difference {worst:.1e}"
+            + (f"; off: {', '.join(bad)}" if bad else ""),
+        }
+    ]
+    if "lme4" in tools:
+        slow, timed = [], 0
+        for m in models:
+            r = ratio(best_time(res.get(("mlmprimer", m))), best_time(res.get(("lme4", m))))
+            if r is None:
+                slow.append(f"{m} (not timed)")
+                continue
+            timed += 1
+            if r > GLMER_TIME_RATIO_MAX:
+                slow.append(f"{m} ({r:.2f}x)")
+        within = timed - len([s for s in slow if "x)" in s])
+        targets.append(
+            {
+                "target": "every glmer fit no slower than lme4's (best of k)",
+                "verdict": "met" if not slow else "missed",
+                "detail": f"{within} of {len(models)} within; "
+                + (f"slower or not timed: {', '.join(slow)}" if slow else "all within"),
+            }
+        )
+    return targets
+
+
+def glmer_lines(report: dict) -> list[str]:
+    """The table of the glmer reference models (best of k, ratio to lme4, logLik)."""
+    res = report["index"]
+    tools = [t for t in report["tools"] if t in GLMER_TOOLS]
+    info = report.get("glmer_info", {})
+    lines = [
+        GLMER_BEGIN,
+        "### glmer reference models",
+        "",
+        "Fit time in seconds, the best of up to k fits in the same process (k = "
+        f"{report.get('glmer_repeats', '?')}, fewer when a fit takes longer than "
+        f"{GLMER_SINGLE_FIT_S:.0f} s or the fits of a model pass "
+        f"{report.get('glmer_budget_s', '?')} s), the ratio to lme4's best time in the same "
+        "run, and logLik minus lme4's. The models are the fixtures of "
+        "`scripts/lme4_reference_glmer.R`.",
+        "",
+    ]
+    head = ["model", "n", "family (link)", "nAGQ"] + [f"{t} s" for t in tools]
+    if "lme4" in tools and "mlmprimer" in tools:
+        head.append("× lme4")
+    head += ["fits (" + " / ".join(tools) + ")"]
+    if "mlmprimer" in tools:
+        head.append("ΔlogLik mlmprimer")
+    lines.append("| " + " | ".join(head) + " |")
+    lines.append("|" + "|".join(["---", "---:", "---", "---:"] + ["---:"] * (len(head) - 4)) + "|")
+    totals = {t: 0.0 for t in tools}
+    complete = {t: True for t in tools}
+    for m in report["glmer_models"]:
+        fx = info.get(m, {})
+        row = [m, str(fx.get("nobs", "")), f"{fx.get('family', '?')} ({fx.get('link', '?')})"]
+        row.append(str(fx.get("nAGQ", "")))
+        for t in tools:
+            rec = res.get((t, m))
+            bt = best_time(rec)
+            row.append(fmt_time(bt, rec))
+            if bt is None:
+                complete[t] = False
+            else:
+                totals[t] += bt
+        if "lme4" in tools and "mlmprimer" in tools:
+            r = ratio(best_time(res.get(("mlmprimer", m))), best_time(res.get(("lme4", m))))
+            row.append(fmt_ratio(r))
+        row.append(" / ".join(str(len((res.get((t, m)) or {}).get("times") or [])) for t in tools))
+        if "mlmprimer" in tools:
+            rec = res.get(("mlmprimer", m))
+            row.append(fmt_dll(loglik_diff(rec, lme4_loglik(res, m))))
+        lines.append("| " + " | ".join(row) + " |")
+    row = ["**total**", "", "", ""]
+    for t in tools:
+        if not any(best_time(res.get((t, m))) is not None for m in report["glmer_models"]):
+            row.append("–")
+            continue
+        row.append(("" if complete[t] else "≥ ") + fmt_time(totals[t]))
+    if "lme4" in tools and "mlmprimer" in tools:
+        both = complete["lme4"] and complete["mlmprimer"]
+        row.append(fmt_ratio(ratio(totals["mlmprimer"], totals["lme4"])) if both else "–")
+    row.append("")
+    if "mlmprimer" in tools:
+        row.append("")
+    lines.append("| " + " | ".join(row) + " |")
+    lines.append("")
+    errors = []
+    for m in report["glmer_models"]:
+        for t in tools:
+            rec = res.get((t, m)) or {}
+            if rec.get("status") not in ("ok", None):
+                msg = rec.get("error", "").strip().splitlines()
+                errors.append(f"- {t} / {m}: {status_text(rec)}" + (f": {msg[-1]}" if msg else ""))
+    if errors:
+        lines += ["Errors:", "", *errors, ""]
+    fx_diffs = [
+        abs(res[("lme4", m)]["logLik"] - res[("fixture", m)]["logLik"])
+        for m in report["glmer_models"]
+        if (res.get(("lme4", m)) or {}).get("status") == "ok" and ("fixture", m) in res
+    ]
+    if fx_diffs:
+        worst = max(fx_diffs)
+        lines.append(
+            "lme4's glmer logLik in this run equals the committed fixtures' "
+            + ("exactly." if worst == 0 else f"within {worst:.1e}.")
+        )
+        lines.append("")
+    targets = glmer_targets(report)
+    if targets:
+        lines += ["| target | verdict | numbers |", "|---|---|---|"]
+        lines += [f"| {t['target']} | {t['verdict']} | {t['detail']} |" for t in targets]
+        lines.append("")
+    lines.append(GLMER_END)
+    lines.append("")
+    return lines
+
+
+def markdown_report(report: dict) -> str:
+    res = report["index"]
+    tools = report["tools"]
+    meta = report["meta"]
+    lines = []
+    lines.append(
+        f"Run {meta['date']} on {meta['machine']['summary']}; command `{meta['command']}`."
+    )
+    lines.append("")
+    blas = meta.get("openblas", {})
+    if blas:
+        lines.append(f"OpenBLAS (numpy): {blas.get('numpy', '?')}.")
+        lines.append("")
+    lines.append(
+        f"Load average (1 min) at start {meta['load_start'][0]:.2f}, "
+        f"at end {meta['load_end'][0]:.2f}; "
+        f"total run time {meta['elapsed_s']:.0f} s."
+    )
+    lines.append("")
+
+    # ---- reference models
+    if report["reference_models"]:
+        lines += _reference_lines(report)
+    if report.get("glmer_models"):
+        lines += glmer_lines(report)
 
     # ---- scaling
     sc = report.get("scaling_n") or []
@@ -994,7 +1248,25 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="small reference models only (no InstEval), one process per tool "
         "(no per-fit memory), 3 repeats, scaling at n = 10^3 and 10^4 only",
     )
-    p.add_argument("--models", help="comma-separated reference models (fixture names)")
+    p.add_argument(
+        "--models",
+        help="comma-separated reference models (fixture names; with --glmer, glmer fixtures)",
+    )
+    p.add_argument(
+        "--glmer",
+        action="store_true",
+        help="only the glmer reference models (lme4 and mlmprimer); rewrites only the glmer "
+        "section of benchmarks/RESULTS.md after a run of all of them",
+    )
+    p.add_argument(
+        "--skip-glmer", action="store_true", help="leave the glmer models out of a complete run"
+    )
+    p.add_argument(
+        "--glmer-budget",
+        type=float,
+        default=20.0,
+        help="stop repeating a glmer fit after this many seconds (default 20)",
+    )
     p.add_argument("--tools", default=",".join(TOOLS), help=f"comma-separated, from {TOOLS}")
     p.add_argument("--skip-scaling", action="store_true", help="no scaling table")
     p.add_argument("--scaling-n", help="comma-separated sizes (default 1000,10000,100000,1000000)")
@@ -1070,8 +1342,20 @@ def main(argv: list[str] | None = None) -> int:
             log(f"note: {why}: lme4 is left out")
             tools.remove("lme4")
 
-    fixtures = load_fixtures()
-    if args.models:
+    glmer_fx = load_glmer_fixtures()
+    if args.glmer:
+        tools = [t for t in tools if t in GLMER_TOOLS]
+        if args.models:
+            wanted = [m.strip() for m in args.models.split(",") if m.strip()]
+            missing = [m for m in wanted if m not in glmer_fx]
+            if missing:
+                raise SystemExit(f"unknown glmer models {missing}; known: {list(glmer_fx)}")
+            glmer_fx = {m: fx for m, fx in glmer_fx.items() if m in wanted}
+    fixtures = {} if args.glmer else load_fixtures()
+    overlap = set(fixtures) & set(glmer_fx)
+    if overlap:
+        raise SystemExit(f"lmer and glmer fixtures share the names {sorted(overlap)}")
+    if args.models and not args.glmer:
         wanted = [m.strip() for m in args.models.split(",") if m.strip()]
         missing = [m for m in wanted if m not in fixtures]
         if missing:
@@ -1081,7 +1365,7 @@ def main(argv: list[str] | None = None) -> int:
         fixtures = {m: fx for m, fx in fixtures.items() if m != "insteval"}
     repeats = min(args.repeats, 3) if args.quick else args.repeats
     budget = min(args.budget, 1.0) if args.quick else args.budget
-    if args.skip_scaling:
+    if args.skip_scaling or args.glmer:
         scaling_n: list[int] = []
     elif args.scaling_n:
         scaling_n = [int(float(v)) for v in args.scaling_n.split(",") if v.strip()]
@@ -1198,6 +1482,25 @@ def main(argv: list[str] | None = None) -> int:
                     # a failed or killed fit: do not try larger n
                     last[tool] = (n, 10 * args.timeout) if t is None else (n, t)
 
+    # ---- glmer reference models: one process per (model, tool), best of k
+    complete_lmer = (
+        not (args.quick or args.models or args.skip_scaling or args.scaling_n)
+        and set(tools) == set(TOOLS)
+        and args.tools == ",".join(TOOLS)
+    )
+    run_glmer = args.glmer or (complete_lmer and not args.skip_glmer)
+    if not run_glmer:
+        glmer_fx = {}
+    for name, fx in glmer_fx.items():
+        results[("fixture", name)] = {"logLik": fx["logLik"]}
+    glmer_budget = min(args.glmer_budget, 1.0) if args.quick else args.glmer_budget
+    for spec in glmer_specs(glmer_fx, repeats, glmer_budget):
+        for tool in tools:
+            if tool not in GLMER_TOOLS:
+                continue
+            recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
+            record(tool, recs[0], proc)
+
     # ---- report
     load_end = os.getloadavg()
     elapsed = time.monotonic() - t_start
@@ -1233,9 +1536,17 @@ def main(argv: list[str] | None = None) -> int:
         "reference_models": list(fixtures),
         "nobs": {m: int(fx["nobs"]) for m, fx in fixtures.items()},
         "scaling_n": scaling_n,
+        "glmer_models": list(glmer_fx),
+        "glmer_info": {
+            m: {k: fx[k] for k in ("nobs", "family", "link", "nAGQ", "dataset", "formula")}
+            for m, fx in glmer_fx.items()
+        },
+        "glmer_repeats": repeats,
+        "glmer_budget_s": glmer_budget,
         "index": results,
     }
     report["targets"] = evaluate_targets(report)
+    report["glmer_targets"] = glmer_targets(report)
     md = markdown_report(report)
     if not per_fit:
         md += "\n(`--quick`: one process per tool, so no per-fit peak memory.)\n"
@@ -1251,14 +1562,14 @@ def main(argv: list[str] | None = None) -> int:
     shutil.copyfile(out_dir / f"benchmark-{stamp}.md", out_dir / "latest.md")
     shutil.rmtree(work, ignore_errors=True)
     print(md)
-    complete = (
-        not (args.quick or args.models or args.skip_scaling or args.scaling_n)
-        and set(tools) == set(TOOLS)
-        and args.tools == ",".join(TOOLS)
-    )
-    if complete and not args.no_summary and out_dir.resolve() == DEFAULT_OUT.resolve():
+    to_summary = not args.no_summary and out_dir.resolve() == DEFAULT_OUT.resolve()
+    if complete_lmer and not args.glmer and to_summary:
         write_summary(report, md)
         log(f"wrote {SUMMARY.relative_to(REPO)}")
+    glmer_complete = not (args.quick or args.models) and set(tools) == set(GLMER_TOOLS)
+    if args.glmer and glmer_complete and to_summary:
+        write_glmer_summary(report, md)
+        log(f"wrote the glmer section of {SUMMARY.relative_to(REPO)}")
     log(f"results in {out_dir}/benchmark-{stamp}.{{json,md}} ({elapsed:.0f} s)")
     return 0
 
@@ -1295,6 +1606,43 @@ def write_summary(report: dict, md: str) -> None:
         md,
     ]
     SUMMARY.write_text("\n".join(text) + "\n", encoding="utf-8")
+
+
+def glmer_section(md: str) -> str:
+    """The glmer block of a report (markers included), "" when there is none."""
+    start, end = md.find(GLMER_BEGIN), md.find(GLMER_END)
+    if start < 0 or end < start:
+        return ""
+    return md[start : end + len(GLMER_END)]
+
+
+def write_glmer_summary(report: dict, md: str, path: Path = SUMMARY) -> None:
+    """Put this glmer-only run's block into RESULTS.md, in place of the last one (or at the end).
+
+    The block starts with the run's own date, command, machine and load, since the rest of the
+    file describes another run.
+    """
+    meta = report["meta"]
+    r = meta["versions"].get("lme4", {})
+    block = glmer_section(md)
+    head = (
+        f"{GLMER_BEGIN}\n"
+        f"## glmer: a separate run (`--glmer`)\n\n"
+        f"- **Date:** {meta['date']}\n"
+        f"- **Command:** `{meta['command']}`\n"
+        f"- **Machine:** {meta['machine']['summary']}; load average (1 min) at start "
+        f"{meta['load_start'][0]:.2f}, at end {meta['load_end'][0]:.2f}\n"
+        f"- **mlmprimer at** {meta['mlmprimer_revision']}; R {r.get('R', '?')}, "
+        f"lme4 {r.get('lme4', '?')}\n"
+    )
+    block = head + block[len(GLMER_BEGIN) :]
+    text = path.read_text(encoding="utf-8") if path.exists() else ""
+    old = glmer_section(text)
+    if old:
+        text = text.replace(old, block)
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    path.write_text(text, encoding="utf-8")
 
 
 if __name__ == "__main__":

@@ -64,7 +64,11 @@ def _npar(model: Any) -> int:
 
 def _response(model: Any) -> np.ndarray:
     """The response values the model was fitted to (fitted + residuals)."""
-    return np.asarray(model.fitted(), dtype=float) + np.asarray(model.residuals(), dtype=float)
+    if getattr(model, "family", None) is not None:  # a glmer fit: response-scale residuals
+        resid = model.residuals(type="response")
+    else:
+        resid = model.residuals()
+    return np.asarray(model.fitted(), dtype=float) + np.asarray(resid, dtype=float)
 
 
 def _same_fixed(a: Any, b: Any) -> bool:
@@ -183,8 +187,9 @@ def compare(
 
     Parameters
     ----------
-    *models : LmerModel or statsmodels OLS results
-        Fits from :func:`mlmprimer.lmer` to the same rows and response. A model without
+    *models : LmerModel, GlmerModel or statsmodels OLS results
+        Fits from :func:`mlmprimer.lmer` to the same rows and response, or nested fits from
+        :func:`mlmprimer.glmer` of one family (lme4's ``anova`` of glmer fits). A model without
         random effects can be given as a statsmodels OLS fit (``smf.ols(...).fit()``); it is
         compared on its ML log-likelihood, or on its REML one (R's ``logLik(lm, REML =
         TRUE)``) when the other models are compared on the REML criterion.
@@ -258,6 +263,12 @@ def compare(
         if len(set(labels)) != len(labels):
             raise ValueError(f"names must be unique, got {labels}")
 
+    families = {str(getattr(m, "family", "gaussian (lmer)")) for m in models if not _is_ols(m)}
+    if len(families) > 1:
+        raise ValueError(
+            f"the models have different families ({', '.join(sorted(families))}): their "
+            "likelihoods cannot be compared"
+        )
     ols = [_is_ols(m) for m in models]
     models = tuple(_OLSFit(m) if is_ols else m for m, is_ols in zip(models, ols, strict=True))
     _check_same_data(models, labels)

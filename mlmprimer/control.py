@@ -122,13 +122,22 @@ class LmerControl:
 class GlmerControl(LmerControl):
     """The settings of a ``glmer`` fit, as lme4's ``glmerControl()``.
 
-    Every field of :class:`LmerControl` (the optimiser and the convergence probe, used in both
-    stages), and:
+    Every field of :class:`LmerControl` (``optimizer`` is the first stage's; the tolerances
+    and the convergence probe serve both stages), and:
 
     Attributes
     ----------
-    pirls_tol : float
-        PIRLS stops when the relative change of the penalised deviance is below this.
+    optimizer2 : {"Nelder_Mead", "bobyqa"}
+        The second stage's optimiser (over theta and beta): Nelder-Mead, as lme4's default
+        ``glmerControl(optimizer = c("bobyqa", "Nelder_Mead"))``.
+    pirls_rule : {"lme4", "exact"}
+        ``"lme4"``: each evaluation of the deviance runs PIRLS as lme4 does (from the same
+        linear predictor, stopping when the relative change of the penalised deviance is below
+        ``pirls_tol``, lme4's ``tolPwrss``), so that the estimates, the deviance and its
+        numerical Hessian are lme4's; ``"exact"``: PIRLS runs to the mode (to ``pirls_tol``
+        relative in the modes), the exact Laplace / AGQ values.
+    pirls_tol : float or None
+        None: 1e-7 (``"lme4"``, lme4's default) or 1e-8 (``"exact"``).
     pirls_maxit : int
         Most PIRLS iterations per evaluation (then the deviance is ``inf`` there).
     halving_maxit : int
@@ -137,7 +146,9 @@ class GlmerControl(LmerControl):
         The step of the central differences of the Hessian (lme4's ``deriv12``, 1e-4).
     grad_tol : float
         The largest scaled gradient accepted at the optimum (lme4's ``check.conv.grad``
-        tolerance, 2e-3); beyond it the fit is refused.
+        tolerance, 2e-3); beyond it the search continues from there (at most
+        ``grad_restarts`` times) and then the fit is refused.
+    grad_restarts : int
 
     Examples
     --------
@@ -147,8 +158,21 @@ class GlmerControl(LmerControl):
     ('Nelder_Mead', 0.0001)
     """
 
-    pirls_tol: float = 1e-8
+    optimizer2: str = "Nelder_Mead"
+    pirls_rule: str = "lme4"
+    pirls_tol: float | None = None
     pirls_maxit: int = 100
     halving_maxit: int = 30
     hessian_step: float = 1e-4
     grad_tol: float = 2e-3
+    grad_restarts: int = 2
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.optimizer2 not in OPTIMIZERS:
+            raise ValueError(
+                f"unknown optimizer2 {self.optimizer2!r}: choose one of "
+                + ", ".join(repr(o) for o in OPTIMIZERS)
+            )
+        if self.pirls_rule not in ("lme4", "exact"):
+            raise ValueError(f"pirls_rule must be 'lme4' or 'exact', not {self.pirls_rule!r}")

@@ -102,8 +102,7 @@ _FAMILY_LINKS = {"binomial": ("logit", "probit", "cloglog"), "poisson": ("log",)
 
 def _ylogy(y: np.ndarray, mu: np.ndarray) -> np.ndarray:
     """``y log(y / mu)`` with 0 for y = 0 (R's ``y_log_y``)."""
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(y > 0, y * np.log(np.where(y > 0, y, 1.0) / mu), 0.0)
+    return special.xlogy(y, y / mu)
 
 
 @dataclass(frozen=True)
@@ -173,7 +172,8 @@ class Family:
         """``-2 sum log f(y_i | mu_i)``, R's ``family$aic`` (``m``: binomial trials).
 
         Binomial: ``-2 sum (w / m) log dbinom(round(m y), round(m), mu)``; Poisson:
-        ``-2 sum w log dpois(y, mu)``.
+        ``-2 sum w log dpois(y, mu)`` (for non-integer ``y`` with ``log Gamma(y + 1)`` in place
+        of ``log y!``, where R's density is 0).
 
         Examples
         --------
@@ -185,10 +185,18 @@ class Family:
         """
         if self.name == "binomial":
             k, size = np.round(m * y), np.round(m)
-            logf = stats.binom.logpmf(k, size, mu)
+            logf = (
+                special.gammaln(size + 1.0)
+                - special.gammaln(k + 1.0)
+                - special.gammaln(size - k + 1.0)
+                + special.xlogy(k, mu)
+                + special.xlog1py(size - k, -mu)
+            )
             factor = np.where(m > 0, wt / np.where(m > 0, m, 1.0), 0.0)
             return float(-2.0 * np.sum(factor * logf))
-        return float(-2.0 * np.sum(wt * stats.poisson.logpmf(y, mu)))
+        # the Poisson density continued to non-integer y by the gamma function
+        logf = special.xlogy(y, mu) - mu - special.gammaln(y + 1.0)
+        return float(-2.0 * np.sum(wt * logf))
 
     def mustart(self, y: np.ndarray, wt: np.ndarray) -> np.ndarray:
         """R's starting values of ``mu``: ``(w y + 1/2) / (w + 1)`` or ``y + 1/10``."""

@@ -41,7 +41,7 @@ from .family import Family
 from .family import family as make_family
 from .formula import ParsedFormula, formula_variables, parse_formula
 from .glmermodel import GlmerModel, GlmerWarning
-from .optimize import ConvergenceError, ThetaFit, minimize
+from .optimize import ConvergenceError, SingleThreadedBlas, ThetaFit, minimize
 from .pirls import GlmmDeviance, PirlsState, hessian
 from .rsyntax import deparse, parse_r
 from .rterms import expression_values
@@ -157,12 +157,32 @@ def _cbind_response(node: Any, parsed: ParsedFormula, data: pd.DataFrame, env: A
     return GlmmResponse(s / n, n, "cbind", notes)
 
 
+def proportion_notes(name: str, y: np.ndarray, weights: np.ndarray, index: pd.Index) -> list[str]:
+    """A note when a proportion times its weights (the trials) is not a whole number (R warns).
+
+    Examples
+    --------
+    >>> import numpy as np, pandas as pd
+    >>> from mlmprimer.glmer import proportion_notes
+    >>> proportion_notes("p", np.array([0.5, 0.25]), np.array([2.0, 4.0]), pd.RangeIndex(2))
+    []
+    """
+    k = weights * y
+    frac = np.abs(k - np.round(k)) > 1e-7 * np.maximum(1.0, np.abs(k))
+    if not frac.any():
+        return []
+    return [
+        f"the response {name!r} times the weights is not a whole number of successes in rows "
+        f"{_rows_text(index, frac)} (non-integer #successes in a binomial model); give the "
+        "number of trials as weights="
+    ]
+
+
 def glmm_response(
     parsed: ParsedFormula,
     data: pd.DataFrame,
     fam: Family,
     eval_env: Any = None,
-    weights: np.ndarray | None = None,
 ) -> GlmmResponse:
     """The response of a GLMM, checked against the family's support.
 
@@ -214,16 +234,7 @@ def glmm_response(
                 f"model, but it is {vals[bad][0]:g} in rows {_rows_text(data.index, bad)}: "
                 "for counts of successes out of n trials write cbind(successes, n - successes)"
             )
-        m = np.ones(len(vals)) if weights is None else np.asarray(weights, dtype=float)
-        k = m * np.where(ok, vals, 0.0)
-        frac = ok & (np.abs(k - np.round(k)) > 1e-7)
-        notes = []
-        if frac.any():
-            notes.append(
-                f"the response {name!r} times the weights is not a whole number of successes "
-                f"in rows {_rows_text(data.index, frac)} (non-integer #successes in a binomial "
-                "model); give the number of trials as weights="
-            )
+        notes: list[str] = []
         binary = bool(np.all(np.isin(vals[ok], (0.0, 1.0))))
         return GlmmResponse(y, one, "binary" if binary else "proportion", notes)
     neg = ok & (vals < 0)
@@ -303,16 +314,8 @@ def glmer_design(
     require_random_terms(parsed)
     # the response is read first (cbind, factors), then stands in the data as one column
     placeholder = f"`{parsed.response}`" if parse_r(parsed.response).kind != "name" else None
-    resp_name = parsed.response if placeholder is None else parsed.response
-    raw_w = None
-    if weights is not None and not isinstance(weights, str):
-        raw_w = np.asarray(
-            weights.reindex(data.index) if isinstance(weights, pd.Series) else weights,
-            dtype=float,
-        )
-        if raw_w.shape != (len(data),):
-            raw_w = None
-    resp = glmm_response(parsed, data, fam, eval_env, raw_w)
+    resp_name = parsed.response
+    resp = glmm_response(parsed, data, fam, eval_env)
     frame = data.copy()
     frame[resp_name] = resp.y
     parsed2 = parsed if placeholder is None else dataclasses.replace(parsed, response=placeholder)
@@ -331,7 +334,13 @@ def glmer_design(
     )
     design = dataclasses.replace(design, y=resp.y.loc[rows].to_numpy(dtype=float))
     m = trials if np.any(trials > 1) else wt
-    used = checked.data.drop(columns=[resp_name]) if resp_name not in data.columns else checked.data
+    if resp.kind == "proportion":
+        resp.notes += proportion_notes(parsed.response, design.y, wt, rows)
+    if resp_name in data.columns:
+        used = checked.data.copy()
+        used[resp_name] = data.loc[rows, resp_name]
+    else:
+        used = checked.data.drop(columns=[resp_name])
     notes = resp.notes + list(checked.notes) + design_warnings(design, control)
     return GlmerDesign(parsed, used, design, fam, m, resp, notes, checked.offset, checked.weights)
 
@@ -422,7 +431,11 @@ def fit_glmm(dev: GlmmDeviance, control: GlmerControl | None = None) -> GlmmFit:
     >>> round(fit.deviance, 3), round(float(fit.theta[0]), 3)
     (184.053, 0.642)
     """
-    ctrl = GlmerControl() if control is None else control
+    with SingleThreadedBlas():
+        return _fit_glmm(dev, GlmerControl() if control is None else control)
+
+
+def _fit_glmm(dev: GlmmDeviance, ctrl: GlmerControl) -> GlmmFit:
     d = dev.design
     k = d.theta0.size
     opt1 = minimize(dev.stage1, d.theta0, d.lower, ctrl)
@@ -431,17 +444,28 @@ def fit_glmm(dev: GlmmDeviance, control: GlmerControl | None = None) -> GlmmFit:
         st = _final_mode(dev, opt1.theta, None)
         return GlmmFit(opt1.theta, st.beta, opt1.deviance, st, _rx_vcov(dev, st), "RX", stages)
     st1 = _final_mode(dev, opt1.theta, None)
+    dev.set_start(st1)
     x0 = np.concatenate([opt1.theta, st1.beta])
     lower = np.concatenate([d.lower, np.full(d.p, -np.inf)])
-    opt2 = minimize(dev.stage2, x0, lower, ctrl)
+    ctrl2 = dataclasses.replace(ctrl, optimizer=ctrl.optimizer2)
+    opt2 = minimize(dev.stage2, x0, lower, ctrl2)
     stages.append(opt2)
+    free = np.concatenate([d.lower != 0, np.ones(d.p, bool)])
+    for attempt in range(ctrl.grad_restarts + 1):
+        g, H = hessian(dev.stage2, opt2.theta, ctrl.hessian_step)
+        free |= np.abs(opt2.theta) > ctrl.singular_tol
+        if not ctrl.check_conv:
+            break
+        try:
+            _check_gradient(g, H, free, ctrl.grad_tol)
+            break
+        except ConvergenceError:
+            if attempt == ctrl.grad_restarts:
+                raise
+            # the search stopped short of the optimum: continue from there, in smaller steps
+            opt2 = minimize(dev.stage2, opt2.theta, lower, ctrl2, step=ctrl.restart_step / 10)
+            stages.append(opt2)
     theta, beta = opt2.theta[:k], opt2.theta[k:]
-    g, H = hessian(dev.stage2, opt2.theta, ctrl.hessian_step)
-    free = np.concatenate([d.lower != 0, np.ones(d.p, bool)]) | (
-        np.abs(opt2.theta) > ctrl.singular_tol
-    )
-    if ctrl.check_conv:
-        _check_gradient(g, H, free, ctrl.grad_tol)
     st = _final_mode(dev, theta, beta)
     deviance = dev.laplace(st)
     try:
@@ -463,6 +487,52 @@ def _final_mode(dev: GlmmDeviance, theta: np.ndarray, beta: np.ndarray | None) -
 # ----------------------------------------------------------------------------------------------
 # the entry
 # ----------------------------------------------------------------------------------------------
+
+
+def separation_check(dev: GlmmDeviance, tol: float = 1e-8) -> list[str]:
+    """A warning when the fixed effects separate a binomial outcome (before the mixed fit).
+
+    The GLM without random effects (theta = 0) is fitted; fitted probabilities that reach 0
+    or 1, or no convergence, mean complete or quasi-complete separation (R's glm: "fitted
+    probabilities numerically 0 or 1 occurred"): some estimates then drift to infinity.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.glmer import glmer_design, separation_check
+    >>> from mlmprimer.pirls import GlmmDeviance
+    >>> md = glmer_design("cbind(incidence, size - incidence) ~ period + (1 | herd)",
+    ...                   load("cbpp"), "binomial")
+    >>> separation_check(GlmmDeviance(md.design, md.family, md.trials))
+    []
+    """
+    if dev.family.name != "binomial" or dev.design.p == 0:
+        return []
+    probe = GlmmDeviance(dev.design, dev.family, dev.trials, rule="exact", pirls_maxit=50)
+    try:
+        st = probe.mode(np.zeros(dev.design.theta0.size))
+        extreme = bool(np.any((st.mu < tol) | (st.mu > 1 - tol)))
+    except Exception:  # PIRLS does not converge: the estimates run away
+        extreme = True
+    if not extreme:
+        return []
+    return [
+        "fitted probabilities numerically 0 or 1 occurred in the model without random "
+        "effects: a predictor (or a combination of predictors) separates the outcomes, so "
+        "some fixed-effect estimates drift towards infinity and their standard errors are "
+        "meaningless; check the cross-tabulation of the outcome with each predictor"
+    ]
+
+
+def _name_in(frame: Any, obj: Any) -> str:
+    """The caller's name for ``obj`` (for ``Data:`` in the summary), else ``"data"``."""
+    names = [
+        k
+        for scope in (frame.f_locals, frame.f_globals)
+        for k, v in scope.items()
+        if v is obj and not k.startswith("_")
+    ]
+    return names[0] if names else "data"
 
 
 def _check_nagq(nAGQ: Any, design: Design) -> int:
@@ -540,8 +610,6 @@ def glmer(
     """
     env = patsy.EvalEnvironment.capture(1)
     frame = sys._getframe(1)
-    from .model import _caller_data_name  # noqa: PLC0415 - the one copy of that helper
-
     return fit_glmer(
         formula,
         data,
@@ -552,7 +620,7 @@ def glmer(
         offset=offset,
         control=control,
         eval_env=env,
-        data_name=_caller_data_name(data, frame),
+        data_name=_name_in(frame, data),
     )
 
 
@@ -602,7 +670,10 @@ def fit_glmer(
         pirls_tol=ctrl.pirls_tol,
         pirls_maxit=ctrl.pirls_maxit,
         halving_maxit=ctrl.halving_maxit,
+        rule=ctrl.pirls_rule,
     )
+    for note in separation_check(dev):
+        warnings.warn(note, GlmerWarning, stacklevel=stacklevel)
     fit = fit_glmm(dev, ctrl)
     model = GlmerModel(
         md,
@@ -649,6 +720,7 @@ def refit_glmer(model: GlmerModel, newresp: Any = None) -> GlmerModel:
         pirls_tol=old.tol,
         pirls_maxit=old.maxit,
         halving_maxit=old.halving_maxit,
+        rule=old.rule,
     )
     fit = fit_glmm(dev, model.control)
     return GlmerModel(

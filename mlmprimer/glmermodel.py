@@ -27,6 +27,7 @@ import pandas as pd
 from scipy import stats
 
 from .lmermodel import LmerWarning
+from .rterms import expression_values
 from .varcomp import VarComp, variance_components
 
 if TYPE_CHECKING:
@@ -189,7 +190,7 @@ class GlmerModel:
         (15, 1)
         """
         if self._ranef_condsd is None:
-            sol, _ = self.devfun.solve(self.fit_info.state, with_beta=False)
+            sol = self.devfun.solution(self.fit_info.state, with_beta=False)
             cv = dataclasses.replace(sol, sigma=1.0).conditional_variances()
             sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
             self._ranef_condsd = self._by_group(sds)
@@ -245,7 +246,8 @@ class GlmerModel:
         Parameters
         ----------
         newdata : pandas.DataFrame, optional
-            Default: the rows used.
+            Default: the rows used. For new data the formula's ``offset()`` terms are added
+            but not an ``offset=`` argument, as lme4's ``predict``.
         type : {"link", "response"}
         re : bool, default True
             Include the random effects (``False``: population level, lme4's ``re.form = NA``).
@@ -286,6 +288,11 @@ class GlmerModel:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", LmerWarning)
                 eta = predict_link(self, newdata, re=re)  # type: ignore[arg-type]
+            if isinstance(self.offset_arg, str):
+                # as lme4, the offset= argument is not applied to new data (offset() terms are)
+                eta = eta - expression_values(
+                    self.offset_arg, newdata.reset_index(drop=True), self.eval_env, "offset"
+                )
         if type == "response":
             fam = self.glmer_design.family
             return pd.Series(fam.linkinv(eta.to_numpy()), index=eta.index, name="predicted")
@@ -541,11 +548,12 @@ class GlmerModel:
         return out
 
 
-def separation_notes(model: GlmerModel, tol: float = 1e-8) -> list[str]:
-    """Warnings for fitted probabilities of 0 or 1 (separation) in a binomial fit.
+def separation_notes(model: GlmerModel) -> list[str]:
+    """Warnings for groups (of the largest grouping factor) whose outcomes are all 0 or all 1.
 
-    A group whose outcomes are all 0 (or all 1) is noted, as is a model whose fitted values
-    reach 0 or 1 numerically (R's "fitted probabilities numerically 0 or 1 occurred").
+    Their conditional modes are pulled towards the mean; with many such groups the variance
+    of the random effect is poorly determined. (Separation by the fixed effects is checked
+    before a fit: :func:`mlmprimer.glmer.separation_check`.)
 
     Examples
     --------
@@ -559,12 +567,6 @@ def separation_notes(model: GlmerModel, tol: float = 1e-8) -> list[str]:
     if model.family != "binomial":
         return []
     notes = []
-    mu = model.mu
-    if np.any((mu < tol) | (mu > 1 - tol)):
-        notes.append(
-            "fitted probabilities numerically 0 or 1 occurred: a predictor (or a combination) "
-            "separates the outcomes perfectly, so some estimates are drifting to infinity"
-        )
     y = model.design.y
     for t in model.design.terms:
         total = np.bincount(t.codes, weights=y * model.weights.to_numpy(), minlength=t.nlevels)

@@ -291,6 +291,7 @@ def minimize(
     x0: np.ndarray,
     lower: np.ndarray,
     control: LmerControl | None = None,
+    step: float | None = None,
 ) -> ThetaFit:
     """Minimise ``objective`` from ``x0`` above ``lower`` and check the minimum (or raise).
 
@@ -304,6 +305,8 @@ def minimize(
     x0, lower : numpy.ndarray
         Start and lower bounds (``-inf`` for free parameters).
     control : LmerControl, optional
+    step : float, optional
+        The optimiser's initial step (default: nlopt's choice).
 
     Returns
     -------
@@ -337,7 +340,7 @@ def minimize(
     x = np.asarray(x0, dtype=float).copy()
     message = "converged"
     with SingleThreadedBlas():
-        x, dev = _nlopt_run(fun, x, lower, None, ctrl)
+        x, dev = _nlopt_run(fun, x, lower, step, ctrl)
         restarts = 0
         while ctrl.check_conv:
             probe = check_convergence(fun, x, dev, lower, ctrl)

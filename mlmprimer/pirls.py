@@ -48,6 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .design import Design
 from .factor import CrossProducts, Factor, factorize
@@ -58,6 +59,7 @@ __all__ = [
     "GlmmDeviance",
     "PirlsError",
     "PirlsState",
+    "PwlsStep",
     "WeightedProducts",
     "gh_rule",
     "hessian",
@@ -122,8 +124,10 @@ class WeightedProducts(CrossProducts):
         self.qr = problem.Zrest.shape[1]
         self.p = problem.design.p if with_beta else 0
         self.m = W.shape[1]
-        J = problem.indicator
-        G = np.stack([J @ (X1[:, [a]] * W) for a in range(p1)], axis=1)
+        order, starts = problem.level_order, problem.level_starts
+        Ws = W[order]
+        X1s = X1[order]
+        G = np.stack([np.add.reduceat(X1s[:, [a]] * Ws, starts, axis=0) for a in range(p1)], 1)
         self.G = G.reshape(l1 * p1, self.m)
         self.WtW = W.T @ W
         self.problem = problem
@@ -179,6 +183,15 @@ class PirlsState:
     products: WeightedProducts | None = None
 
 
+@dataclass
+class PwlsStep:
+    """The solution of one PIRLS iteration: the new modes and the factor it used."""
+
+    u: np.ndarray
+    beta: np.ndarray
+    factor: Factor
+
+
 class _WeightedLS:
     """The penalised weighted least squares problem of one PIRLS iteration (for solve_mixed)."""
 
@@ -207,8 +220,17 @@ class GlmmDeviance:
     trials : numpy.ndarray
         Binomial ``m_i`` of R's ``family$aic`` (ones for a Poisson model).
     nAGQ : int, default 1
-    pirls_tol : float, default 1e-8
+    pirls_tol : float, optional
+        ``rule="lme4"``: the relative change of the penalised deviance at which PIRLS stops
+        (lme4's ``tolPwrss``, default 1e-7); ``rule="exact"``: the largest step of the modes,
+        relative to ``1 + max|u|`` (default 1e-8).
     pirls_maxit, halving_maxit : int
+    rule : {"lme4", "exact"}
+        ``"lme4"`` (default) follows lme4's deviance functions: each evaluation starts from
+        the same linear predictor and stops on lme4's criterion, so the deviance (and its
+        numerical Hessian, the standard errors) are lme4's, which differ from the exact
+        Laplace values by PIRLS's tolerance (about 1e-3 in the deviance, 1% in the standard
+        errors). ``"exact"`` iterates to the mode to rounding.
 
     Examples
     --------
@@ -231,9 +253,10 @@ class GlmmDeviance:
         trials: np.ndarray,
         nAGQ: int = 1,
         *,
-        pirls_tol: float = 1e-8,
+        pirls_tol: float | None = None,
         pirls_maxit: int = 100,
         halving_maxit: int = 30,
+        rule: str = "lme4",
     ) -> None:
         self.design = design
         self.family = family
@@ -243,13 +266,18 @@ class GlmmDeviance:
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.zeros(n) if design.offset is None else design.offset
         self.nAGQ = int(nAGQ)
-        self.tol = pirls_tol
+        if rule not in ("lme4", "exact"):
+            raise ValueError(f"rule must be 'lme4' or 'exact', not {rule!r}")
+        self.rule = rule
+        self.tol = (1e-7 if rule == "lme4" else 1e-8) if pirls_tol is None else pirls_tol
+        self.eta0: np.ndarray | None = None
         self.maxit = pirls_maxit
         self.halving_maxit = halving_maxit
         t1 = design.terms[0]
-        self.indicator = sp.csr_matrix(
-            (np.ones(n), (t1.codes, np.arange(n))), shape=(t1.nlevels, n)
-        )
+        # rows sorted by the first term's levels, for sums per level (every level has rows)
+        self.level_order = np.argsort(t1.codes, kind="stable")
+        counts = np.bincount(t1.codes, minlength=t1.nlevels)
+        self.level_starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         rest = design.terms[1:]
         self.Zrest = (
             sp.hstack([t.z_block() for t in rest], format="csc").toarray()
@@ -298,17 +326,51 @@ class GlmmDeviance:
         st.pdev = math.inf
         return st
 
-    def solve(self, st: PirlsState, with_beta: bool) -> tuple[MixedSolution, WeightedProducts]:
-        """One penalised weighted least squares step from ``st``: the full (u, beta) solution."""
+    def products(self, st: PirlsState, with_beta: bool) -> WeightedProducts:
+        """The weighted cross-products of one PIRLS iteration at ``st``."""
         fam = self.family
         mu_eta = fam.mu_eta(st.eta)
         wts = self.wt * mu_eta**2 / fam.variance(st.mu)
         z = st.eta - self.offset + (self.y - st.mu) / mu_eta
         if not with_beta:
             z = z - self.design.X @ st.beta
-        B = WeightedProducts(self, np.sqrt(wts), z, with_beta)
+        return WeightedProducts(self, np.sqrt(wts), z, with_beta)
+
+    def solution(self, st: PirlsState, with_beta: bool) -> MixedSolution:
+        """The penalised weighted least squares solution at ``st`` as a ``MixedSolution``
+        (its ``conditional_variances`` with ``sigma = 1`` are lme4's ``condVar``)."""
         design = self.design if with_beta else self.design_u
-        return solve_mixed(_WeightedLS(design, B), st.theta), B  # type: ignore[arg-type]
+        ls = _WeightedLS(design, self.products(st, with_beta))
+        return solve_mixed(ls, st.theta)  # type: ignore[arg-type]
+
+    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, WeightedProducts]:
+        """One penalised weighted least squares step from ``st``: the full (u, beta) solution.
+
+        From the blocked factor (see :mod:`mlmprimer.factor`): ``(u_rest, beta)`` by one
+        triangular solve with the Schur complement's factor, then the first term's ``u_j``
+        level by level.
+        """
+        B = self.products(st, with_beta)
+        design = self.design if with_beta else self.design_u
+        f = factorize(st.theta, design, B)
+        Ls = f.Ls
+        if Ls.shape[0] > 1:
+            w, info = _trtrs(Ls[:-1, :-1], Ls[-1, :-1], lower=1, trans=1)
+            if info != 0:
+                raise np.linalg.LinAlgError("singular penalised least squares system")
+        else:
+            w = np.zeros(0)
+        vec = np.append(w, -1.0)
+        vec = f.lam * vec if isinstance(f.lam, np.ndarray) else f.lam @ vec
+        g = (B.G @ vec).reshape(B.l1, B.p1)
+        if B.p1 == 1:
+            u1 = -(f.Linv[:, 0, 0] ** 2 * f.T1[0, 0]) * g[:, 0]
+        else:
+            v = np.einsum("jab,jb->ja", f.Linv @ f.T1.T, g)
+            u1 = -np.einsum("jba,jb->ja", f.Linv, v).ravel()
+        u = np.concatenate([u1, w[: B.qr]])
+        beta = w[B.qr : B.qr + B.p] if with_beta else st.beta
+        return PwlsStep(u, beta, f), B
 
     def pirls(self, st: PirlsState, with_beta: bool) -> PirlsState:
         """Iterate from ``st`` to the conditional mode (u, and beta if ``with_beta``).
@@ -323,29 +385,40 @@ class GlmmDeviance:
             sol, B = self.solve(st, with_beta)
             du = sol.u - st.u
             db = sol.beta - st.beta if with_beta else None
-            step = 1.0
-            # rounding may raise the penalised deviance by a few ulps at the mode
-            slack = 1e-12 * (abs(st.pdev) + 1.0) if np.isfinite(st.pdev) else math.inf
-            for _h in range(self.halving_maxit):
-                beta = st.beta + step * db if db is not None else st.beta
-                new = self.state(st.theta, beta, st.u + step * du)
-                if new.pdev <= st.pdev + slack:
-                    break
-                step /= 2.0
+            new = self._halve(st, du, db)
+            new.factor, new.products = sol.factor, B
+            if self.rule == "lme4":
+                # lme4's rule: stop on the relative change of the penalised deviance; the
+                # factor is the one of the last iteration (at the weights before its step)
+                if abs(st.pdev - new.pdev) < self.tol * abs(new.pdev):
+                    return new
             else:
-                raise PirlsError("PIRLS step halving failed to reduce the penalised deviance")
-            # converged when the full step is negligible; the factor is then taken once more
-            # at the weights of the new modes, so that log|L|^2 belongs to the mode exactly
-            # and the deviance is smooth in the parameters (its Hessian is taken numerically)
-            size = float(np.max(np.abs(du), initial=0.0))
-            if db is not None and db.size:
-                size = max(size, float(np.max(np.abs(db))))
-            if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
-                sol, B = self.solve(new, with_beta)
-                new.factor, new.products = sol.factor, B
-                return new
+                # exact: stop when the full step is negligible, then factor once more at the
+                # weights of the new modes, so that log|L|^2 belongs to the mode exactly
+                size = float(np.max(np.abs(du), initial=0.0))
+                if db is not None and db.size:
+                    size = max(size, float(np.max(np.abs(db))))
+                if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
+                    sol, B = self.solve(new, with_beta)
+                    new.factor, new.products = sol.factor, B
+                    return new
             st = new
         raise PirlsError(f"PIRLS did not converge in {self.maxit} iterations")
+
+    def _halve(self, st: PirlsState, du: np.ndarray, db: np.ndarray | None) -> PirlsState:
+        """The full step from ``st``, halved until the penalised deviance does not increase."""
+        step = 1.0
+        # rounding may raise the penalised deviance by a few ulps at the mode
+        slack = 1e-12 * (abs(st.pdev) + 1.0) if np.isfinite(st.pdev) else math.inf
+        for _h in range(self.halving_maxit):
+            beta = st.beta + step * db if db is not None else st.beta
+            new = self.state(st.theta, beta, st.u + step * du)
+            if new.pdev <= st.pdev + slack:
+                return new
+            if self.rule == "lme4" and abs(st.pdev - new.pdev) < self.tol * abs(new.pdev):
+                return new
+            step /= 2.0
+        raise PirlsError("PIRLS step halving failed to reduce the penalised deviance")
 
     def laplace(self, st: PirlsState) -> float:
         """The Laplace (``nAGQ <= 1``) or adaptive Gauss-Hermite deviance at a converged state."""
@@ -383,17 +456,29 @@ class GlmmDeviance:
     # ---- the two stages ----------------------------------------------------------------------
 
     def mode(self, theta: np.ndarray, beta: np.ndarray | None = None) -> PirlsState:
-        """The converged PIRLS state at theta (beta found too when ``beta`` is None)."""
+        """The converged PIRLS state at theta (beta found too when ``beta`` is None).
+
+        With ``rule="lme4"`` every evaluation starts from the linear predictor ``eta0`` (set
+        by :meth:`set_start`; at first the fit at theta0 from R's starting values), as
+        lme4's deviance functions do; with ``rule="exact"`` from the previous modes.
+        """
         theta = np.asarray(theta, dtype=float)
         with_beta = beta is None
+        b = np.zeros(self.design.p) if with_beta else np.asarray(beta, dtype=float)
+        if self.rule == "lme4":
+            if self.eta0 is None:
+                first = self.pirls(self.start_state(self.design.theta0), True)
+                self.eta0 = first.eta
+            st = self._state_at(theta, b, np.zeros(self.q), self.eta0)
+            st.pdev = math.inf
+            return self.pirls(st, with_beta)
         last = self._last
         if last is None:
             st = self.start_state(theta)
             if not with_beta:
-                st = self.state(theta, np.asarray(beta, dtype=float), np.zeros(self.q))
+                st = self.state(theta, b, np.zeros(self.q))
         else:
-            b = last.beta if with_beta else np.asarray(beta, dtype=float)
-            st = self.state(theta, b, last.u)
+            st = self.state(theta, last.beta if with_beta else b, last.u)
         try:
             out = self.pirls(st, with_beta)
         except PirlsError:
@@ -402,10 +487,17 @@ class GlmmDeviance:
             # the previous modes were a poor start here: start again from R's starting values
             st = self.start_state(theta)
             if not with_beta:
-                st = self.state(theta, np.asarray(beta, dtype=float), np.zeros(self.q))
+                st = self.state(theta, b, np.zeros(self.q))
             out = self.pirls(st, with_beta)
         self._last = out
         return out
+
+    def set_start(self, st: PirlsState) -> None:
+        """Start later evaluations (``rule="lme4"``) from the linear predictor of ``st``.
+
+        lme4 does so between its two stages (``updateGlmerDevfun``: ``lp0``).
+        """
+        self.eta0 = st.eta.copy()
 
     def _value(self, theta: np.ndarray, beta: np.ndarray | None) -> float:
         try:

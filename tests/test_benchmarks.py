@@ -192,3 +192,137 @@ def test_rscript_detection_matches_the_machine(bench):
         assert reason == "Rscript not found"
     else:
         assert isinstance(reason, str)
+
+
+# --------------------------------------------------------------------------------------------
+# The glmer part (--glmer)
+# --------------------------------------------------------------------------------------------
+
+GLMER_MODELS = REPO / "tests" / "fixtures" / "lme4_glmer" / "models.csv"
+
+
+def test_every_glmer_fixture_is_benchmarked(bench):
+    import csv
+
+    with GLMER_MODELS.open(encoding="utf-8", newline="") as f:
+        names = [row["model"] for row in csv.DictReader(f)]
+    fixtures = bench.load_glmer_fixtures()
+    assert list(fixtures) == names
+    assert not set(fixtures) & set(bench.load_fixtures()), "names must not collide"
+    specs = bench.glmer_specs(fixtures, max_repeats=3, budget_s=5.0)
+    assert [s["id"] for s in specs] == names
+    for spec in specs:
+        assert spec["data"].startswith("dataset:") and spec["n"] > 0
+        assert spec["family"] in ("binomial", "poisson")
+        assert spec["single_fit_s"] == bench.GLMER_SINGLE_FIT_S
+    by_name = {s["id"]: s for s in specs}
+    assert by_name["cbpp_agq9"]["nAGQ"] == 9
+    assert by_name["cbpp_proportion"]["weights"] == "size"
+
+
+def test_glmer_weights_and_offset_arguments(bench):
+    import numpy as np
+
+    from mlmprimer.datasets import load
+
+    cbpp = load("cbpp")
+    specs = {s["id"]: s for s in bench.glmer_specs(bench.load_glmer_fixtures(), 1, 1.0)}
+    assert bench.glmer_arrays(specs["cbpp_laplace"], cbpp) == {}
+    w = bench.glmer_arrays(specs["cbpp_proportion"], cbpp)["weights"]
+    assert w.tolist() == cbpp["size"].tolist()
+    off = bench.glmer_arrays(specs["cbpp_poisson_offset_arg"], cbpp)["offset"]
+    np.testing.assert_allclose(np.exp(off), cbpp["size"])
+    with pytest.raises(NotImplementedError, match="only log"):
+        bench.glmer_arrays({**specs["cbpp_laplace"], "offset": "sqrt(size)"}, cbpp)
+
+
+def test_python_worker_fits_a_glmer_model(bench, tmp_path):
+    fixtures = bench.load_glmer_fixtures()
+    (spec,) = [s for s in bench.glmer_specs(fixtures, 2, 2.0) if s["id"] == "cbpp_proportion"]
+    recs, proc = bench.run_jobs("mlmprimer", [spec], tmp_path, 300, 1, None)
+    assert proc["status"] == "ok", proc["output"]
+    rec = recs[0]
+    assert rec["status"] == "ok", rec
+    assert 1 <= len(rec["times"]) <= 2 and rec["converged"]
+    assert rec["loglik"] == pytest.approx(fixtures["cbpp_proportion"]["logLik"], abs=1e-3)
+
+
+@pytest.mark.lme4
+def test_lme4_worker_fits_glmer_models(bench, tmp_path):
+    """Prior weights and an offset argument reach glmer: the fixtures' logLik comes back."""
+    if bench.r_available():
+        pytest.skip(bench.r_available())
+    fixtures = bench.load_glmer_fixtures()
+    wanted = ("cbpp_proportion", "cbpp_poisson_offset_arg", "cbpp_agq9")
+    specs = [s for s in bench.glmer_specs(fixtures, 2, 2.0) if s["id"] in wanted]
+    recs, proc = bench.run_jobs("lme4", specs, tmp_path, 300, None, None)
+    assert proc["status"] == "ok", proc["output"]
+    for rec in recs:
+        assert rec["status"] == "ok", rec
+        assert 1 <= len(rec["times"]) <= 2
+        assert rec["logLik"] == pytest.approx(fixtures[rec["id"]]["logLik"], abs=1e-6)
+        assert rec["criterion"] == pytest.approx(-2 * rec["logLik"], rel=1e-12)
+
+
+def glmer_report(bench, mlm_times, lme4_times, mlm_loglik):
+    res = {}
+    info = {}
+    for i, (m, lt, mt, ll) in enumerate(zip("ab", lme4_times, mlm_times, mlm_loglik, strict=True)):
+        res[("fixture", m)] = {"logLik": -10.0 * (i + 1)}
+        res[("lme4", m)] = {"id": m, "status": "ok", "times": lt, "logLik": -10.0 * (i + 1)}
+        res[("mlmprimer", m)] = {"id": m, "status": "ok", "times": mt, "loglik": ll}
+        info[m] = {"nobs": 50, "family": "binomial", "link": "logit", "nAGQ": 1}
+    return {
+        "tools": ["lme4", "mlmprimer"],
+        "reference_models": [],
+        "glmer_models": ["a", "b"],
+        "glmer_info": info,
+        "glmer_repeats": 3,
+        "glmer_budget_s": 20.0,
+        "index": res,
+    }
+
+
+def test_glmer_table_reports_best_times_and_ratios(bench):
+    # best of k: the minima 0.5 / 1.0 and 2.0 / 1.0
+    report = glmer_report(bench, [[0.9, 0.5], [2.5, 2.0]], [[1.0, 1.2], [1.0]], [-10.0, -20.0])
+    md = "\n".join(bench.glmer_lines(report))
+    assert md.startswith(bench.GLMER_BEGIN) and md.rstrip().endswith(bench.GLMER_END)
+    assert "| a | 50 | binomial (logit) | 1 | 1.00 | 0.500 | 0.50 | 2 / 2 | < 1e-6 |" in md
+    assert "| b | 50 | binomial (logit) | 1 | 1.00 | 2.00 | 2.00 | 1 / 2 | < 1e-6 |" in md
+    assert "| **total** |  |  |  | 2.00 | 2.50 | 1.25 |  |  |" in md
+    verdicts = {t["target"]: t["verdict"] for t in bench.glmer_targets(report)}
+    assert verdicts["every glmer logLik within 0.001 of lme4's"] == "met"
+    assert verdicts["every glmer fit no slower than lme4's (best of k)"] == "missed"
+    fast = glmer_report(bench, [[0.5], [0.5]], [[1.0], [1.0]], [-10.0, -20.1])
+    verdicts = {t["target"]: t["verdict"] for t in bench.glmer_targets(fast)}
+    assert verdicts["every glmer fit no slower than lme4's (best of k)"] == "met"
+    assert verdicts["every glmer logLik within 0.001 of lme4's"] == "missed"
+    # the lmer part did not run: its targets are not claimed
+    assert bench.evaluate_targets({**fast, "scaling_n": []}) == []
+
+
+def test_glmer_run_rewrites_only_its_section(bench, tmp_path):
+    report = glmer_report(bench, [[0.5], [0.5]], [[1.0], [1.0]], [-10.0, -20.0])
+    report["meta"] = {
+        "date": "today",
+        "command": "run.py --glmer",
+        "machine": {"summary": "a machine"},
+        "load_start": [3.0],
+        "load_end": [4.0],
+        "mlmprimer_revision": "abc",
+        "versions": {"lme4": {"R": "4.2.2", "lme4": "1.1-31"}},
+    }
+    md = "\n".join(bench.glmer_lines(report))
+    summary = tmp_path / "RESULTS.md"
+    summary.write_text("# Benchmark results\n\nthe lmer tables\n", encoding="utf-8")
+    bench.write_glmer_summary(report, md, summary)
+    first = summary.read_text(encoding="utf-8")
+    assert first.startswith("# Benchmark results\n\nthe lmer tables\n")
+    assert first.count(bench.GLMER_BEGIN) == 1 and "load average (1 min) at start 3.00" in first
+    report["meta"]["date"] = "tomorrow"
+    bench.write_glmer_summary(report, md, summary)
+    second = summary.read_text(encoding="utf-8")
+    assert second.count(bench.GLMER_BEGIN) == 1 and second.count(bench.GLMER_END) == 1
+    assert "tomorrow" in second and "today" not in second
+    assert second.startswith("# Benchmark results\n\nthe lmer tables\n")

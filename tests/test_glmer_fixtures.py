@@ -13,6 +13,8 @@ data; the files are described in tests/fixtures/lme4_glmer/README.md. The tests 
   offset in the formula and as an argument);
 - re-running the R script (where R with lme4, mlmRev and MASS is installed; on CI it must be)
   reproduces the committed files.
+
+mlmprimer.glmer itself is compared with the fixtures in tests/test_glmer_reference.py.
 """
 
 from __future__ import annotations

@@ -61,10 +61,9 @@ models <- list(
   cbpp_poisson_no_offset = list(data = cbpp, family = poisson, nAGQ = 1,
                                 formula = incidence ~ period + (1 | herd)),
   grouse_brood = list(data = grouse, family = poisson, nAGQ = 1,
-                      formula = TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)),
+                      formula = TICKS ~ YEAR + cHEIGHT + (1 | BROOD)),
   grouse_olre = list(data = grouse, family = poisson, nAGQ = 1,
-                     formula = TICKS ~ YEAR + cHEIGHT + (1 | INDEX) + (1 | BROOD) +
-                       (1 | LOCATION))
+                     formula = TICKS ~ YEAR + cHEIGHT + (1 | INDEX) + (1 | BROOD))
 )
 
 num <- function(x) sprintf("%.15g", x)

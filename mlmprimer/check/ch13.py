@@ -33,8 +33,8 @@ CBPP_BINOMIAL = "cbind(incidence, size - incidence) ~ period + (1 | herd)"
 CBPP_POISSON = "incidence ~ period + offset(log(size)) + (1 | herd)"
 CBPP_POISSON_NO_OFFSET = "incidence ~ period + (1 | herd)"
 CBPP_LINEAR = "prop ~ period + (1 | herd)"
-GROUSE = "TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)"
-GROUSE_OLRE = "TICKS ~ YEAR + cHEIGHT + (1 | INDEX) + (1 | BROOD) + (1 | LOCATION)"
+GROUSE = "TICKS ~ YEAR + cHEIGHT + (1 | BROOD)"
+GROUSE_OLRE = "TICKS ~ YEAR + cHEIGHT + (1 | INDEX) + (1 | BROOD)"
 #: The herd size of exercise 13.4.
 HERD_SIZE = 20
 _LATENT = math.pi**2 / 3
@@ -155,7 +155,6 @@ def _ch13_grouse() -> dict[str, float]:
         "dispersion_olre": pearson_dispersion(m1, y),
         "sd_index": _sd(m1, "INDEX"),
         "sd_brood": _sd(m1, "BROOD"),
-        "sd_location": _sd(m1, "LOCATION"),
         "se_ratio": se1 / se0,
     }
 
@@ -277,6 +276,12 @@ def ex13_2(icc_latent_herd: Any, icc_is_correlation_of_cases: Any) -> CheckResul
             "outcomes is smaller and depends on the probability"
         ),
         hint="the latent-variable view of the chapter: what has the variance pi^2/3?",
+        slips={
+            "yes": (
+                "not quite: the ICC is a correlation of latent propensities; the 0/1 outcomes "
+                "of two animals are correlated less, by an amount that depends on p."
+            )
+        },
     )
     return v.result()
 
@@ -419,7 +424,7 @@ def ex13_5(dispersion_grouse: Any, sd_index_grouse: Any, se_ratio_height: Any) -
     Parameters
     ----------
     dispersion_grouse : float
-        The Pearson dispersion of ``TICKS ~ YEAR + cHEIGHT + (1 | BROOD) + (1 | LOCATION)``: the
+        The Pearson dispersion of ``TICKS ~ YEAR + cHEIGHT + (1 | BROOD)``: the
         sum of squared Pearson residuals over the residual degrees of freedom.
     sd_index_grouse : float
         The SD of the observation-level effect in the model with ``(1 | INDEX)`` added.
@@ -461,7 +466,6 @@ def ex13_5(dispersion_grouse: Any, sd_index_grouse: Any, se_ratio_height: Any) -
         slips=lambda: [
             (t()["sd_index"] ** 2, "this is the variance; the question asks for the SD."),
             (t()["sd_brood"], "this is the SD of the broods."),
-            (t()["sd_location"], "this is the SD of the locations."),
         ],
         hint="the sdcor column of m.varcorr, row INDEX.",
     )

@@ -36,6 +36,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "10-checking",
             "11-growth",
             "12-how-many-groups",
+            "13-binary-counts",
             "14-mrp",
         ],
     ),

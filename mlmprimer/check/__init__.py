@@ -81,6 +81,7 @@ from mlmprimer.check.ch09 import *  # noqa: F403
 from mlmprimer.check.ch10 import *  # noqa: F403
 from mlmprimer.check.ch11 import *  # noqa: F403
 from mlmprimer.check.ch12 import *  # noqa: F403
+from mlmprimer.check.ch13 import *  # noqa: F403
 from mlmprimer.check.ch14 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.chA2 import *  # noqa: F403

@@ -84,6 +84,7 @@ def lmer(
     control: LmerControl | Mapping[str, Any] | None = None,
     weights: Any = None,
     offset: Any = None,
+    family: Any = None,
 ) -> LmerModel:
     """Fit a linear mixed model written in lme4's formula syntax.
 
@@ -111,6 +112,10 @@ def lmer(
     offset : array-like, pandas.Series or str, optional
         A known part of the linear predictor, added to any ``offset()`` terms of the formula;
         given like ``weights``.
+    family : None
+        Not taken: a binomial or Poisson model is fitted by :func:`mlmprimer.glmer.glmer`, and
+        giving ``family`` here raises an error that says so (lme4's ``lmer`` hands such a call
+        to ``glmer`` with a warning).
 
     Returns
     -------
@@ -123,7 +128,8 @@ def lmer(
     ValueError
         Unknown columns, infinite values, a non-numeric or constant response, a grouping
         factor with one level, object columns mixing ``1`` and ``"1"``, ... (see
-        :func:`mlmprimer.validate.validate_data`); the message names the column.
+        :func:`mlmprimer.validate.validate_data`); the message names the column. A
+        ``family`` argument (use :func:`mlmprimer.glmer.glmer`).
     ConvergenceError
         The optimiser did not converge.
     NotImplementedError
@@ -146,6 +152,11 @@ def lmer(
     >>> m.varcorr.round(3)[["grp", "sdcor"]].values.tolist()
     [['plate', 0.847], ['sample', 1.932], ['Residual', 0.55]]
     """
+    if family is not None:
+        raise ValueError(
+            f"lmer() fits linear mixed models and takes no family (got {family!r}): fit a binomial "
+            f"or Poisson model with mlmprimer.glmer(formula, data, family={family!r})"
+        )
     frame = sys._getframe(1)
     env = patsy.EvalEnvironment.capture(1)
     return _fit(

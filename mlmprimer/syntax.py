@@ -360,11 +360,12 @@ ROWS: tuple[SyntaxRow, ...] = (
     ),
     SyntaxRow(
         "glmer(..., family = )",
-        "a generalised linear mixed model",
+        "a generalised linear mixed model (binary or count outcome)",
         "no",
         "Reaction ~ Days + (1 | Subject)",
-        workaround="statsmodels' BinomialBayesMixedGLM / PoissonBayesMixedGLM (variational Bayes)",
-        error="family",
+        workaround="mlmprimer.glmer(f, d, family=...) as lme4's glmer; statsmodels has only the "
+        "Bayesian BinomialBayesMixedGLM / PoissonBayesMixedGLM",
+        error="mlmprimer.glmer",
         kwargs={"family": "poisson"},
     ),
 )

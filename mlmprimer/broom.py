@@ -96,21 +96,10 @@ def tidy(
     1         Days  17.0
     """
 
-    if isinstance(effects, str):
-        effects = (effects,)
-    bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
-    if bad:
-        raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
     if conf_method not in METHODS:
         raise ValueError(f"unknown conf_method {conf_method!r}: use one of {', '.join(METHODS)}")
-    if isinstance(conf_level, bool) or not (
-        isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
-    ):
-        raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    effects, z = _checked_effects(effects, conf_level)
     if "ran_vals" in effects:
-        if len(effects) > 1:
-            raise ValueError("effects='ran_vals' cannot be combined with other effects")
         if ddf is not None:
             raise ValueError("ddf applies to the fixed effects, not to effects='ran_vals'")
         if conf_int and conf_method != "Wald":
@@ -161,6 +150,25 @@ def tidy(
         out["conf.high"] = ci.iloc[:, 1].reindex(keys).to_numpy()
         out.attrs.update(ci.attrs)
     return out
+
+
+def _checked_effects(
+    effects: str | Sequence[str], conf_level: float
+) -> tuple[tuple[str, ...], float]:
+    """``effects`` as a tuple and the normal quantile of ``conf_level``, both checked."""
+    if isinstance(effects, str):
+        effects = (effects,)
+    effects = tuple(effects)
+    bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
+    if bad:
+        raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
+    if "ran_vals" in effects and len(effects) > 1:
+        raise ValueError("effects='ran_vals' cannot be combined with other effects")
+    if isinstance(conf_level, bool) or not (
+        isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
+    ):
+        raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
+    return effects, float(stats.norm.ppf(0.5 + conf_level / 2))
 
 
 def _ran_vals(model: Any, conf_int: bool, z: float) -> pd.DataFrame:
@@ -266,19 +274,8 @@ def tidy_glmer(
     ['effect', 'group', 'term', 'estimate', 'std.error', 'statistic', 'p.value', 'conf.low',
      'conf.high']
     """
-    if isinstance(effects, str):
-        effects = (effects,)
-    bad = [e for e in effects if e not in ("fixed", "ran_pars", "ran_vals")]
-    if bad:
-        raise ValueError(f"unknown effects {bad}: use 'fixed', 'ran_pars' or 'ran_vals'")
-    if isinstance(conf_level, bool) or not (
-        isinstance(conf_level, (int, float, np.floating)) and 0 < conf_level < 1
-    ):
-        raise ValueError(f"conf_level must be strictly between 0 and 1, got {conf_level!r}")
-    z = stats.norm.ppf(0.5 + conf_level / 2)
+    effects, z = _checked_effects(effects, conf_level)
     if "ran_vals" in effects:
-        if len(effects) > 1:
-            raise ValueError("effects='ran_vals' cannot be combined with other effects")
         return _ran_vals(model, conf_int, z)
     rows = []
     if "fixed" in effects:

@@ -33,7 +33,7 @@ from mlmprimer import datasets, plots, simulate
 from mlmprimer.bootstrap import bootstrap
 from mlmprimer.compare import compare, r2
 from mlmprimer.glmer import glmer
-from mlmprimer.glmermodel import GlmerModel
+from mlmprimer.glmermodel import GlmerModel, GlmerWarning
 from mlmprimer.icc import design_effect, effective_sample_size, icc, icc_ci
 from mlmprimer.model import LmerModel, LmerWarning, lmer
 from mlmprimer.pooling import pooling
@@ -43,6 +43,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "GlmerModel",
+    "GlmerWarning",
     "LmerModel",
     "LmerWarning",
     "bootstrap",

@@ -26,6 +26,8 @@ async () => {
     // box, and the span Sphinx puts around it, are what the reader sees cut or not
     const formula = el.closest("mjx-container");
     if (formula && formula !== el) continue;
+    // text for screen readers only is clipped to nothing on purpose: not a box the reader sees
+    if (el.closest(".mlm-sr, .sr-only, .visually-hidden")) continue;
     if (el.clientWidth === 0 || el.clientHeight === 0) continue;
     if (el.scrollWidth <= el.clientWidth + 1) continue;
     const cs = getComputedStyle(el);

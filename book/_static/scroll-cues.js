@@ -30,17 +30,19 @@
     if (wide && !el.hasAttribute("tabindex")) {
       el.setAttribute("tabindex", "0");
       el.setAttribute("data-mlm-tabindex", "");
-      if (!el.hasAttribute("aria-label") && !el.matches("mjx-container")) {
-        el.setAttribute("role", "region");
-        el.setAttribute("aria-label", label(el));
-      }
     } else if (!wide && el.hasAttribute("data-mlm-tabindex")) {
       el.removeAttribute("tabindex");
       el.removeAttribute("data-mlm-tabindex");
-      if (el.getAttribute("role") === "region") {
-        el.removeAttribute("role");
-        el.removeAttribute("aria-label");
-      }
+    }
+    // named even where the theme made it focusable already (its table containers)
+    if (wide && !el.hasAttribute("aria-label") && !el.matches("mjx-container")) {
+      el.setAttribute("role", "region");
+      el.setAttribute("aria-label", label(el));
+      el.setAttribute("data-mlm-label", "");
+    } else if (!wide && el.hasAttribute("data-mlm-label")) {
+      el.removeAttribute("role");
+      el.removeAttribute("aria-label");
+      el.removeAttribute("data-mlm-label");
     }
   }
 
@@ -67,12 +69,17 @@
       }
       update(el);
     });
+    // counted, so that a test can wait for the scan that follows a resize
+    var root = document.documentElement;
+    root.setAttribute("data-mlm-scans", String(Number(root.getAttribute("data-mlm-scans") || 0) + 1));
   }
 
-  var pending = null;
+  // after a resize, a page settles in steps (the sidebars come and go, long pages lay out again):
+  // scan when it has just settled, and once more a second later
+  var pending = [];
   function later() {
-    window.clearTimeout(pending);
-    pending = window.setTimeout(scan, 150);
+    pending.forEach(window.clearTimeout);
+    pending = [window.setTimeout(scan, 150), window.setTimeout(scan, 1000)];
   }
 
   function afterMath() {

@@ -32,6 +32,8 @@ DESKTOP_1280 = {"width": 1280, "height": 900}
 SCROLLBOXES = (JS_DIR / "scrollboxes.js").read_text(encoding="utf8")
 CONTRAST = (JS_DIR / "contrast.js").read_text(encoding="utf8")
 AA_NORMAL_TEXT = 4.5
+# how many times scroll-cues.js has scanned the page
+SCANS = '() => Number(document.documentElement.getAttribute("data-mlm-scans") || 0)'
 REFERENCE_PAGES = ("book/how-to-use", "book/glossary", "book/bibliography")
 # Terms the glossary must define (any of them may be the head of its entry or one of its synonyms).
 GLOSSARY_TERMS = (
@@ -90,7 +92,7 @@ class _Visits:
     @staticmethod
     def settle(p) -> None:
         p.evaluate(WAIT_FOR_MATHJAX)
-        # scroll-cues.js scans once MathJax is done and 150 ms after a resize
+        # scroll-cues.js scans once MathJax is done, and 150 ms and 1 s after a resize
         p.wait_for_timeout(400)
 
     def _visit(self, page) -> Visit:
@@ -103,7 +105,10 @@ class _Visits:
             phone = p.evaluate(SCROLLBOXES)
             phone_layout = p.evaluate(LAYOUT)
             captions = p.evaluate(CONTRAST)
+            scans = p.evaluate(SCANS)
             p.set_viewport_size(DESKTOP_1280)
+            # the cues are judged after the two scans that follow a resize, however slow the machine
+            p.wait_for_function(f"() => ({SCANS})() >= {scans} + 2", timeout=15_000)
             self.settle(p)
             desktop = p.evaluate(SCROLLBOXES)
             return Visit(url, phone, phone_layout, captions, desktop, tab.errors())

@@ -28,6 +28,7 @@ NUMBER = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?![\d.]*e)")
 
 #: (check, part) -> what the chapter prints that rounds like the answer, by chance.
 COINCIDENCES = {
+    ("ex03_1", "beta0_hat"): "the lower limit of the profile interval for tau, sleep study (ms)",
     ("ex04_5", "icc_est"): "the upper limit of the chapter's bootstrap interval for its ICC",
     ("ex05_1", "lambda_lake"): "sigma^2 of a radon model in the chapter's table",
     ("ex13_5", "dispersion_grouse"): "a lower limit of an odds ratio (livch3+), Contraception",

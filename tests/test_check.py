@@ -98,7 +98,7 @@ def test_null_model_right_and_rounded() -> None:
     t = _truth_03()
     exact = check.ex03_1(t["beta0"], t["tau2"], t["sigma2"])
     assert exact.status == "correct" and exact.score == 3
-    rounded = check.ex03_1(round(t["beta0"], 1), round(t["tau2"]), round(t["sigma2"]))
+    rounded = check.ex03_1(round(t["beta0"], 1), round(t["tau2"], 2), round(t["sigma2"], 2))
     assert rounded.status == "correct"
     numpy_forms = check.ex03_1(np.float64(t["beta0"]), np.array([t["tau2"]]), f"{t['sigma2']:.1f}")
     assert numpy_forms.status == "correct"

@@ -39,7 +39,7 @@ ANSWER = (
     "age. The random part lets each boy have his own intercept and slope around those means."
 )
 GOOD = [
-    "n_boys = 26\nn_measurements = 234",
+    "n_boys = 16\nn_measurements = 64",
     f"answer_fixed_random = {ANSWER!r}",
 ]
 

@@ -229,7 +229,7 @@ def marked(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     subs.mkdir()
     nb = new_notebook(
         cells=[
-            new_code_cell("n_boys = 26\nn_measurements = 234\nprint('counted')"),
+            new_code_cell("n_boys = 16\nn_measurements = 64\nprint('counted')"),
             new_code_cell(f"answer_fixed_random = {ANSWER!r}"),
         ],
         metadata={"mlmprimer": {"chapter": "01"}},

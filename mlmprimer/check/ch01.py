@@ -30,6 +30,7 @@ from mlmprimer.check.core import (
     words,
 )
 
+_BOYS01 = "Male"  # exercise 1.1 counts the boys of the orthodontic study
 _SIM01: dict[str, Any] = {"n_subjects": 20, "n_obs": 10}
 _SEED01 = 101  # public variant of exercise 1.5; each student has their own
 
@@ -68,28 +69,34 @@ def _ch01_sim(seed: int = _SEED01) -> dict[str, float]:
     }
 
 
-@exercise("ex01_1", "Oxford boys: number of groups and of measurements")
+@exercise("ex01_1", "Orthodont boys: number of groups and of measurements")
 def ex01_1(n_boys: Any, n_measurements: Any) -> CheckResult:
-    """Exercise 1.1: how many boys (groups) and measurements (rows) the ``oxboys`` data hold.
+    """Exercise 1.1: how many boys (groups) and measurements (rows) the ``orthodont`` data hold.
+
+    The chapter counts the Oxford boys; the exercise counts the boys of the orthodontic study,
+    the rows of ``orthodont`` with ``Sex == "Male"`` (the girls are left out).
 
     Parameters
     ----------
     n_boys : int
         The number of boys, :math:`J`.
     n_measurements : int
-        The total number of height measurements, :math:`N`.
+        The total number of the boys' measurements, :math:`N`.
 
     Examples
     --------
     >>> ex01_1(..., ...).status
     'unanswered'
-    >>> ex01_1(25, ...).message
+    >>> ex01_1(2, ...).message
     '0 of 2 right.'
     """
     v = Verdict("ex01_1")
-    ox = load_data("oxboys")
-    n_j, n = ox["Subject"].nunique(), len(ox)
-    per_boy = ox.groupby("Subject", observed=True).size()
+    children = load_data("orthodont")
+    boys = children[children["Sex"] == _BOYS01]
+    n_j, n = boys["Subject"].nunique(), len(boys)
+    per_boy = boys.groupby("Subject", observed=True).size()
+    n_children = children["Subject"].nunique()
+    girls_too = "this counts the girls as well; keep the rows with Sex == 'Male' first."
     v.number(
         "n_boys",
         n_boys,
@@ -99,8 +106,15 @@ def ex01_1(n_boys: Any, n_measurements: Any) -> CheckResult:
         slips=lambda: [
             (n, "this is the number of rows (measurements); the question asks for boys."),
             (float(per_boy.max()), "this is the number of measurements of one boy."),
+            (
+                n_children,
+                "this counts the girls as well: keep the rows with Sex == 'Male' and count the "
+                "values present, with nunique() (the categories of Subject keep the girls' "
+                "levels after their rows are dropped).",
+            ),
         ],
-        hint="count the distinct values of the column that identifies a boy.",
+        hint="keep the boys' rows, then count the distinct values of the column that "
+        "identifies a child.",
     )
     v.number(
         "n_measurements",
@@ -109,10 +123,11 @@ def ex01_1(n_boys: Any, n_measurements: Any) -> CheckResult:
         what="the number of measurements",
         integer=True,
         slips=lambda: [
-            (n_j, "this is the number of boys; the question asks for all measurements."),
+            (n_j, "this is the number of boys; the question asks for all their measurements."),
             (float(per_boy.max()), "this is the number of measurements of one boy."),
+            (len(children), girls_too),
         ],
-        hint="every row of the data is one measurement.",
+        hint="every row of the boys' data is one measurement.",
     )
     return v.result()
 

@@ -238,16 +238,17 @@ def test_scotssec_shares_and_the_adjusted_slip() -> None:
     assert "after adjusting" in slips and "school variances only" in slips
 
 
-def test_pastes_correlations() -> None:
-    t = check._ch07_pastes()
-    assert t["same_cask"] > t["cask_only"] > t["same_batch"]
-    assert check.ex07_3(round(t["same_cask"], 3), "15%", "same cask").status == "correct"
-    # mlm.icc(m) of the nested model is the correlation within a cask
-    assert math.isclose(t["icc"], t["same_cask"], rel_tol=1e-9)
-    assert check.ex07_3(..., ..., "same batch").status == "incorrect"
-    assert _part(check.ex07_3(..., ..., "same cask"), "icc_gives") == "correct"
-    slips = str(check.ex07_3(t["cask_only"], t["same_batch_wrong"], ...))
-    assert "also share its batch" in slips and "(1 | batch) + (1 | cask)" in slips
+def test_machines_correlations() -> None:
+    t = check._ch07_machines()
+    assert t["same_machine"] > t["same_worker"] > t["pair_only"]
+    assert check.ex07_3(round(t["same_machine"], 3), "61%", "same machine").status == "correct"
+    # mlm.icc(m) of the nested model is the correlation on one machine
+    assert math.isclose(t["icc"], t["same_machine"], rel_tol=1e-9)
+    assert check.ex07_3(..., ..., "same worker").status == "incorrect"
+    assert _part(check.ex07_3(..., ..., "same machine"), "icc_gives") == "correct"
+    slips = str(check.ex07_3(t["pair_only"], t["workers_only"], ...))
+    assert "also share its worker" in slips and "score ~ Machine + (1 | Worker)" in slips
+    assert "fixed part" in str(check.ex07_3(..., t["same_worker_no_brands"], ...))
 
 
 def test_drivers_and_cars_standard_errors() -> None:
@@ -349,7 +350,10 @@ def _renderings(x: float) -> list[str]:
             lambda: [check._ch06_oxboys()["tau0_start"]],
         ),
         (lambda: check.ex07_2("same", 0.5, 0.5), lambda: [check._ch07_scots()["primary"]]),
-        (lambda: check.ex07_3(0.5, 0.5, "batch"), lambda: [check._ch07_pastes()["same_cask"]]),
+        (
+            lambda: check.ex07_3(0.5, 0.5, "worker"),
+            lambda: [check._ch07_machines()[k] for k in ("same_machine", "same_worker")],
+        ),
         (
             lambda: check.ex07_5("same", 9.0, 9.0, 9.0, "drivers"),
             lambda: [check._ch07_sim()["true"]],

@@ -53,8 +53,9 @@ _STRUCTURE_WORDS = {
 }
 _SCOTS0 = "attain ~ 1 + (1 | primary) + (1 | second)"
 _SCOTS1 = "attain ~ verbal + sex + (1 | primary) + (1 | second)"
-_PASTES = "strength ~ 1 + (1 | batch/cask)"
-_PASTES_WRONG = "strength ~ 1 + (1 | batch) + (1 | cask)"
+_MACHINES = "score ~ Machine + (1 | Worker/Machine)"
+_MACHINES_WORKERS = "score ~ Machine + (1 | Worker)"
+_MACHINES_NO_BRANDS = "score ~ 1 + (1 | Worker/Machine)"
 _SIM07: dict[str, Any] = {}
 _SEED07 = 5  # public variant of exercise 7.5; each student has their own
 
@@ -115,31 +116,34 @@ def _ch07_scots() -> dict[str, float]:
 
 
 @functools.cache
-def _ch07_pastes() -> dict[str, float]:
+def _ch07_machines() -> dict[str, float]:
     from mlmprimer.icc import icc
 
-    m, wrong = fit_cached(_PASTES, "pastes"), fit_cached(_PASTES_WRONG, "pastes")
-    tb, tc, s2 = (
-        intercept_variance(m, "batch"),
-        intercept_variance(m, "cask:batch"),
+    m = fit_cached(_MACHINES, "machines")
+    workers = fit_cached(_MACHINES_WORKERS, "machines")
+    no_brands = fit_cached(_MACHINES_NO_BRANDS, "machines")
+    tw, tm, s2 = (
+        intercept_variance(m, "Worker"),
+        intercept_variance(m, "Machine:Worker"),
         float(m.sigma) ** 2,
     )
-    wb, wc, ws2 = (
-        intercept_variance(wrong, "batch"),
-        intercept_variance(wrong, "cask"),
-        float(wrong.sigma) ** 2,
+    nw, nm, ns2 = (
+        intercept_variance(no_brands, "Worker"),
+        intercept_variance(no_brands, "Machine:Worker"),
+        float(no_brands.sigma) ** 2,
     )
-    total, wtotal = tb + tc + s2, wb + wc + ws2
-    sds = math.sqrt(tb) + math.sqrt(tc) + math.sqrt(s2)
+    total, ntotal = tw + tm + s2, nw + nm + ns2
+    sds = math.sqrt(tw) + math.sqrt(tm) + math.sqrt(s2)
     return {
-        "same_cask": (tb + tc) / total,
-        "same_batch": tb / total,
-        "cask_only": tc / total,
-        "same_cask_wrong": (wb + wc) / wtotal,
-        "same_batch_wrong": wb / wtotal,
-        "same_cask_sd": (math.sqrt(tb) + math.sqrt(tc)) / sds,
+        "same_machine": (tw + tm) / total,
+        "same_worker": tw / total,
+        "pair_only": tm / total,
+        "workers_only": float(icc(workers)),
+        "same_machine_no_brands": (nw + nm) / ntotal,
+        "same_worker_no_brands": nw / ntotal,
+        "same_machine_sd": (math.sqrt(tw) + math.sqrt(tm)) / sds,
         "icc": float(icc(m)),
-        "same_batch_sd": math.sqrt(tb) / sds,
+        "same_worker_sd": math.sqrt(tw) / sds,
     }
 
 
@@ -300,9 +304,21 @@ def ex07_2(
     return v.result()
 
 
-_ASSAYS07 = {
-    "same cask": ("cask", "the same cask", "cor same cask", "cor_same_cask"),
-    "same batch": ("batch", "the same batch", "cor same batch", "cor_same_batch"),
+_SCORES07 = {
+    "same machine": (
+        "machine",
+        "the same machine",
+        "one machine",
+        "cor same machine",
+        "cor_same_machine",
+    ),
+    "same worker": (
+        "worker",
+        "the same worker",
+        "one worker",
+        "cor same worker",
+        "cor_same_worker",
+    ),
 }
 _MODELS07 = {
     "crossed": ("crossed model", "the crossed model", "both", "drivers and cars"),
@@ -312,73 +328,87 @@ _MODELS07 = {
 
 @exercise(
     "ex07_3",
-    "Pastes: how alike are two assays?",
+    "Machines: how alike are two scores?",
     points=2,
-    answers={"icc_gives": option(_ASSAYS07)},
+    answers={"icc_gives": option(_SCORES07)},
 )
-def ex07_3(cor_same_cask: Any, cor_same_batch: Any, icc_gives: Any) -> CheckResult:
-    """Exercise 7.3: correlations implied by ``strength ~ 1 + (1 | batch/cask)`` (``pastes``).
+def ex07_3(cor_same_machine: Any, cor_same_worker: Any, icc_gives: Any) -> CheckResult:
+    """Exercise 7.3: correlations implied by ``score ~ Machine + (1 | Worker/Machine)``.
+
+    The data are ``machines``: 6 workers each scored 3 times on each of 3 brands of machine. The
+    brands are fixed effects; the workers and the 18 worker-machine pairs, nested in the
+    workers, are random.
 
     Parameters
     ----------
-    cor_same_cask : float
-        The model's correlation of two assays of the same cask.
-    cor_same_batch : float
-        The correlation of two assays from different casks of the same batch.
+    cor_same_machine : float
+        The model's correlation of two scores of one worker on the same machine.
+    cor_same_worker : float
+        The correlation of two scores of one worker on two different machines.
     icc_gives : str
-        Which of the two ``mlm.icc(m)`` gives, ``"same cask"`` or ``"same batch"``.
+        Which of the two ``mlm.icc(m)`` gives, ``"same machine"`` or ``"same worker"``.
 
     Examples
     --------
     >>> ex07_3(2.5, ..., ...).status
     'incorrect'
+    >>> ex07_3(..., ..., "same machine").status
+    'partial'
     """
     v = Verdict("ex07_3")
-    t = _ch07_pastes
-    wrong = (
-        "this comes from (1 | batch) + (1 | cask), which treats the cask labels a, b, c as three "
-        "casks shared by all batches; the casks are nested in the batches."
+    t = _ch07_machines
+    workers = (
+        "this comes from score ~ Machine + (1 | Worker), which leaves out the worker-machine "
+        "effects: it makes all the scores of a worker equally alike, on whatever machine."
+    )
+    no_brands = (
+        "this model leaves Machine out of the fixed part, so the brands' systematic differences "
+        "end up in the worker-machine variance; keep Machine as a fixed effect."
     )
     sd = "this uses standard deviations; correlations here are ratios of variances."
     v.number(
-        "cor_same_cask",
-        cor_same_cask,
-        lambda: t()["same_cask"],
-        what="the correlation of two assays of one cask",
+        "cor_same_machine",
+        cor_same_machine,
+        lambda: t()["same_machine"],
+        what="the correlation of two scores of one worker on one machine",
         abs_tol=0.005,
         percent=True,
         slips=lambda: [
             (
-                t()["cask_only"],
-                "this is the casks' share alone; two assays of one cask also share its batch.",
+                t()["pair_only"],
+                "this is the worker-machine pairs' share alone; two scores of one pair also "
+                "share its worker.",
             ),
-            (t()["same_batch"], "this is for two casks of the same batch."),
-            (t()["same_cask_wrong"], wrong),
-            (t()["same_cask_sd"], sd),
+            (t()["same_worker"], "this is for one worker on two different machines."),
+            (t()["workers_only"], workers),
+            (t()["same_machine_no_brands"], no_brands),
+            (t()["same_machine_sd"], sd),
         ],
-        hint="the variances the two assays share, over the total variance.",
+        hint="the variances the two scores share, over the total variance.",
     )
     v.number(
-        "cor_same_batch",
-        cor_same_batch,
-        lambda: t()["same_batch"],
-        what="the correlation of two casks of one batch",
+        "cor_same_worker",
+        cor_same_worker,
+        lambda: t()["same_worker"],
+        what="the correlation of two scores of one worker on different machines",
         abs_tol=0.005,
         percent=True,
         slips=lambda: [
             (
-                t()["cask_only"],
-                "this is the casks' share; two different casks share only the batch.",
+                t()["pair_only"],
+                "this is the worker-machine pairs' share; two different machines of one worker "
+                "share only the worker.",
             ),
-            (t()["same_cask"], "this is for two assays of the same cask."),
-            (t()["same_batch_wrong"], wrong),
-            (t()["same_batch_sd"], sd),
+            (t()["same_machine"], "this is for two scores on the same machine."),
+            (t()["workers_only"], workers),
+            (t()["same_worker_no_brands"], no_brands),
+            (t()["same_worker_sd"], sd),
         ],
-        hint="only the batch effect is shared by two different casks of one batch.",
+        hint="only the worker effect is shared by the scores of one worker on two machines.",
     )
 
     def given() -> str:
-        same = {k: t()[k.replace(" ", "_")] for k in _ASSAYS07}
+        same = {k: t()[k.replace(" ", "_")] for k in _SCORES07}
         return min(same, key=lambda k: abs(same[k] - t()["icc"]))
 
     v.option(
@@ -387,10 +417,10 @@ def ex07_3(cor_same_cask: Any, cor_same_batch: Any, icc_gives: Any) -> CheckResu
         given,
         what=(
             "mlm.icc(m) adds up the shares of every grouping factor, which is the correlation of "
-            "two assays of one cask; by_group=True gives each share, and the batch's share is "
-            "the correlation of two casks of one batch"
+            "two scores on one machine; by_group=True gives each share, and the workers' share is "
+            "the correlation of one worker's scores on two machines"
         ),
-        hint="print mlm.icc(m_past) next to your two correlations.",
+        hint="print mlm.icc(m_mach) next to your two correlations.",
     )
     return v.result()
 
@@ -553,6 +583,6 @@ __all__ = [
     *(q.qid for q in questions("07")),
     "_ch07_structures",
     "_ch07_scots",
-    "_ch07_pastes",
+    "_ch07_machines",
     "_ch07_sim",
 ]

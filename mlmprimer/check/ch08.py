@@ -26,16 +26,16 @@ from mlmprimer.check.core import (
     words,
 )
 
-_RADON_WB = "log_radon ~ floor_c + floor_mean + (1 | county)"
-_RADON_MUNDLAK = "log_radon ~ floor + floor_mean + (1 | county)"
-_RADON_RAW = "log_radon ~ floor + (1 | county)"
+_EXAM_WB = "normexam ~ lrt_c + lrt_mean + (1 | school)"
+_EXAM_MUNDLAK = "normexam ~ standLRT + lrt_mean + (1 | school)"
+_EXAM_RAW = "normexam ~ standLRT + (1 | school)"
 _NULL08 = "mAch ~ 1 + (1 | school)"
 _MINRTY = "mAch ~ minrty + (1 | school)"
 _MINRTY_MUNDLAK = "mAch ~ minority + minority_mean + (1 | school)"
 _MINRTY_WB = "mAch ~ minority_c + minority_mean + (1 | school)"
-_CL_SLOPE = "mAch ~ cses * sector + meanses + (cses | school)"
-_CL_INTERCEPT = "mAch ~ cses * sector + meanses + (1 | school)"
-_INTER = "cses:sectorCatholic"
+_CL_SLOPE = "normexam ~ lrt_c * lrt_mean + (lrt_c | school)"
+_CL_INTERCEPT = "normexam ~ lrt_c * lrt_mean + (1 | school)"
+_INTER = "lrt_c:lrt_mean"
 _WHICH_VARIANCE = {
     "tau2": (
         "tau 2",
@@ -70,25 +70,30 @@ def _with_group_mean(data: pd.DataFrame, column: str, group: str, prefix: str) -
     return data.assign(**{f"{prefix}_mean": mean, f"{prefix}_c": data[column] - mean})
 
 
+def _exam_lrt() -> pd.DataFrame:
+    """The exam data with the school mean of ``standLRT`` (``lrt_mean``) and ``lrt_c``."""
+    return _with_group_mean(load_data("exam"), "standLRT", "school", "lrt")
+
+
 @functools.cache
-def _ch08_radon() -> dict[str, float]:
+def _ch08_exam() -> dict[str, float]:
     from mlmprimer.model import lmer
 
-    radon = _with_group_mean(load_data("radon"), "floor", "county", "floor")
-    wb, mundlak = lmer(_RADON_WB, radon), lmer(_RADON_MUNDLAK, radon)
-    raw = fit_cached(_RADON_RAW, "radon")
-    means = radon.groupby("county", observed=True)[["log_radon", "floor"]].mean()
-    slope = np.polyfit(means["floor"], means["log_radon"], 1)[0]
+    exam = _exam_lrt()
+    wb, mundlak = lmer(_EXAM_WB, exam), lmer(_EXAM_MUNDLAK, exam)
+    raw = fit_cached(_EXAM_RAW, "exam")
+    means = exam.groupby("school", observed=True)[["normexam", "standLRT"]].mean()
+    slope = np.polyfit(means["standLRT"], means["normexam"], 1)[0]
     return {
-        "within": float(wb.fixef["floor_c"]),
-        "between": float(wb.fixef["floor_mean"]),
-        "contextual": float(mundlak.fixef["floor_mean"]),
-        "mundlak_floor": float(mundlak.fixef["floor"]),
-        "raw": float(raw.fixef["floor"]),
+        "within": float(wb.fixef["lrt_c"]),
+        "between": float(wb.fixef["lrt_mean"]),
+        "contextual": float(mundlak.fixef["lrt_mean"]),
+        "mundlak_lrt": float(mundlak.fixef["standLRT"]),
+        "raw": float(raw.fixef["standLRT"]),
         "between_ols": float(slope),
-        "se_within": fixef_se(wb, "floor_c"),
-        "se_between": fixef_se(wb, "floor_mean"),
-        "se_contextual": fixef_se(mundlak, "floor_mean"),
+        "se_within": fixef_se(wb, "lrt_c"),
+        "se_between": fixef_se(wb, "lrt_mean"),
+        "se_contextual": fixef_se(mundlak, "lrt_mean"),
     }
 
 
@@ -130,16 +135,19 @@ def _ch08_minrty() -> dict[str, float]:
 
 @functools.cache
 def _ch08_cross_level() -> dict[str, float]:
-    slope, intercept = fit_cached(_CL_SLOPE, "hsb"), fit_cached(_CL_INTERCEPT, "hsb")
+    from mlmprimer.model import lmer
+
+    exam = _exam_lrt()
+    slope, intercept = lmer(_CL_SLOPE, exam), lmer(_CL_INTERCEPT, exam)
     return {
         "inter": float(slope.fixef[_INTER]),
         "se_slope": fixef_se(slope, _INTER),
         "se_intercept": fixef_se(intercept, _INTER),
-        "cses": float(slope.fixef["cses"]),
-        "catholic_slope": float(slope.fixef["cses"] + slope.fixef[_INTER]),
-        "sector": float(slope.fixef["sectorCatholic"]),
-        "se_cses_slope": fixef_se(slope, "cses"),
-        "se_cses_intercept": fixef_se(intercept, "cses"),
+        "inter_intercept": float(intercept.fixef[_INTER]),
+        "lrt": float(slope.fixef["lrt_c"]),
+        "lrt_mean": float(slope.fixef["lrt_mean"]),
+        "se_lrt_slope": fixef_se(slope, "lrt_c"),
+        "se_lrt_intercept": fixef_se(intercept, "lrt_c"),
     }
 
 
@@ -149,22 +157,24 @@ _BLEND = (
 )
 
 
-@exercise("ex08_1", "radon: floor within and between counties, and the contextual effect", points=3)
-def ex08_1(within_floor: Any, between_floor: Any, contextual_floor: Any) -> CheckResult:
-    """Exercise 8.1: within, between and contextual effects of ``floor`` (REML, ``radon``).
+@exercise(
+    "ex08_1", "exam: intake score within and between schools, and the contextual effect", points=3
+)
+def ex08_1(within_lrt: Any, between_lrt: Any, contextual_lrt: Any) -> CheckResult:
+    """Exercise 8.1: within, between and contextual effects of ``standLRT`` (REML, ``exam``).
 
-    The models are ``log_radon ~ floor_c + floor_mean + (1 | county)`` and the Mundlak model
-    ``log_radon ~ floor + floor_mean + (1 | county)``, with ``floor_mean`` the county mean of
-    ``floor`` and ``floor_c = floor - floor_mean``.
+    The models are ``normexam ~ lrt_c + lrt_mean + (1 | school)`` and the Mundlak model
+    ``normexam ~ standLRT + lrt_mean + (1 | school)``, with ``lrt_mean`` the school mean of the
+    intake score ``standLRT`` and ``lrt_c = standLRT - lrt_mean``.
 
     Parameters
     ----------
-    within_floor : float
-        The coefficient of ``floor_c``: the within-county effect.
-    between_floor : float
-        The coefficient of ``floor_mean`` next to ``floor_c``: the between-county effect.
-    contextual_floor : float
-        The coefficient of ``floor_mean`` next to raw ``floor``: the contextual effect.
+    within_lrt : float
+        The coefficient of ``lrt_c``: the within-school effect.
+    between_lrt : float
+        The coefficient of ``lrt_mean`` next to ``lrt_c``: the between-school effect.
+    contextual_lrt : float
+        The coefficient of ``lrt_mean`` next to raw ``standLRT``: the contextual effect.
 
     Examples
     --------
@@ -174,59 +184,61 @@ def ex08_1(within_floor: Any, between_floor: Any, contextual_floor: Any) -> Chec
     'incorrect'
     """
     v = Verdict("ex08_1")
-    t = _ch08_radon
+    t = _ch08_exam
     v.number(
-        "within_floor",
-        within_floor,
+        "within_lrt",
+        within_lrt,
         lambda: t()["within"],
-        what="the within-county effect of floor",
+        what="the within-school effect of the intake score",
+        # the raw slope lies within 1 % of it: three significant digits tell the two apart
+        rel=0.003,
         slips=lambda: [
             (t()["raw"], _BLEND),
-            (t()["between"], "this is the between-county effect, the coefficient of floor_mean."),
+            (t()["between"], "this is the between-school effect, the coefficient of lrt_mean."),
             (t()["se_within"], "this is the standard error; the question asks for the estimate."),
-            (-t()["within"], "the sign is off: a ground-floor measurement has less radon."),
+            (-t()["within"], "the sign is off: pupils with a higher intake score do better at 16."),
         ],
-        hint="the coefficient of floor_c in log_radon ~ floor_c + floor_mean + (1 | county).",
+        hint="the coefficient of lrt_c in normexam ~ lrt_c + lrt_mean + (1 | school).",
     )
     v.number(
-        "between_floor",
-        between_floor,
+        "between_lrt",
+        between_lrt,
         lambda: t()["between"],
-        what="the between-county effect of floor",
+        what="the between-school effect of the intake score",
         slips=lambda: [
             (
                 t()["contextual"],
-                "this is the contextual effect: floor_mean next to raw floor. The between effect "
-                "is floor_mean next to the county-mean-centred floor_c.",
+                "this is the contextual effect: lrt_mean next to raw standLRT. The between effect "
+                "is lrt_mean next to the school-mean-centred lrt_c.",
             ),
-            (t()["within"], "this is the within-county effect, the coefficient of floor_c."),
+            (t()["within"], "this is the within-school effect, the coefficient of lrt_c."),
             (
                 t()["between_ols"],
-                "this is an OLS regression of the county means; use the multilevel model.",
+                "this is an OLS regression of the school means; use the multilevel model.",
             ),
             (t()["raw"], _BLEND),
         ],
-        hint="the coefficient of floor_mean in the model with floor_c.",
+        hint="the coefficient of lrt_mean in the model with lrt_c.",
     )
     v.number(
-        "contextual_floor",
-        contextual_floor,
+        "contextual_lrt",
+        contextual_lrt,
         lambda: t()["contextual"],
         what="the contextual effect",
         slips=lambda: [
             (
                 t()["between"],
-                "this is the between effect (floor_mean next to floor_c); the contextual effect is "
-                "floor_mean next to raw floor, between minus within.",
+                "this is the between effect (lrt_mean next to lrt_c); the contextual effect is "
+                "lrt_mean next to raw standLRT, between minus within.",
             ),
             (-t()["contextual"], "the sign is off: the contextual effect is between minus within."),
             (
                 t()["se_contextual"],
                 "this is the standard error; the question asks for the estimate.",
             ),
-            (t()["mundlak_floor"], "this is the coefficient of floor in the Mundlak model."),
+            (t()["mundlak_lrt"], "this is the coefficient of standLRT in the Mundlak model."),
         ],
-        hint="fit log_radon ~ floor + floor_mean + (1 | county) and read floor_mean.",
+        hint="fit normexam ~ standLRT + lrt_mean + (1 | school) and read lrt_mean.",
     )
     return v.result()
 
@@ -366,17 +378,19 @@ def ex08_3(within_minrty: Any, contextual_minrty: Any) -> CheckResult:
 
 
 @exercise(
-    "ex08_4", "cses x sector: the interaction and its SE with and without the slope", points=3
+    "ex08_4",
+    "intake x school mean: the interaction and its SE with and without the slope",
+    points=3,
 )
-def ex08_4(inter_cses_sector: Any, se_inter_slope: Any, se_inter_intercept: Any) -> CheckResult:
-    """Exercise 8.4: the cross-level interaction ``cses:sectorCatholic`` (REML, ``hsb``).
+def ex08_4(inter_lrt_mean: Any, se_inter_slope: Any, se_inter_intercept: Any) -> CheckResult:
+    """Exercise 8.4: the cross-level interaction ``lrt_c:lrt_mean`` (REML, ``exam``).
 
-    The models are ``mAch ~ cses * sector + meanses + (cses | school)`` and the same with
-    ``(1 | school)``.
+    The models are ``normexam ~ lrt_c * lrt_mean + (lrt_c | school)`` and the same with
+    ``(1 | school)``; ``lrt_c`` and ``lrt_mean`` are those of exercise 8.1.
 
     Parameters
     ----------
-    inter_cses_sector : float
+    inter_lrt_mean : float
         The interaction's estimate in the random-slope model.
     se_inter_slope : float
         Its standard error in the random-slope model.
@@ -391,25 +405,25 @@ def ex08_4(inter_cses_sector: Any, se_inter_slope: Any, se_inter_intercept: Any)
     v = Verdict("ex08_4")
     t = _ch08_cross_level
     v.number(
-        "inter_cses_sector",
-        inter_cses_sector,
+        "inter_lrt_mean",
+        inter_lrt_mean,
         lambda: t()["inter"],
         what="the cross-level interaction",
         slips=lambda: [
             (
-                t()["cses"],
-                "this is the cses slope of public schools; the interaction is the "
-                "difference of the Catholic schools' slope from it.",
+                t()["lrt"],
+                "this is the within-school slope of lrt_c in a school of average intake "
+                "(lrt_mean = 0); the interaction is how much that slope changes per unit of "
+                "lrt_mean.",
             ),
+            (t()["lrt_mean"], "this is the main effect of lrt_mean."),
             (
-                t()["catholic_slope"],
-                "this is the slope in Catholic schools (the sum); the "
-                "interaction is the difference.",
+                t()["inter_intercept"],
+                "this is the estimate of the model without the random slope, (1 | school).",
             ),
-            (t()["sector"], "this is the main effect of sector."),
             (t()["se_slope"], "this is the standard error; the question asks for the estimate."),
         ],
-        hint="fixef['cses:sectorCatholic'] of the random-slope model.",
+        hint="fixef['lrt_c:lrt_mean'] of the random-slope model.",
     )
     v.number(
         "se_inter_slope",
@@ -422,9 +436,9 @@ def ex08_4(inter_cses_sector: Any, se_inter_slope: Any, se_inter_intercept: Any)
                 "this is the standard error of the model without the random slope, (1 | school).",
             ),
             (t()["se_slope"] ** 2, "this is the variance; take its square root."),
-            (t()["se_cses_slope"], "this is the standard error of cses, not of the interaction."),
+            (t()["se_lrt_slope"], "this is the standard error of lrt_c, not of the interaction."),
         ],
-        hint="the std.error of cses:sectorCatholic in m.tidy() of the (cses | school) model.",
+        hint="the std.error of lrt_c:lrt_mean in m.tidy() of the (lrt_c | school) model.",
     )
     v.number(
         "se_inter_intercept",
@@ -435,11 +449,11 @@ def ex08_4(inter_cses_sector: Any, se_inter_slope: Any, se_inter_intercept: Any)
             (t()["se_slope"], "this is the standard error of the model with the random slope."),
             (t()["se_intercept"] ** 2, "this is the variance; take its square root."),
             (
-                t()["se_cses_intercept"],
-                "this is the standard error of cses, not of the interaction.",
+                t()["se_lrt_intercept"],
+                "this is the standard error of lrt_c, not of the interaction.",
             ),
         ],
-        hint="the std.error of cses:sectorCatholic in the (1 | school) model.",
+        hint="the std.error of lrt_c:lrt_mean in the (1 | school) model.",
     )
     return v.result()
 
@@ -486,7 +500,7 @@ def ex08_5(answer_mundlak: Any) -> CheckResult:
 # The checks, and the right answers they compute (the tests compare them with lme4's numbers).
 __all__ = [
     *(q.qid for q in questions("08")),
-    "_ch08_radon",
+    "_ch08_exam",
     "_ch08_variances",
     "_ch08_minrty",
     "_ch08_cross_level",

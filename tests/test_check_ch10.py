@@ -28,23 +28,25 @@ def status(result) -> str:
 
 
 def test_ex10_1_right_answer_from_statsmodels_residuals():
-    sleep = datasets.load("sleepstudy")
+    ox = datasets.load("oxboys")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        fit = smf.mixedlm("Reaction ~ Days", sleep, groups="Subject", re_formula="~Days").fit(
-            reml=True
+        fit = smf.mixedlm("height ~ age", ox, groups="Subject", re_formula="~age").fit(
+            reml=True, method=["lbfgs"]
         )
-    resid = pd.Series(np.asarray(fit.resid), index=sleep["Subject"].to_numpy())
+    resid = pd.Series(np.asarray(fit.resid), index=ox["Subject"].to_numpy())
     sd = resid.groupby(level=0).std()
-    t = ch10._ch10_sleep()
+    t = ch10._ch10_oxboys()
     assert t["subject"] == float(sd.idxmax())
     assert math.isclose(t["sd"], sd.max(), rel_tol=1e-3)
+    # the largest SD stands clear of the second, so the answer does not hang on the engine
+    assert sd.nlargest(2).iloc[0] > 1.1 * sd.nlargest(2).iloc[1]
     assert status(check.ex10_1(sd.idxmax(), sd.max())) == "correct"
-    assert status(check.ex10_1(int(sd.idxmax()), round(sd.max(), 1))) == "correct"
+    assert status(check.ex10_1(int(sd.idxmax()), round(sd.max(), 2))) == "correct"
 
 
 def test_ex10_1_slips_are_named():
-    t = ch10._ch10_sleep()
+    t = ch10._ch10_oxboys()
     r = check.ex10_1(t["smallest_subject"], t["variance"])
     assert r.status == "incorrect"
     text = str(r)
@@ -101,15 +103,15 @@ def test_ex10_3_slips_are_named():
 
 
 def test_ex10_4_right_answer_from_statsmodels():
-    hsb = datasets.load("hsb")
+    exam = datasets.load("exam")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = smf.mixedlm(
-            "mAch ~ cses + meanses + sector", hsb, groups="school", re_formula="~cses"
+            "normexam ~ standLRT + schavg + schgend", exam, groups="school", re_formula="~standLRT"
         ).fit(reml=True, method=["lbfgs"])
     fixed = np.asarray(fit.model.exog @ fit.fe_params.to_numpy())
     var_f = float(np.var(fixed, ddof=1))
-    z = np.column_stack([np.ones(len(hsb)), hsb["cses"].to_numpy()])
+    z = np.column_stack([np.ones(len(exam)), exam["standLRT"].to_numpy()])
     var_r = float(np.mean(np.einsum("ij,jk,ik->i", z, fit.cov_re.to_numpy(), z)))
     total = var_f + var_r + fit.scale
     t = ch10._ch10_r2()

@@ -1,10 +1,12 @@
 """The checks of chapter 11, growth over time: right answers pass, slips are named.
 
 The generic properties of every check (unanswered, junk answers, the registry) are tested in
-``test_check.py``. Here the checks' right answers are compared with lme4, run live on lme4's
-sleepstudy and nlme's Orthodont (skipped without R, required on CI), and with properties that hold
-whatever the engine: in these balanced data every subject has the same times, so the fixed effects
-equal ordinary least squares, and moving the zero of time leaves the slope and the likelihood alone.
+``test_check.py``. The exercises ask the chapter's questions of the response speed of the sleep
+study (1000 / Reaction) and of log(distance) in Orthodont. Their right answers are compared with
+lme4, run live on lme4's sleepstudy and nlme's Orthodont (skipped without R, required on CI), and
+with properties that hold whatever the engine: in these balanced data every subject has the same
+times, so the fixed effects equal ordinary least squares, and moving the zero of time leaves the
+slope and the likelihood alone.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import math
 import os
 import subprocess
 
+import numpy as np
 import pytest
 import statsmodels.formula.api as smf
 from r_setup import missing_r_setup
@@ -25,15 +28,20 @@ suppressPackageStartupMessages(library(lme4))
 s <- subset(sleepstudy, Days >= 2)
 s$dep <- s$Days - 2
 s$dep_end <- s$dep - 7
-m <- lmer(Reaction ~ dep + (dep | Subject), data = s)
-e <- lmer(Reaction ~ dep_end + (dep_end | Subject), data = s)
+s$speed <- 1000 / s$Reaction
+m <- lmer(speed ~ dep + (dep | Subject), data = s)
+e <- lmer(speed ~ dep_end + (dep_end | Subject), data = s)
 o <- nlme::Orthodont
 o$age11 <- o$age - 11
-r <- lmer(distance ~ age11 * Sex + (age11 | Subject), data = o)
+r <- lmer(log(distance) ~ age11 * Sex + (age11 | Subject), data = o)
+vm <- as.data.frame(VarCorr(m))
 ve <- as.data.frame(VarCorr(e))
 out <- c(
   b0 = unname(fixef(m)[1]),
   b1 = unname(fixef(m)[2]),
+  tau0 = vm$sdcor[1],
+  rho = vm$sdcor[3],
+  b0_end = unname(fixef(e)[1]),
   tau0_end = ve$sdcor[1],
   rho_end = ve$sdcor[3],
   girls = unname(fixef(r)["age11"] + fixef(r)["age11:SexFemale"]),
@@ -68,13 +76,32 @@ def test_answers_agree_with_lme4(lme4_numbers: dict[str, float]) -> None:
 
 
 def test_balanced_fixed_effects_are_least_squares() -> None:
-    sleep = datasets.load("sleepstudy").query("Days >= 2").assign(dep=lambda d: d["Days"] - 2)
-    ols = smf.ols("Reaction ~ dep", data=sleep).fit()
+    sleep = datasets.load("sleepstudy").query("Days >= 2")
+    sleep = sleep.assign(dep=sleep["Days"] - 2, speed=1000 / sleep["Reaction"])
+    ols = smf.ols("speed ~ dep", data=sleep).fit()
     assert math.isclose(truth()["b0"], ols.params["Intercept"], rel_tol=1e-6)
     assert math.isclose(truth()["b1"], ols.params["dep"], rel_tol=1e-6)
-    orth = datasets.load("orthodont").assign(age11=lambda d: d["age"] - 11)
-    ols = smf.ols("distance ~ age11 * Sex", data=orth).fit()
+    orth = datasets.load("orthodont")
+    orth = orth.assign(age11=orth["age"] - 11, log_distance=np.log(orth["distance"]))
+    ols = smf.ols("log_distance ~ age11 * Sex", data=orth).fit()
+    girls = ols.params["age11"] + ols.params["age11:Sex[T.Female]"]
     assert math.isclose(truth()["inter"], ols.params["age11:Sex[T.Female]"], rel_tol=1e-6)
+    assert math.isclose(truth()["girls"], girls, rel_tol=1e-6)
+
+
+def test_the_chapters_answers_are_not_the_exercises() -> None:
+    """The chapter prints the answers in ms and mm; they are named slips here, not right."""
+    t = truth()
+    r = check.ex11_1(t["b0_ms"], t["b1_ms"])
+    assert r.status == "incorrect"
+    assert all("ms" in message for _, _, message in r.parts)
+    # 1000 / (average reaction time) is within 1% of the average speed: it must not pass
+    assert abs(t["inverse_b0_ms"] - t["b0"]) < 0.01 * t["b0"]
+    message = check.ex11_1(t["inverse_b0_ms"], t["b1"]).parts[0][2]
+    assert "reciprocal" in message
+    r = check.ex11_3(t["girls_mm"], t["inter_mm"])
+    assert r.status == "incorrect"
+    assert all("log(distance)" in message for _, _, message in r.parts)
 
 
 def test_moving_the_zero_of_time() -> None:
@@ -88,7 +115,7 @@ def test_moving_the_zero_of_time() -> None:
 def test_right_answers_pass() -> None:
     t = truth()
     assert check.ex11_1(t["b0"], t["b1"]).status == "correct"
-    assert check.ex11_1(round(t["b0"], 1), round(t["b1"], 2)).status == "correct"
+    assert check.ex11_1(round(t["b0"], 2), round(t["b1"], 3)).status == "correct"
     assert check.ex11_2("larger", t["tau0_end"], t["rho_end"]).status == "correct"
     assert check.ex11_3(t["girls"], t["inter"]).status == "correct"
 

@@ -28,10 +28,14 @@ from mlmprimer.check.core import (
     words,
 )
 
-_SLEEP = "Reaction ~ Days + (Days | Subject)"
+#: exercise 10.1: the chapter's model of the sleep study, asked of the Oxford boys (the
+#: chapter prints the sleep study's answers)
+_GROWTH = "height ~ age + (age | Subject)"
 _RADON = "log_radon ~ floor + uranium + (1 | county)"
-_HSB = "mAch ~ cses + meanses + sector + (cses | school)"
-_HSB_NULL = "mAch ~ 1 + (1 | school)"
+#: exercise 10.4: the chapter's model of Hsb82, asked of the London exam data (the chapter
+#: prints Hsb82's R^2)
+_EXAM = "normexam ~ standLRT + schavg + schgend + (standLRT | school)"
+_EXAM_NULL = "normexam ~ 1 + (1 | school)"
 _NO_GROUP = "y ~ x + (1 | g)"
 #: the simulation of exercise 10.3: 20 groups of 5, no group effect (tau = 0), this seed for the
 #: public variant (each student has their own, ``variant_seed("ex10_3", student_id)``)
@@ -54,12 +58,12 @@ def no_group_data(seed: int = NO_GROUP_SEED) -> pd.DataFrame:
 
 
 @functools.cache
-def _ch10_sleep() -> dict[str, float]:
+def _ch10_oxboys() -> dict[str, float]:
     from mlmprimer.diagnostics import augment_groups
 
-    m = fit_cached(_SLEEP, "sleepstudy")
+    m = fit_cached(_GROWTH, "oxboys")
     per = augment_groups(m)
-    slopes = per[per["term"] == "Days"].set_index("level")
+    slopes = per[per["term"] == "age"].set_index("level")
     intercepts = per[per["term"] == "(Intercept)"].set_index("level")
     sd = slopes[".resid_sd"]
     resid = pd.Series(m.residuals().to_numpy(), index=m.data["Subject"].to_numpy())
@@ -126,7 +130,7 @@ def _ch10_singular(seed: int = NO_GROUP_SEED) -> dict[str, float]:
 def _ch10_r2() -> dict[str, float]:
     from mlmprimer.compare import r2
 
-    m, null = fit_cached(_HSB, "hsb"), fit_cached(_HSB_NULL, "hsb")
+    m, null = fit_cached(_EXAM, "exam"), fit_cached(_EXAM_NULL, "exam")
     both = r2(m)
     tau2 = intercept_variance(null, "school")
     return {
@@ -141,36 +145,37 @@ def _subject_slips(t: dict[str, float]) -> list[tuple[float, str]]:
     return [
         (
             t["smallest_subject"],
-            "this subject has the smallest SD of residuals; the question asks for the largest.",
+            "this boy has the smallest SD of residuals; the question asks for the largest.",
         ),
         (
             t["largest_slope_subject"],
-            "this subject has the conditional mode of the slope farthest from 0: a level-2 "
+            "this boy has the conditional mode of the slope farthest from 0: a level-2 "
             "residual. The question is about the spread of the level-1 residuals.",
         ),
         (
             t["largest_intercept_subject"],
-            "this subject has the conditional mode of the intercept farthest from 0: a level-2 "
+            "this boy has the conditional mode of the intercept farthest from 0: a level-2 "
             "residual, not the spread of the level-1 residuals.",
         ),
         (
             t["second_subject"],
-            "this subject has the second largest SD of residuals; sort again.",
+            "this boy has the second largest SD of residuals; sort again.",
         ),
     ]
 
 
-@exercise("ex10_1", "sleepstudy: the subject whose residuals spread most, and their SD", points=2)
+@exercise("ex10_1", "Oxford boys: the boy whose residuals spread most, and their SD", points=2)
 def ex10_1(subject_max_sd: Any, max_resid_sd: Any) -> CheckResult:
-    """Exercise 10.1: the residual SD of each subject in ``Reaction ~ Days + (Days | Subject)``.
+    """Exercise 10.1: the residual SD of each boy in ``height ~ age + (age | Subject)``.
+
+    The model is fitted by REML to ``oxboys``, the Oxford boys' heights.
 
     Parameters
     ----------
     subject_max_sd : int or str
-        The subject (its number, ``"308"`` or 308) whose conditional residuals have the largest
-        SD.
+        The boy (his number, ``"1"`` or 1) whose conditional residuals have the largest SD.
     max_resid_sd : float
-        That SD, in ms (``ddof=1``, as pandas' ``std()``).
+        That SD, in cm (``ddof=1``, as pandas' ``std()``).
 
     Examples
     --------
@@ -180,12 +185,12 @@ def ex10_1(subject_max_sd: Any, max_resid_sd: Any) -> CheckResult:
     'incorrect'
     """
     v = Verdict("ex10_1")
-    t = _ch10_sleep
+    t = _ch10_oxboys
     v.number(
         "subject_max_sd",
         subject_max_sd,
         lambda: t()["subject"],
-        what="the subject whose residuals spread most",
+        what="the boy whose residuals spread most",
         integer=True,
         slips=lambda: _subject_slips(t()),
         hint="the row of augment_groups(m) with the largest .resid_sd (its level column).",
@@ -194,17 +199,17 @@ def ex10_1(subject_max_sd: Any, max_resid_sd: Any) -> CheckResult:
         "max_resid_sd",
         max_resid_sd,
         lambda: t()["sd"],
-        what="that subject's SD of residuals",
+        what="that boy's SD of residuals",
         slips=lambda: [
             (t()["variance"], "this is the variance; take its square root."),
             (
                 t()["sd_ddof0"],
                 "this is the SD with the n denominator (ddof=0); use pandas' std(), ddof=1.",
             ),
-            (t()["sigma"], "this is the model's sigma, one SD for all subjects."),
+            (t()["sigma"], "this is the model's sigma, one SD for all boys."),
             (t()["mean_abs"], "this is the mean absolute residual, not the SD."),
         ],
-        hint="the .resid_sd column of augment_groups(m), in ms.",
+        hint="the .resid_sd column of augment_groups(m), in cm.",
     )
     return v.result()
 
@@ -335,9 +340,12 @@ def ex10_3(singular_answer: Any, tau_hat_sim: Any, *, student_id: Any = None) ->
     return v.result()
 
 
-@exercise("ex10_4", "Hsb82: marginal and conditional R^2", points=2)
+@exercise("ex10_4", "Exam: marginal and conditional R^2", points=2)
 def ex10_4(r2_marginal: Any, r2_conditional: Any) -> CheckResult:
-    """Exercise 10.4: R^2 of ``mAch ~ cses + meanses + sector + (cses | school)`` (REML).
+    """Exercise 10.4: R^2 of ``normexam ~ standLRT + schavg + schgend + (standLRT | school)``.
+
+    The model is fitted by REML to ``exam``; the ICC slip is that of ``normexam ~ 1 + (1 |
+    school)``.
 
     Parameters
     ----------
@@ -418,7 +426,7 @@ __all__ = [
     *(q.qid for q in questions("10")),
     "NO_GROUP_SEED",
     "no_group_data",
-    "_ch10_sleep",
+    "_ch10_oxboys",
     "_ch10_radon",
     "_ch10_singular",
     "_ch10_r2",

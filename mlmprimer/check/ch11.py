@@ -10,13 +10,13 @@ import functools
 import warnings
 from typing import Any
 
+import numpy as np
 import pandas as pd
 
 from mlmprimer.check.core import (
     CheckResult,
     Verdict,
     exercise,
-    fit_cached,
     fixef_se,
     load_data,
     prediction,
@@ -24,10 +24,15 @@ from mlmprimer.check.core import (
     words,
 )
 
-_SLEEP_DEP = "Reaction ~ dep + (dep | Subject)"
-_SLEEP_END = "Reaction ~ dep_end + (dep_end | Subject)"
-_SLEEP_ALL = "Reaction ~ Days + (Days | Subject)"
-_ORTH = "distance ~ age11 * Sex + (age11 | Subject)"
+# The chapter fits reaction times and distances and prints their answers: the exercises ask the
+# same questions of the response speed, 1000 / Reaction, and of log(distance).
+_SLEEP_DEP = "speed ~ dep + (dep | Subject)"
+_SLEEP_END = "speed ~ dep_end + (dep_end | Subject)"
+_SLEEP_ALL = "speed ~ Days + (Days | Subject)"
+_SLEEP_MS = "Reaction ~ dep + (dep | Subject)"
+_SLEEP_END_MS = "Reaction ~ dep_end + (dep_end | Subject)"
+_ORTH = "log_distance ~ age11 * Sex + (age11 | Subject)"
+_ORTH_MM = "distance ~ age11 * Sex + (age11 | Subject)"
 _ORTH_INTER = "age11:SexFemale"
 _LARGER_SMALLER = {
     "larger": ("larger", "bigger", "greater", "increases", "grows", "up", "more"),
@@ -44,11 +49,38 @@ def _lmer(formula: str, data: pd.DataFrame) -> Any:
         return lmer(formula, data)
 
 
-def _sleep_from_baseline() -> pd.DataFrame:
-    """The sleep study's days 2 to 9, with ``dep = Days - 2`` and ``dep_end = dep - 7``."""
+def sleep_speed() -> pd.DataFrame:
+    """The sleep study with ``speed = 1000 / Reaction``, responses per second (1/s).
+
+    ``Reaction`` is the day's average reaction time, so ``speed`` is the reciprocal of that
+    average, not the average of the trials' speeds.
+
+    Examples
+    --------
+    >>> round(float(sleep_speed()["speed"].iloc[0]), 3)
+    4.007
+    """
     sleep = load_data("sleepstudy")
+    return sleep.assign(speed=1000.0 / sleep["Reaction"])
+
+
+def _sleep_from_baseline() -> pd.DataFrame:
+    """The days 2 to 9 of :func:`sleep_speed`, with ``dep = Days - 2`` and ``dep_end = dep - 7``."""
+    sleep = sleep_speed()
     sleep = sleep[sleep["Days"] >= 2].reset_index(drop=True)
     return sleep.assign(dep=sleep["Days"] - 2, dep_end=sleep["Days"] - 9)
+
+
+def orthodont_log() -> pd.DataFrame:
+    """Orthodont with ``age11 = age - 11`` and ``log_distance``, the natural log of distance.
+
+    Examples
+    --------
+    >>> orthodont_log()[["age11", "log_distance"]].round(3).iloc[0].tolist()
+    [-3.0, 3.258]
+    """
+    orth = load_data("orthodont")
+    return orth.assign(age11=orth["age"] - 11, log_distance=np.log(orth["distance"]))
 
 
 @functools.cache
@@ -56,7 +88,8 @@ def _ch11_sleep() -> dict[str, float]:
     sleep = _sleep_from_baseline()
     dep, end = _lmer(_SLEEP_DEP, sleep), _lmer(_SLEEP_END, sleep)
     raw = _lmer(_SLEEP_ALL, sleep)  # days 2-9, but Days not shifted: intercept at day 0
-    every = fit_cached(_SLEEP_ALL, "sleepstudy")
+    every = _lmer(_SLEEP_ALL, sleep_speed())
+    ms = _lmer(_SLEEP_MS, sleep)  # the chapter's model, of the reaction time in ms
     return {
         "b0": float(dep.fixef["(Intercept)"]),
         "b1": float(dep.fixef["dep"]),
@@ -71,14 +104,17 @@ def _ch11_sleep() -> dict[str, float]:
         "rho": varcorr_row(dep, "Subject", "(Intercept)", "dep")[1],
         "rho_end": varcorr_row(end, "Subject", "(Intercept)", "dep_end")[1],
         "tau1": varcorr_row(dep, "Subject", "dep")[1],
+        "b0_ms": float(ms.fixef["(Intercept)"]),
+        "b1_ms": float(ms.fixef["dep"]),
+        "inverse_b0_ms": 1000.0 / float(ms.fixef["(Intercept)"]),
+        "tau0_end_ms": varcorr_row(_lmer(_SLEEP_END_MS, sleep), "Subject", "(Intercept)")[1],
     }
 
 
 @functools.cache
 def _ch11_orthodont() -> dict[str, float]:
-    orth = load_data("orthodont")
-    orth = orth.assign(age11=orth["age"] - 11)
-    m = _lmer(_ORTH, orth)
+    orth = orthodont_log()
+    m, mm = _lmer(_ORTH, orth), _lmer(_ORTH_MM, orth)
     fe = m.fixef
     return {
         "boys": float(fe["age11"]),
@@ -87,19 +123,24 @@ def _ch11_orthodont() -> dict[str, float]:
         "se_inter": fixef_se(m, _ORTH_INTER),
         "sex": float(fe["SexFemale"]),
         "girls_sex": float(fe["age11"] + fe["SexFemale"]),
+        "girls_mm": float(mm.fixef["age11"] + mm.fixef[_ORTH_INTER]),
+        "inter_mm": float(mm.fixef[_ORTH_INTER]),
     }
 
 
-@exercise("ex11_1", "sleep study: baseline and change per day of restriction", points=2)
-def ex11_1(baseline_ms: Any, slope_per_day: Any) -> CheckResult:
-    """Exercise 11.1: ``Reaction ~ dep + (dep | Subject)`` on days 2 to 9, ``dep = Days - 2``.
+@exercise("ex11_1", "sleep study: baseline speed and change per day of restriction", points=2)
+def ex11_1(baseline_speed: Any, slope_per_day: Any) -> CheckResult:
+    """Exercise 11.1: ``speed ~ dep + (dep | Subject)`` on days 2 to 9, ``dep = Days - 2``.
+
+    ``speed = 1000 / Reaction`` (:func:`sleep_speed`), in responses per second (1/s).
 
     Parameters
     ----------
-    baseline_ms : float
-        The average reaction time at baseline (day 2), the intercept (ms).
+    baseline_speed : float
+        The average speed at baseline (day 2), the intercept (1/s), to three significant
+        digits: 1000 divided by the average reaction time is close to it but is not it.
     slope_per_day : float
-        The average change per day of sleep restriction (ms per day).
+        The average change of speed per day of sleep restriction (1/s per day).
 
     Examples
     --------
@@ -111,10 +152,11 @@ def ex11_1(baseline_ms: Any, slope_per_day: Any) -> CheckResult:
     v = Verdict("ex11_1")
     t = _ch11_sleep
     v.number(
-        "baseline_ms",
-        baseline_ms,
+        "baseline_speed",
+        baseline_speed,
         lambda: t()["b0"],
-        what="the average reaction time at baseline",
+        what="the average speed at baseline",
+        rel=2e-3,
         slips=lambda: [
             (
                 t()["b0_all"],
@@ -129,8 +171,14 @@ def ex11_1(baseline_ms: Any, slope_per_day: Any) -> CheckResult:
             (t()["b0_end"], "this is the value at the last day (time counted from day 9)."),
             (t()["tau0"], "this is tau_0, the SD of the subjects' baselines, not their mean."),
             (t()["se_b0"], "this is the standard error; the question asks for the estimate."),
+            (
+                t()["inverse_b0_ms"],
+                "this is 1000 divided by the average reaction time at baseline; the average of "
+                "the speeds is not the reciprocal of the average time. Fit the model to speed.",
+            ),
+            (t()["b0_ms"], "this is the reaction time in ms; the question is about the speed."),
         ],
-        hint="the (Intercept) of Reaction ~ dep + (dep | Subject) on Days >= 2, dep = Days - 2.",
+        hint="the (Intercept) of speed ~ dep + (dep | Subject) on Days >= 2, dep = Days - 2.",
     )
     v.number(
         "slope_per_day",
@@ -144,6 +192,7 @@ def ex11_1(baseline_ms: Any, slope_per_day: Any) -> CheckResult:
                 "days 0 and 1. Keep days 2 to 9.",
             ),
             (t()["tau1"], "this is tau_1, the SD of the subjects' slopes, not their mean."),
+            (t()["b1_ms"], "this is the change of the reaction time in ms; model the speed."),
         ],
         hint="the coefficient of dep.",
     )
@@ -157,7 +206,7 @@ def ex11_1(baseline_ms: Any, slope_per_day: Any) -> CheckResult:
     answers={"prediction_tau0_end": prediction(_LARGER_SMALLER)},
 )
 def ex11_2(prediction_tau0_end: Any, tau0_end: Any, rho_end: Any) -> CheckResult:
-    """Exercise 11.2: ``Reaction ~ dep_end + (dep_end | Subject)``, ``dep_end = dep - 7``.
+    """Exercise 11.2: ``speed ~ dep_end + (dep_end | Subject)``, ``dep_end = dep - 7``.
 
     Parameters
     ----------
@@ -165,7 +214,7 @@ def ex11_2(prediction_tau0_end: Any, tau0_end: Any, rho_end: Any) -> CheckResult
         Written before fitting: is tau_0 at the last day ``"larger"``, ``"smaller"`` or the
         ``"same"`` as at baseline?
     tau0_end : float
-        The SD of the subjects' intercepts with time 0 at the last day (ms).
+        The SD of the subjects' intercepts with time 0 at the last day (speed, 1/s).
     rho_end : float
         The correlation of intercepts and slopes with time 0 at the last day.
 
@@ -190,6 +239,7 @@ def ex11_2(prediction_tau0_end: Any, tau0_end: Any, rho_end: Any) -> CheckResult
                 "this is tau_0 at baseline: count time from the last day, dep_end = dep - 7.",
             ),
             (t()["b0_end"], "this is the average at the last day, the fixed intercept."),
+            (t()["tau0_end_ms"], "this is tau_0 of the reaction time in ms; model the speed."),
         ],
         hint="the SD of (Intercept) in varcorr's sdcor column.",
     )
@@ -217,14 +267,17 @@ def ex11_2(prediction_tau0_end: Any, tau0_end: Any, rho_end: Any) -> CheckResult
 
 @exercise("ex11_3", "Orthodont: the girls' growth rate and the difference from the boys'", points=2)
 def ex11_3(girls_rate: Any, rate_difference: Any) -> CheckResult:
-    """Exercise 11.3: ``distance ~ age11 * Sex + (age11 | Subject)`` (REML, ``orthodont``).
+    """Exercise 11.3: ``log_distance ~ age11 * Sex + (age11 | Subject)`` (REML).
+
+    The data are :func:`orthodont_log`; on the log scale a rate is relative: 0.01 a year is
+    about 1% of the distance a year.
 
     Parameters
     ----------
     girls_rate : float
-        The girls' average growth in distance per year (mm per year).
+        The girls' average growth of log(distance) per year.
     rate_difference : float
-        The girls' rate minus the boys' (mm per year), the interaction.
+        The girls' rate minus the boys' (per year), the interaction.
 
     Examples
     --------
@@ -245,6 +298,7 @@ def ex11_3(girls_rate: Any, rate_difference: Any) -> CheckResult:
                 t()["girls_sex"],
                 "this adds SexFemale, a difference in level at age 11, not in rate.",
             ),
+            (t()["girls_mm"], "this is the rate of distance in mm a year; model log(distance)."),
         ],
         hint="the coefficient of age11 plus that of age11:SexFemale.",
     )
@@ -257,6 +311,7 @@ def ex11_3(girls_rate: Any, rate_difference: Any) -> CheckResult:
             (t()["sex"], "this is SexFemale, the difference in level at age 11, not in rate."),
             (-t()["inter"], "the sign is off: girls minus boys."),
             (t()["se_inter"], "this is the standard error; the question asks for the estimate."),
+            (t()["inter_mm"], "this is the difference in mm a year; model log(distance)."),
         ],
         hint="the coefficient of age11:SexFemale.",
     )
@@ -301,4 +356,4 @@ def ex11_4(answer_autocorrelation: Any) -> CheckResult:
     return v.result()
 
 
-__all__ = ["ex11_1", "ex11_2", "ex11_3", "ex11_4"]
+__all__ = ["ex11_1", "ex11_2", "ex11_3", "ex11_4", "orthodont_log", "sleep_speed"]

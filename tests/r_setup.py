@@ -28,6 +28,33 @@ def missing_r_setup(packages: tuple[str, ...]) -> str:
     return f"R packages missing: {', '.join(missing)}" if missing else ""
 
 
+def skip_without_r(packages: tuple[str, ...], why: str) -> None:
+    """Skip the test where R or one of ``packages`` is missing; on CI (``CI=true``), fail."""
+    reason = missing_r_setup(packages)
+    if reason:
+        needed = ", ".join(packages)
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason}: CI must install R with {needed} (make sysdeps)")
+        pytest.skip(f"{reason}: install R with {needed} {why}")
+
+
+def r_numbers(script: str, packages: tuple[str, ...], *, timeout: int = 600) -> dict[str, float]:
+    """Run an R snippet that prints ``name value`` lines; the numbers by name.
+
+    Skipped where R or one of ``packages`` is missing (and failing on CI), as
+    :func:`skip_without_r`.
+    """
+    skip_without_r(packages, "to compare with lme4")
+    proc = subprocess.run(
+        [shutil.which("Rscript"), "--vanilla", "-e", script],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+
+
 def run_reference_script(
     script: Path,
     packages: tuple[str, ...],
@@ -42,12 +69,7 @@ def run_reference_script(
     which must have them. With ``course_data`` the script reads the course's data sets from CSV
     files written by the Python side (its second argument), as the committed fixtures were made.
     """
-    reason = missing_r_setup(packages)
-    if reason:
-        needed = ", ".join(packages)
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with {needed} (make sysdeps)")
-        pytest.skip(f"{reason}: install R with {needed} to re-run {script.name}")
+    skip_without_r(packages, f"to re-run {script.name}")
     out = tmp_path / "fixtures"
     args = [shutil.which("Rscript"), "--vanilla", str(script), str(out)]
     if course_data:

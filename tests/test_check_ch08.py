@@ -10,12 +10,10 @@ group, and the between effect is the within plus the contextual effect.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 
 import pytest
 import statsmodels.formula.api as smf
-from r_setup import missing_r_setup
+from r_setup import r_numbers
 
 from mlmprimer import check, datasets
 
@@ -56,16 +54,7 @@ for (k in names(out)) cat(k, sprintf("%.10g", out[[k]]), "\n")
 
 @pytest.fixture(scope="module")
 def lme4_numbers() -> dict[str, float]:
-    reason = missing_r_setup(("lme4", "mlmRev"))
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and mlmRev (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and mlmRev to compare with lme4")
-    proc = subprocess.run(
-        ["Rscript", "--vanilla", "-e", LME4_SCRIPT], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    return r_numbers(LME4_SCRIPT, ("lme4", "mlmRev"))
 
 
 def test_hsb_and_exam_answers_agree_with_lme4(lme4_numbers: dict[str, float]) -> None:

@@ -11,8 +11,6 @@ to show.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -20,7 +18,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import statsmodels.formula.api as smf
-from r_setup import missing_r_setup
+from r_setup import r_numbers
 
 from mlmprimer import check, datasets
 from mlmprimer.check import ch10
@@ -52,16 +50,7 @@ for (k in names(out)) cat(k, sprintf("%.10g", out[[k]]), "\n")
 
 @pytest.fixture(scope="module")
 def lme4_numbers() -> dict[str, float]:
-    reason = missing_r_setup(("lme4", "nlme", "mlmRev"))
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4, nlme and mlmRev (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4, nlme and mlmRev to compare with lme4")
-    proc = subprocess.run(
-        ["Rscript", "--vanilla", "-e", LME4_SCRIPT], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    return r_numbers(LME4_SCRIPT, ("lme4", "nlme", "mlmRev"))
 
 
 def test_ex10_1_and_ex10_4_right_answers_are_lme4s(lme4_numbers: dict[str, float]) -> None:

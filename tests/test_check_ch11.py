@@ -12,13 +12,11 @@ slope and the likelihood alone.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 
 import numpy as np
 import pytest
 import statsmodels.formula.api as smf
-from r_setup import missing_r_setup
+from r_setup import r_numbers
 
 from mlmprimer import check, datasets
 from mlmprimer.check import ch11
@@ -53,16 +51,7 @@ for (k in names(out)) cat(k, sprintf("%.10g", out[[k]]), "\n")
 
 @pytest.fixture(scope="module")
 def lme4_numbers() -> dict[str, float]:
-    reason = missing_r_setup(("lme4", "nlme"))
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and nlme (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and nlme to compare with lme4")
-    proc = subprocess.run(
-        ["Rscript", "--vanilla", "-e", LME4_SCRIPT], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    return {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    return r_numbers(LME4_SCRIPT, ("lme4", "nlme"))
 
 
 def truth() -> dict[str, float]:

@@ -10,11 +10,9 @@ Monte Carlo standard error follows from it.
 from __future__ import annotations
 
 import math
-import os
-import subprocess
 
 import pytest
-from r_setup import missing_r_setup
+from r_setup import r_numbers
 from scipy import stats
 
 from mlmprimer import check
@@ -102,15 +100,6 @@ def test_ex12_3_is_recorded_with_enough_words():
 
 
 def test_planning_values_are_lme4s_rounded():
-    reason = missing_r_setup(("lme4", "mlmRev"))
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and mlmRev (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and mlmRev to compare with lme4")
-    proc = subprocess.run(
-        ["Rscript", "--vanilla", "-e", LME4_SCRIPT], capture_output=True, text=True, timeout=600
-    )
-    assert proc.returncode == 0, proc.stderr
-    got = {k: float(v) for k, v in (line.split() for line in proc.stdout.splitlines())}
+    got = r_numbers(LME4_SCRIPT, ("lme4", "mlmRev"))
     assert round(got["tau"], 1) == EX12_1["tau"]
     assert round(got["sigma"], 1) == EX12_1["sigma"]

@@ -11,7 +11,10 @@ Stage 2 of a ``glmer`` fit. The model is ``y_i | u ~ family(mu_i)``,
   ``x_i' beta`` when beta is fixed);
 * the penalised weighted least squares problem ``min ||W^{1/2}(z - X beta - Z Lambda u)||^2 +
   ||u||^2``, solved by the blocked Cholesky factorisation of :mod:`mlmprimer.factor` with the
-  rows scaled by ``W^{1/2}`` (:class:`WeightedProducts`);
+  rows scaled by ``W^{1/2}``; the columns that do not change (``Z``, ``X``, the sums per
+  level) are laid out once per fit, the templates once per theta, so that an iteration costs
+  a few array operations (:class:`WeightedProducts` builds the same products for
+  :func:`mlmprimer.solution.solve_mixed`, the conditional variances);
 * step halving towards that solution until the penalised deviance
   ``sum(d_i) + ||u||^2`` (``d_i`` the deviance residuals) decreases; stop when its relative
   change is below ``pirls_tol``.
@@ -48,11 +51,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .design import Design
 from .factor import CrossProducts, Factor, factorize
-from .family import Family
+from .family import Family, FamilyResponse
 from .solution import MixedSolution, solve_mixed
 
 __all__ = [
@@ -155,6 +159,110 @@ class WeightedProducts(CrossProducts):
         return sp.block_diag([*blocks, sp.identity(tail)], format="csr")
 
 
+_MINUS_ONE = np.array([-1.0])
+
+
+class _LevelSums:
+    """Sums of rows per level of the first grouping factor: a dense indicator product when
+    small, else sums over the rows sorted by level."""
+
+    def __init__(self, codes: np.ndarray, nlevels: int, dense_limit: int = 250_000) -> None:
+        n = codes.shape[0]
+        self.J: np.ndarray | None = None
+        if n * nlevels <= dense_limit:
+            J = np.zeros((nlevels, n))
+            J[codes, np.arange(n)] = 1.0
+            self.J = J
+        self.order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=nlevels)
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        if self.J is not None:
+            return self.J @ a
+        return np.add.reduceat(a[self.order], self.starts, axis=0)
+
+
+class _PwlsKernel:
+    """The penalised weighted least squares system of PIRLS, with what does not change built once.
+
+    The columns ``[Z_rest | X | 0]`` (X left out when beta is fixed) are stacked once; each
+    iteration writes the working response into the last column, scales the rows by
+    ``W^{1/2}`` and factors ``Lambda' Z' W Z Lambda + I`` blockwise, as
+    :func:`mlmprimer.factor.factorize` does: the first term's level blocks by a batched
+    Cholesky (scalars for a scalar term), then the Schur complement of the other columns,
+    ``W'W - H'H`` with ``H_j = L_j^{-1} T_1' Z_1j' W``.
+    """
+
+    def __init__(
+        self, design: Design, Zrest: np.ndarray, with_beta: bool, sums: _LevelSums
+    ) -> None:
+        t1 = design.terms[0]
+        n = design.n
+        self.p1, self.l1 = t1.p, t1.nlevels
+        self.X1 = t1.Xi
+        # a scalar term's column, None for a random intercept (all ones)
+        x1 = t1.Xi[:, 0]
+        self.x1 = None if t1.p == 1 and np.all(x1 == 1.0) else x1
+        self.sums = sums
+        self.qr = Zrest.shape[1]
+        self.p = design.p if with_beta else 0
+        cols = [Zrest] + ([design.X] if with_beta else []) + [np.zeros((n, 1))]
+        self.base = np.hstack(cols)
+        self.m = self.base.shape[1]
+        self.diag = np.arange(self.qr)
+
+    def factor(
+        self, theta: np.ndarray, T1: np.ndarray, lam: np.ndarray, sw: np.ndarray, z: np.ndarray
+    ) -> tuple[Factor, np.ndarray]:
+        """The factorisation at working weights ``sw**2`` and response ``z``, and ``H``."""
+        base = self.base
+        base[:, -1] = z
+        W = base * sw[:, None]
+        p1, l1, m, qr = self.p1, self.l1, self.m, self.qr
+        if p1 == 1:
+            x = sw if self.x1 is None else self.x1 * sw
+            P = np.empty((W.shape[0], m + 1))
+            np.multiply(W, x[:, None], out=P[:, :m])
+            np.multiply(x, x, out=P[:, m])
+            S1 = self.sums(P)
+            t = T1[0, 0]
+            L11 = np.sqrt(t * t * S1[:, m] + 1.0)
+            Linv = 1.0 / L11
+            H = (t * Linv)[:, None] * S1[:, :m]
+            logdet1 = 2.0 * float(np.log(L11).sum())
+            L11, Linv = L11[:, None, None], Linv[:, None, None]
+        else:
+            X1 = self.X1 * sw[:, None]
+            P = X1[:, :, None] * np.concatenate([X1, W], axis=1)[:, None, :]
+            S1 = self.sums(P.reshape(-1, p1 * (p1 + m))).reshape(l1, p1, p1 + m)
+            A = T1.T @ S1[:, :, :p1] @ T1
+            A[:, np.arange(p1), np.arange(p1)] += 1.0
+            L11 = np.linalg.cholesky(A)
+            Linv = np.linalg.inv(L11)
+            H = ((Linv @ T1.T) @ S1[:, :, p1:]).reshape(l1 * p1, m)
+            logdet1 = 2.0 * float(np.log(np.diagonal(L11, axis1=1, axis2=2)).sum())
+        S = W.T @ W
+        S -= H.T @ H
+        if qr:
+            if lam.ndim == 1:
+                S *= lam[:, None]
+                S *= lam[None, :]
+            else:
+                S = lam.T @ S @ lam
+            S[self.diag, self.diag] += 1.0
+        Ls, info = _potrf(S, lower=1, clean=1, overwrite_a=1)
+        if info != 0:
+            raise np.linalg.LinAlgError(
+                "the penalised least squares system is not positive definite"
+            )
+        dg = Ls.diagonal()
+        logdet_L = logdet1 + (2.0 * float(np.log(dg[:qr]).sum()) if qr else 0.0)
+        logdet_RX = 2.0 * float(np.log(dg[qr : qr + self.p]).sum())
+        f = Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, float(dg[-1] ** 2))
+        return f, H
+
+
 @dataclass
 class PirlsState:
     """A point of PIRLS: the modes, the linear predictor, mu and the penalised deviance.
@@ -169,7 +277,6 @@ class PirlsState:
         ``sum(d_i) + ||u||^2``.
     factor : Factor or None
         The factorisation at the working weights of the last iteration.
-    products : WeightedProducts or None
     """
 
     theta: np.ndarray
@@ -180,7 +287,6 @@ class PirlsState:
     devres: np.ndarray
     pdev: float
     factor: Factor | None = None
-    products: WeightedProducts | None = None
 
 
 @dataclass
@@ -265,6 +371,7 @@ class GlmmDeviance:
         self.wt = np.ones(n) if design.weights is None else design.weights
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.zeros(n) if design.offset is None else design.offset
+        self.resp = FamilyResponse(family, self.y, self.trials, self.wt)
         self.nAGQ = int(nAGQ)
         if rule not in ("lme4", "exact"):
             raise ValueError(f"rule must be 'lme4' or 'exact', not {rule!r}")
@@ -288,20 +395,28 @@ class GlmmDeviance:
         self.design_u = dataclasses.replace(design, X=np.zeros((n, 0)), xnames=[])
         self.q = design.q
         self._last: PirlsState | None = None
+        self.level_sums = _LevelSums(t1.codes, t1.nlevels)
+        self._kernels = {
+            b: _PwlsKernel(design, self.Zrest, b, self.level_sums) for b in (True, False)
+        }
+        self._theta_key: bytes | None = None
+        self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
 
     # ---- the pieces -------------------------------------------------------------------------
 
     def re_part(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
         """``Z Lambda_theta u`` for the observations."""
-        out = np.zeros(self.design.n)
+        templates = self._theta_parts(np.asarray(theta, dtype=float))[0]
+        out = None
         off = 0
-        for t in self.design.terms:
-            ut = u[off : off + t.q].reshape(t.nlevels, t.p)
-            bt = ut @ t.template(theta).T
+        for t, T in zip(self.design.terms, templates, strict=True):
+            ut = u[off : off + t.q]
             if t.p == 1:
-                out += t.Xi[:, 0] * bt[t.codes, 0]
+                part = t.Xi[:, 0] * (ut * T[0, 0])[t.codes]
             else:
-                out += np.einsum("ia,ia->i", t.Xi, bt[t.codes])
+                bt = ut.reshape(t.nlevels, t.p) @ T.T
+                part = np.einsum("ia,ia->i", t.Xi, bt[t.codes])
+            out = part if out is None else out + part
             off += t.q
         return out
 
@@ -313,9 +428,9 @@ class GlmmDeviance:
     def _state_at(
         self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, eta: np.ndarray
     ) -> PirlsState:
-        mu = self.family.linkinv(eta)
-        devres = self.family.dev_resids(self.y, mu, self.wt)
-        pdev = float(np.sum(devres) + u @ u)
+        mu = self.resp.linkinv(eta)
+        devres = self.resp.dev_resids(mu)
+        pdev = float(devres.sum() + u @ u)
         return PirlsState(theta, beta, u, eta, mu, devres, pdev if np.isfinite(pdev) else math.inf)
 
     def start_state(self, theta: np.ndarray) -> PirlsState:
@@ -343,16 +458,57 @@ class GlmmDeviance:
         ls = _WeightedLS(design, self.products(st, with_beta))
         return solve_mixed(ls, st.theta)  # type: ignore[arg-type]
 
-    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, WeightedProducts]:
+    def _theta_parts(self, theta: np.ndarray) -> tuple[list[np.ndarray], dict[bool, np.ndarray]]:
+        """The templates of every term and ``blockdiag(Lambda_rest, I)`` at theta (cached)."""
+        key = theta.tobytes()
+        if self._theta_key != key:
+            terms = self.design.terms
+            templates = [t.template(theta) for t in terms]
+            rest = terms[1:]
+            if self.rest_scalar:
+                lam_rest = np.concatenate(
+                    [np.repeat(theta[t.theta_slice], t.nlevels) for t in rest] + [np.zeros(0)]
+                )
+            else:
+                lam_rest = (
+                    sp.block_diag(
+                        [
+                            sp.kron(sp.identity(t.nlevels), sp.csr_matrix(T))
+                            for t, T in zip(rest, templates[1:], strict=True)
+                        ]
+                    ).toarray()
+                    if rest
+                    else np.zeros((0, 0))
+                )
+            lams = {}
+            for with_beta, kern in self._kernels.items():
+                tail = kern.m - kern.qr
+                if self.rest_scalar:
+                    lams[with_beta] = np.concatenate([lam_rest, np.ones(tail)])
+                else:
+                    lam = np.eye(kern.m)
+                    lam[: kern.qr, : kern.qr] = lam_rest
+                    lams[with_beta] = lam
+            self._theta_key, self._theta_val = key, (templates, lams)
+        return self._theta_val
+
+    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, _PwlsKernel]:
         """One penalised weighted least squares step from ``st``: the full (u, beta) solution.
 
-        From the blocked factor (see :mod:`mlmprimer.factor`): ``(u_rest, beta)`` by one
+        From the blocked factor (see :class:`_PwlsKernel`): ``(u_rest, beta)`` by one
         triangular solve with the Schur complement's factor, then the first term's ``u_j``
         level by level.
         """
-        B = self.products(st, with_beta)
-        design = self.design if with_beta else self.design_u
-        f = factorize(st.theta, design, B)
+        fam = self.resp
+        mu_eta = fam.mu_eta(st.eta)
+        sw = np.sqrt(self.wt * mu_eta**2 / fam.variance(st.mu))
+        z = st.eta - self.offset + (self.y - st.mu) / mu_eta
+        if not with_beta:
+            z = z - self.design.X @ st.beta
+        kern = self._kernels[with_beta]
+        templates, lams = self._theta_parts(st.theta)
+        lam = lams[with_beta]
+        f, H = kern.factor(st.theta, templates[0], lam, sw, z)
         Ls = f.Ls
         if Ls.shape[0] > 1:
             w, info = _trtrs(Ls[:-1, :-1], Ls[-1, :-1], lower=1, trans=1)
@@ -360,17 +516,17 @@ class GlmmDeviance:
                 raise np.linalg.LinAlgError("singular penalised least squares system")
         else:
             w = np.zeros(0)
-        vec = np.append(w, -1.0)
-        vec = f.lam * vec if isinstance(f.lam, np.ndarray) else f.lam @ vec
-        g = (B.G @ vec).reshape(B.l1, B.p1)
-        if B.p1 == 1:
-            u1 = -(f.Linv[:, 0, 0] ** 2 * f.T1[0, 0]) * g[:, 0]
+        vec = np.concatenate((w, _MINUS_ONE))
+        if kern.qr:
+            vec = lam * vec if lam.ndim == 1 else lam @ vec
+        v = H @ vec
+        if kern.p1 == 1:
+            u1 = -f.Linv.ravel() * v
         else:
-            v = np.einsum("jab,jb->ja", f.Linv @ f.T1.T, g)
-            u1 = -np.einsum("jba,jb->ja", f.Linv, v).ravel()
-        u = np.concatenate([u1, w[: B.qr]])
-        beta = w[B.qr : B.qr + B.p] if with_beta else st.beta
-        return PwlsStep(u, beta, f), B
+            u1 = -np.einsum("jba,jb->ja", f.Linv, v.reshape(kern.l1, kern.p1)).ravel()
+        u = np.concatenate((u1, w[: kern.qr])) if kern.qr else u1
+        beta = w[kern.qr : kern.qr + kern.p] if with_beta else st.beta
+        return PwlsStep(u, beta, f), kern
 
     def pirls(self, st: PirlsState, with_beta: bool) -> PirlsState:
         """Iterate from ``st`` to the conditional mode (u, and beta if ``with_beta``).
@@ -382,11 +538,11 @@ class GlmmDeviance:
             convergence in ``pirls_maxit`` iterations.
         """
         for _ in range(self.maxit):
-            sol, B = self.solve(st, with_beta)
+            sol = self.solve(st, with_beta)[0]
             du = sol.u - st.u
             db = sol.beta - st.beta if with_beta else None
             new = self._halve(st, du, db)
-            new.factor, new.products = sol.factor, B
+            new.factor = sol.factor
             if self.rule == "lme4":
                 # lme4's rule: stop on the relative change of the penalised deviance; the
                 # factor is the one of the last iteration (at the weights before its step)
@@ -399,8 +555,7 @@ class GlmmDeviance:
                 if db is not None and db.size:
                     size = max(size, float(np.max(np.abs(db))))
                 if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
-                    sol, B = self.solve(new, with_beta)
-                    new.factor, new.products = sol.factor, B
+                    new.factor = self.solve(new, with_beta)[0].factor
                     return new
             st = new
         raise PirlsError(f"PIRLS did not converge in {self.maxit} iterations")
@@ -423,7 +578,7 @@ class GlmmDeviance:
     def laplace(self, st: PirlsState) -> float:
         """The Laplace (``nAGQ <= 1``) or adaptive Gauss-Hermite deviance at a converged state."""
         assert st.factor is not None
-        aic = self.family.aic(self.y, self.trials, st.mu, self.wt)
+        aic = self.resp.aic(st.mu)
         if self.nAGQ <= 1:
             return aic + float(st.u @ st.u) + st.factor.logdet_L
         return self._agq(st, aic)
@@ -438,13 +593,12 @@ class GlmmDeviance:
         x = t.Xi[:, 0]
         fixed = st.eta - theta * st.u[codes] * x
         devc0 = np.bincount(codes, weights=st.devres, minlength=nl) + st.u**2
-        total = np.zeros(nl)
-        for zk, wk in zip(z, w, strict=True):
-            uk = st.u + zk * sd
-            mu = self.family.linkinv(fixed + theta * uk[codes] * x)
-            dr = self.family.dev_resids(self.y, mu, self.wt)
-            devc = np.bincount(codes, weights=dr, minlength=nl) + uk**2
-            total += wk * np.exp(-(devc - devc0) / 2.0 + zk**2 / 2.0)
+        # every node at once: row k of uk holds the groups' effects at node k
+        uk = st.u[None, :] + z[:, None] * sd[None, :]
+        mu = self.resp.linkinv(fixed[None, :] + theta * uk[:, codes] * x[None, :])
+        devc = self.level_sums(self.resp.dev_resids(mu).T).T + uk**2
+        terms = w[:, None] * np.exp(-(devc - devc0[None, :]) / 2.0 + (z**2 / 2.0)[:, None])
+        total = terms.sum(axis=0)
         return float(
             aic
             - np.sum(st.devres)

@@ -47,6 +47,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -163,10 +164,10 @@ _MINUS_ONE = np.array([-1.0])
 
 
 class _LevelSums:
-    """Sums of rows per level of the first grouping factor: a dense indicator product when
-    small, else sums over the rows sorted by level."""
+    """Sums of rows per level of a grouping factor: a dense indicator product when small, the
+    rows reordered when every level has one row, else sums over the rows sorted by level."""
 
-    def __init__(self, codes: np.ndarray, nlevels: int, dense_limit: int = 250_000) -> None:
+    def __init__(self, codes: np.ndarray, nlevels: int, dense_limit: int = 20_000) -> None:
         n = codes.shape[0]
         self.J: np.ndarray | None = None
         if n * nlevels <= dense_limit:
@@ -175,11 +176,14 @@ class _LevelSums:
             self.J = J
         self.order = np.argsort(codes, kind="stable")
         counts = np.bincount(codes, minlength=nlevels)
+        self.one_row = bool(np.all(counts == 1))
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
 
     def __call__(self, a: np.ndarray) -> np.ndarray:
         if self.J is not None:
             return self.J @ a
+        if self.one_row:
+            return a[self.order]
         return np.add.reduceat(a[self.order], self.starts, axis=0)
 
 
@@ -201,9 +205,7 @@ class _PwlsKernel:
         n = design.n
         self.p1, self.l1 = t1.p, t1.nlevels
         self.X1 = t1.Xi
-        # a scalar term's column, None for a random intercept (all ones)
-        x1 = t1.Xi[:, 0]
-        self.x1 = None if t1.p == 1 and np.all(x1 == 1.0) else x1
+        self.x1 = _column(t1) if t1.p == 1 else None
         self.sums = sums
         self.qr = Zrest.shape[1]
         self.p = design.p if with_beta else 0
@@ -213,13 +215,19 @@ class _PwlsKernel:
         self.diag = np.arange(self.qr)
 
     def factor(
-        self, theta: np.ndarray, T1: np.ndarray, lam: np.ndarray, sw: np.ndarray, z: np.ndarray
-    ) -> tuple[Factor, np.ndarray]:
-        """The factorisation at working weights ``sw**2`` and response ``z``, and ``H``."""
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """The factorisation at working weights ``wts`` and response ``z``, and ``v -> H v``."""
+        sw = np.sqrt(wts)
         base = self.base
         base[:, -1] = z
         W = base * sw[:, None]
-        p1, l1, m, qr = self.p1, self.l1, self.m, self.qr
+        p1, l1, m = self.p1, self.l1, self.m
         if p1 == 1:
             x = sw if self.x1 is None else self.x1 * sw
             P = np.empty((W.shape[0], m + 1))
@@ -244,23 +252,150 @@ class _PwlsKernel:
             logdet1 = 2.0 * float(np.log(np.diagonal(L11, axis1=1, axis2=2)).sum())
         S = W.T @ W
         S -= H.T @ H
-        if qr:
-            if lam.ndim == 1:
-                S *= lam[:, None]
-                S *= lam[None, :]
-            else:
-                S = lam.T @ S @ lam
-            S[self.diag, self.diag] += 1.0
-        Ls, info = _potrf(S, lower=1, clean=1, overwrite_a=1)
-        if info != 0:
-            raise np.linalg.LinAlgError(
-                "the penalised least squares system is not positive definite"
+        return _finish(self, theta, T1, lam, S, logdet1, L11, Linv), H.__matmul__
+
+
+def _finish(
+    kern: _PwlsKernel | _ScalarTermsKernel,
+    theta: np.ndarray,
+    T1: np.ndarray,
+    lam: np.ndarray,
+    S: np.ndarray,
+    logdet1: float,
+    L11: np.ndarray,
+    Linv: np.ndarray,
+) -> Factor:
+    """Scale the Schur complement ``S`` by Lambda, add I on the random columns, factor it."""
+    qr = kern.qr
+    if qr:
+        if lam.ndim == 1:
+            S *= lam[:, None]
+            S *= lam[None, :]
+        else:
+            S = lam.T @ S @ lam
+        S[kern.diag, kern.diag] += 1.0
+    Ls, info = _potrf(S, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("the penalised least squares system is not positive definite")
+    dg = Ls.diagonal()
+    logdet_L = logdet1 + (2.0 * float(np.log(dg[:qr]).sum()) if qr else 0.0)
+    logdet_RX = 2.0 * float(np.log(dg[qr : qr + kern.p]).sum())
+    return Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, float(dg[-1] ** 2))
+
+
+class _ScalarTermsKernel:
+    """:class:`_PwlsKernel` for scalar random terms only, without forming ``Z`` densely.
+
+    ``Z' W Z`` is diagonal within a term and a table of weight sums between two terms, and
+    ``Z' W [X | z]`` is sums per level: bincounts over the rows replace the products of the
+    dense ``n x m`` matrix. When every level of the first term has one row (an observation-
+    level effect), its elimination only reweights the rows: ``w / (1 + t^2 w x^2)``.
+    """
+
+    def __init__(self, design: Design, with_beta: bool, sums: _LevelSums) -> None:
+        t1, rest = design.terms[0], design.terms[1:]
+        n = design.n
+        self.p1, self.l1, self.sums = 1, t1.nlevels, sums
+        self.codes1 = t1.codes
+        self.x1 = _column(t1)
+        self.rest = []
+        off = 0
+        for t in rest:
+            self.rest.append((t.codes, _column(t), t.nlevels, off, _LevelSums(t.codes, t.nlevels)))
+            off += t.nlevels
+        self.qr = off
+        self.p = design.p if with_beta else 0
+        self.F = np.hstack(([design.X] if with_beta else []) + [np.zeros((n, 1))])
+        self.m = self.qr + self.F.shape[1]
+        self.diag = np.arange(self.qr)
+        self.pairs = [
+            (ck * nl + cl, nk * nl, (ok, nk), (ol, nl), xk, xl)
+            for i, (ck, xk, nk, ok, _) in enumerate(self.rest)
+            for (cl, xl, nl, ol, _) in self.rest[i + 1 :]
+        ]
+        self.gcodes = [t1.codes * nk + ck for ck, _, nk, _, _ in self.rest]
+
+    def cross(self, w: np.ndarray) -> np.ndarray:
+        """``[Z_rest | F]' diag(w) [Z_rest | F]``, ``F = [X | z]``."""
+        qr, m = self.qr, self.m
+        F = self.F
+        S = np.zeros((m, m))
+        for ck, xk, nk, ok, sums in self.rest:
+            wk = w if xk is None else w * xk
+            idx = np.arange(ok, ok + nk)
+            S[idx, idx] = np.bincount(ck, weights=wk if xk is None else wk * xk, minlength=nk)
+            block = sums(wk[:, None] * F)
+            S[ok : ok + nk, qr:] = block
+            S[qr:, ok : ok + nk] = block.T
+        for code, size, (ok, nk), (ol, nl), xk, xl in self.pairs:
+            wkl = w if xk is None else w * xk
+            wkl = wkl if xl is None else wkl * xl
+            block = np.bincount(code, weights=wkl, minlength=size).reshape(nk, nl)
+            S[ok : ok + nk, ol : ol + nl] = block
+            S[ol : ol + nl, ok : ok + nk] = block.T
+        S[qr:, qr:] = (F * w[:, None]).T @ F
+        return S
+
+    def _rows(self, vec: np.ndarray) -> np.ndarray:
+        """``[Z_rest | F] vec`` for every row."""
+        out = self.F @ vec[self.qr :]
+        for ck, xk, _nk, ok, _ in self.rest:
+            part = vec[ok:][ck]
+            out += part if xk is None else xk * part
+        return out
+
+    def factor(
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """As :meth:`_PwlsKernel.factor`."""
+        self.F[:, -1] = z
+        t = T1[0, 0]
+        xw = wts if self.x1 is None else wts * self.x1
+        if self.sums.one_row:
+            a = xw if self.x1 is None else xw * self.x1
+            L2 = t * t * a + 1.0
+            Lrow = np.sqrt(L2)
+            S = self.cross(wts / L2)
+            order = self.sums.order
+            L11 = Lrow[order]
+            logdet1 = 2.0 * float(np.log(Lrow).sum())
+            coef = (t / Lrow) * xw
+
+            def hv(vec: np.ndarray) -> np.ndarray:
+                return (coef * self._rows(vec))[order]
+
+        else:
+            l1 = self.l1
+            D = np.bincount(
+                self.codes1, weights=xw if self.x1 is None else xw * self.x1, minlength=l1
             )
-        dg = Ls.diagonal()
-        logdet_L = logdet1 + (2.0 * float(np.log(dg[:qr]).sum()) if qr else 0.0)
-        logdet_RX = 2.0 * float(np.log(dg[qr : qr + self.p]).sum())
-        f = Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, float(dg[-1] ** 2))
-        return f, H
+            L11 = np.sqrt(t * t * D + 1.0)
+            logdet1 = 2.0 * float(np.log(L11).sum())
+            parts = [
+                np.bincount(code, weights=xw if xk is None else xw * xk, minlength=l1 * nk).reshape(
+                    l1, nk
+                )
+                for code, (_ck, xk, nk, _ok, _s) in zip(self.gcodes, self.rest, strict=True)
+            ]
+            parts.append(self.sums(xw[:, None] * self.F))
+            H = (t / L11)[:, None] * np.hstack(parts)
+            S = self.cross(wts)
+            S -= H.T @ H
+            hv = H.__matmul__
+        Linv = 1.0 / L11
+        f = _finish(self, theta, T1, lam, S, logdet1, L11[:, None, None], Linv[:, None, None])
+        return f, hv
+
+
+def _column(t: object) -> np.ndarray | None:
+    """A scalar term's column, None when it is a random intercept (all ones)."""
+    x = t.Xi[:, 0]  # type: ignore[attr-defined]
+    return None if np.all(x == 1.0) else x
 
 
 @dataclass
@@ -396,8 +531,12 @@ class GlmmDeviance:
         self.q = design.q
         self._last: PirlsState | None = None
         self.level_sums = _LevelSums(t1.codes, t1.nlevels)
-        self._kernels = {
-            b: _PwlsKernel(design, self.Zrest, b, self.level_sums) for b in (True, False)
+        scalar = t1.p == 1 and self.rest_scalar and len(design.terms) > 1
+        self._kernels: dict[bool, _PwlsKernel | _ScalarTermsKernel] = {
+            b: _ScalarTermsKernel(design, b, self.level_sums)
+            if scalar
+            else _PwlsKernel(design, self.Zrest, b, self.level_sums)
+            for b in (True, False)
         }
         self._theta_key: bytes | None = None
         self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
@@ -501,14 +640,14 @@ class GlmmDeviance:
         """
         fam = self.resp
         mu_eta = fam.mu_eta(st.eta)
-        sw = np.sqrt(self.wt * mu_eta**2 / fam.variance(st.mu))
+        wts = self.wt * mu_eta**2 / fam.variance(st.mu)
         z = st.eta - self.offset + (self.y - st.mu) / mu_eta
         if not with_beta:
             z = z - self.design.X @ st.beta
         kern = self._kernels[with_beta]
         templates, lams = self._theta_parts(st.theta)
         lam = lams[with_beta]
-        f, H = kern.factor(st.theta, templates[0], lam, sw, z)
+        f, hv = kern.factor(st.theta, templates[0], lam, wts, z)
         Ls = f.Ls
         if Ls.shape[0] > 1:
             w, info = _trtrs(Ls[:-1, :-1], Ls[-1, :-1], lower=1, trans=1)
@@ -519,7 +658,7 @@ class GlmmDeviance:
         vec = np.concatenate((w, _MINUS_ONE))
         if kern.qr:
             vec = lam * vec if lam.ndim == 1 else lam @ vec
-        v = H @ vec
+        v = hv(vec)
         if kern.p1 == 1:
             u1 = -f.Linv.ravel() * v
         else:

@@ -81,7 +81,7 @@ def _probit_mu_eta(eta: np.ndarray) -> np.ndarray:
 
 
 def _cloglog_inv(eta: np.ndarray) -> np.ndarray:
-    return np.clip(-np.expm1(-np.exp(eta)), _EPS, 1.0 - _EPS)
+    return np.minimum(np.maximum(-np.expm1(-np.exp(eta)), _EPS), 1.0 - _EPS)
 
 
 def _cloglog_mu_eta(eta: np.ndarray) -> np.ndarray:

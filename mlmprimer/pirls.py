@@ -206,6 +206,7 @@ class _PwlsKernel:
         self.p1, self.l1 = t1.p, t1.nlevels
         self.X1 = t1.Xi
         self.x1 = _column(t1) if t1.p == 1 else None
+        self.codes1 = t1.codes
         self.sums = sums
         self.qr = Zrest.shape[1]
         self.p = design.p if with_beta else 0
@@ -213,6 +214,53 @@ class _PwlsKernel:
         self.base = np.hstack(cols)
         self.m = self.base.shape[1]
         self.diag = np.arange(self.qr)
+        # one scalar term and beta fixed: the system is one equation per level
+        self.scalar_only = self.p1 == 1 and self.m == 1
+
+    def _scalar_factor(
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """:meth:`factor` when ``u`` is the only unknown and one scalar term holds it.
+
+        ``L_j^2 = 1 + t^2 sum_j w x^2``, ``H_j = t sum_j w x z / L_j`` and
+        ``r^2 = sum w z^2 - H'H``: no matrix to factor.
+        """
+        wx = wts if self.x1 is None else wts * self.x1
+        D = np.bincount(
+            self.codes1, weights=wx if self.x1 is None else wx * self.x1, minlength=self.l1
+        )
+        G = np.bincount(self.codes1, weights=wx * z, minlength=self.l1)
+        t = T1[0, 0]
+        L11 = np.sqrt(t * t * D + 1.0)
+        Linv = 1.0 / L11
+        h = t * Linv * G
+        r2 = float((wts * z * z).sum() - h @ h)
+        if not r2 > 0.0:
+            raise np.linalg.LinAlgError(
+                "the penalised least squares system is not positive definite"
+            )
+        logdet_L = 2.0 * float(np.log(L11).sum())
+        f = Factor(
+            theta,
+            T1,
+            L11[:, None, None],
+            Linv[:, None, None],
+            np.array([[math.sqrt(r2)]]),
+            lam,
+            logdet_L,
+            0.0,
+            r2,
+        )
+
+        def hv(vec: np.ndarray) -> np.ndarray:
+            return h * vec[0]
+
+        return f, hv
 
     def factor(
         self,
@@ -223,6 +271,8 @@ class _PwlsKernel:
         z: np.ndarray,
     ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
         """The factorisation at working weights ``wts`` and response ``z``, and ``v -> H v``."""
+        if self.scalar_only:
+            return self._scalar_factor(theta, T1, lam, wts, z)
         sw = np.sqrt(wts)
         base = self.base
         base[:, -1] = z
@@ -538,6 +588,7 @@ class GlmmDeviance:
             else _PwlsKernel(design, self.Zrest, b, self.level_sums)
             for b in (True, False)
         }
+        self._start0: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0),) * 3
         self._theta_key: bytes | None = None
         self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
 
@@ -761,9 +812,9 @@ class GlmmDeviance:
         if self.rule == "lme4":
             if self.eta0 is None:
                 first = self.pirls(self.start_state(self.design.theta0), True)
-                self.eta0 = first.eta
-            st = self._state_at(theta, b, np.zeros(self.q), self.eta0)
-            st.pdev = math.inf
+                self.set_start(first)
+            eta0, mu0, devres0 = self._start0
+            st = PirlsState(theta, b, np.zeros(self.q), eta0, mu0, devres0, math.inf)
             return self.pirls(st, with_beta)
         last = self._last
         if last is None:
@@ -791,6 +842,9 @@ class GlmmDeviance:
         lme4 does so between its two stages (``updateGlmerDevfun``: ``lp0``).
         """
         self.eta0 = st.eta.copy()
+        # mu and the deviance residuals there, shared by every evaluation's first state
+        mu0 = self.resp.linkinv(self.eta0)
+        self._start0 = (self.eta0, mu0, self.resp.dev_resids(mu0))
 
     def _value(self, theta: np.ndarray, beta: np.ndarray | None) -> float:
         try:

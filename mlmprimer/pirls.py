@@ -179,6 +179,14 @@ class _LevelSums:
         self.one_row = bool(np.all(counts == 1))
         self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
 
+    def along_rows(self, a: np.ndarray) -> np.ndarray:
+        """The sums per level of every row of ``a`` (``k x n`` to ``k x nlevels``)."""
+        if self.J is not None:
+            return a @ self.J.T
+        if self.one_row:
+            return a[:, self.order]
+        return np.add.reduceat(a[:, self.order], self.starts, axis=1)
+
     def __call__(self, a: np.ndarray) -> np.ndarray:
         if self.J is not None:
             return self.J @ a
@@ -581,6 +589,9 @@ class GlmmDeviance:
         self.q = design.q
         self._last: PirlsState | None = None
         self.level_sums = _LevelSums(t1.codes, t1.nlevels)
+        # the Gauss-Hermite nodes as columns, weights and z^2 / 2 (nAGQ > 1)
+        zk, wk = gh_rule(max(self.nAGQ, 1))
+        self._gh = (zk[:, None], wk[:, None], (zk**2 / 2.0)[:, None])
         scalar = t1.p == 1 and self.rest_scalar and len(design.terms) > 1
         self._kernels: dict[bool, _PwlsKernel | _ScalarTermsKernel] = {
             b: _ScalarTermsKernel(design, b, self.level_sums)
@@ -778,17 +789,18 @@ class GlmmDeviance:
         assert st.factor is not None
         codes, nl = t.codes, t.nlevels
         sd = 1.0 / st.factor.L11[:, 0, 0]
-        z, w = gh_rule(self.nAGQ)
+        z, w, half_z2 = self._gh
         theta = float(st.theta[0])
-        x = t.Xi[:, 0]
-        fixed = st.eta - theta * st.u[codes] * x
+        x = _column(t)
+        re = theta * st.u[codes] if x is None else theta * st.u[codes] * x
+        fixed = st.eta - re
         devc0 = np.bincount(codes, weights=st.devres, minlength=nl) + st.u**2
         # every node at once: row k of uk holds the groups' effects at node k
-        uk = st.u[None, :] + z[:, None] * sd[None, :]
-        mu = self.resp.linkinv(fixed[None, :] + theta * uk[:, codes] * x[None, :])
-        devc = self.level_sums(self.resp.dev_resids(mu).T).T + uk**2
-        terms = w[:, None] * np.exp(-(devc - devc0[None, :]) / 2.0 + (z**2 / 2.0)[:, None])
-        total = terms.sum(axis=0)
+        uk = st.u + z * sd
+        rek = theta * uk[:, codes] if x is None else theta * uk[:, codes] * x
+        mu = self.resp.linkinv(fixed + rek)
+        devc = self.level_sums.along_rows(self.resp.dev_resids(mu)) + uk**2
+        total = (w * np.exp(half_z2 - (devc - devc0) / 2.0)).sum(axis=0)
         return float(
             aic
             - np.sum(st.devres)

@@ -600,6 +600,7 @@ class GlmmDeviance:
             for b in (True, False)
         }
         self._start0: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0),) * 3
+        self._work0: tuple[np.ndarray, np.ndarray] = (np.zeros(0),) * 2
         self._theta_key: bytes | None = None
         self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
 
@@ -693,17 +694,25 @@ class GlmmDeviance:
             self._theta_key, self._theta_val = key, (templates, lams)
         return self._theta_val
 
-    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, _PwlsKernel]:
+    def _working(self, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The working weights and response (before ``X beta`` is taken off) at ``eta``."""
+        mu_eta = self.resp.mu_eta(eta)
+        wts = self.wt * mu_eta**2 / self.resp.variance(mu)
+        return wts, eta - self.offset + (self.y - mu) / mu_eta
+
+    def solve(
+        self, st: PirlsState, with_beta: bool
+    ) -> tuple[PwlsStep, _PwlsKernel | _ScalarTermsKernel]:
         """One penalised weighted least squares step from ``st``: the full (u, beta) solution.
 
         From the blocked factor (see :class:`_PwlsKernel`): ``(u_rest, beta)`` by one
         triangular solve with the Schur complement's factor, then the first term's ``u_j``
         level by level.
         """
-        fam = self.resp
-        mu_eta = fam.mu_eta(st.eta)
-        wts = self.wt * mu_eta**2 / fam.variance(st.mu)
-        z = st.eta - self.offset + (self.y - st.mu) / mu_eta
+        if st.eta is self._start0[0]:
+            wts, z = self._work0
+        else:
+            wts, z = self._working(st.eta, st.mu)
         if not with_beta:
             z = z - self.design.X @ st.beta
         kern = self._kernels[with_beta]
@@ -857,6 +866,7 @@ class GlmmDeviance:
         # mu and the deviance residuals there, shared by every evaluation's first state
         mu0 = self.resp.linkinv(self.eta0)
         self._start0 = (self.eta0, mu0, self.resp.dev_resids(mu0))
+        self._work0 = self._working(self.eta0, mu0)
 
     def _value(self, theta: np.ndarray, beta: np.ndarray | None) -> float:
         try:

@@ -602,6 +602,8 @@ class GlmmDeviance:
         self._start0: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0),) * 3
         self._work0: tuple[np.ndarray, np.ndarray] = (np.zeros(0),) * 2
         self._theta_key: bytes | None = None
+        self._beta_key: bytes | None = None
+        self._beta_val: tuple[np.ndarray, np.ndarray] = (np.zeros(0),) * 2
         self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
 
     # ---- the pieces -------------------------------------------------------------------------
@@ -624,8 +626,16 @@ class GlmmDeviance:
 
     def state(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
         """The linear predictor, mu and penalised deviance at ``(theta, beta, u)``."""
-        eta = self.design.X @ beta + self.offset + self.re_part(theta, u)
+        eta = self._fixed_part(beta)[1] + self.re_part(theta, u)
         return self._state_at(theta, beta, u, eta)
+
+    def _fixed_part(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X beta`` and ``X beta + offset`` (cached: beta is fixed within PIRLS in stage 2)."""
+        key = beta.tobytes()
+        if self._beta_key != key:
+            xb = self.design.X @ beta
+            self._beta_key, self._beta_val = key, (xb, xb + self.offset)
+        return self._beta_val
 
     def _state_at(
         self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, eta: np.ndarray
@@ -633,7 +643,9 @@ class GlmmDeviance:
         mu = self.resp.linkinv(eta)
         devres = self.resp.dev_resids(mu)
         pdev = float(devres.sum() + u @ u)
-        return PirlsState(theta, beta, u, eta, mu, devres, pdev if np.isfinite(pdev) else math.inf)
+        return PirlsState(
+            theta, beta, u, eta, mu, devres, pdev if math.isfinite(pdev) else math.inf
+        )
 
     def start_state(self, theta: np.ndarray) -> PirlsState:
         """R's starting point: ``mu`` from ``family.mustart``, u = 0 (penalised deviance inf)."""
@@ -650,7 +662,7 @@ class GlmmDeviance:
         wts = self.wt * mu_eta**2 / fam.variance(st.mu)
         z = st.eta - self.offset + (self.y - st.mu) / mu_eta
         if not with_beta:
-            z = z - self.design.X @ st.beta
+            z = z - self._fixed_part(st.beta)[0]
         return WeightedProducts(self, np.sqrt(wts), z, with_beta)
 
     def solution(self, st: PirlsState, with_beta: bool) -> MixedSolution:
@@ -714,7 +726,7 @@ class GlmmDeviance:
         else:
             wts, z = self._working(st.eta, st.mu)
         if not with_beta:
-            z = z - self.design.X @ st.beta
+            z = z - self._fixed_part(st.beta)[0]
         kern = self._kernels[with_beta]
         templates, lams = self._theta_parts(st.theta)
         lam = lams[with_beta]

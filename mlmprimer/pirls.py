@@ -11,7 +11,10 @@ Stage 2 of a ``glmer`` fit. The model is ``y_i | u ~ family(mu_i)``,
   ``x_i' beta`` when beta is fixed);
 * the penalised weighted least squares problem ``min ||W^{1/2}(z - X beta - Z Lambda u)||^2 +
   ||u||^2``, solved by the blocked Cholesky factorisation of :mod:`mlmprimer.factor` with the
-  rows scaled by ``W^{1/2}`` (:class:`WeightedProducts`);
+  rows scaled by ``W^{1/2}``; the columns that do not change (``Z``, ``X``, the sums per
+  level) are laid out once per fit, the templates once per theta, so that an iteration costs
+  a few array operations (:class:`WeightedProducts` builds the same products for
+  :func:`mlmprimer.solution.solve_mixed`, the conditional variances);
 * step halving towards that solution until the penalised deviance
   ``sum(d_i) + ||u||^2`` (``d_i`` the deviance residuals) decreases; stop when its relative
   change is below ``pirls_tol``.
@@ -44,15 +47,17 @@ from __future__ import annotations
 import dataclasses
 import functools
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from scipy.linalg.lapack import dpotrf as _potrf
 from scipy.linalg.lapack import dtrtrs as _trtrs
 
 from .design import Design
 from .factor import CrossProducts, Factor, factorize
-from .family import Family
+from .family import Family, FamilyResponse
 from .solution import MixedSolution, solve_mixed
 
 __all__ = [
@@ -155,6 +160,302 @@ class WeightedProducts(CrossProducts):
         return sp.block_diag([*blocks, sp.identity(tail)], format="csr")
 
 
+_MINUS_ONE = np.array([-1.0])
+
+
+class _LevelSums:
+    """Sums of rows per level of a grouping factor: a dense indicator product when small, the
+    rows reordered when every level has one row, else sums over the rows sorted by level."""
+
+    def __init__(self, codes: np.ndarray, nlevels: int, dense_limit: int = 20_000) -> None:
+        n = codes.shape[0]
+        self.J: np.ndarray | None = None
+        if n * nlevels <= dense_limit:
+            J = np.zeros((nlevels, n))
+            J[codes, np.arange(n)] = 1.0
+            self.J = J
+        self.order = np.argsort(codes, kind="stable")
+        counts = np.bincount(codes, minlength=nlevels)
+        self.one_row = bool(np.all(counts == 1))
+        self.starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+
+    def along_rows(self, a: np.ndarray) -> np.ndarray:
+        """The sums per level of every row of ``a`` (``k x n`` to ``k x nlevels``)."""
+        if self.J is not None:
+            return a @ self.J.T
+        if self.one_row:
+            return a[:, self.order]
+        return np.add.reduceat(a[:, self.order], self.starts, axis=1)
+
+    def __call__(self, a: np.ndarray) -> np.ndarray:
+        if self.J is not None:
+            return self.J @ a
+        if self.one_row:
+            return a[self.order]
+        return np.add.reduceat(a[self.order], self.starts, axis=0)
+
+
+class _PwlsKernel:
+    """The penalised weighted least squares system of PIRLS, with what does not change built once.
+
+    The columns ``[Z_rest | X | 0]`` (X left out when beta is fixed) are stacked once; each
+    iteration writes the working response into the last column, scales the rows by
+    ``W^{1/2}`` and factors ``Lambda' Z' W Z Lambda + I`` blockwise, as
+    :func:`mlmprimer.factor.factorize` does: the first term's level blocks by a batched
+    Cholesky (scalars for a scalar term), then the Schur complement of the other columns,
+    ``W'W - H'H`` with ``H_j = L_j^{-1} T_1' Z_1j' W``.
+    """
+
+    def __init__(
+        self, design: Design, Zrest: np.ndarray, with_beta: bool, sums: _LevelSums
+    ) -> None:
+        t1 = design.terms[0]
+        n = design.n
+        self.p1, self.l1 = t1.p, t1.nlevels
+        self.X1 = t1.Xi
+        self.x1 = _column(t1) if t1.p == 1 else None
+        self.codes1 = t1.codes
+        self.sums = sums
+        self.qr = Zrest.shape[1]
+        self.p = design.p if with_beta else 0
+        cols = [Zrest] + ([design.X] if with_beta else []) + [np.zeros((n, 1))]
+        self.base = np.hstack(cols)
+        self.m = self.base.shape[1]
+        self.diag = np.arange(self.qr)
+        # one scalar term and beta fixed: the system is one equation per level
+        self.scalar_only = self.p1 == 1 and self.m == 1
+
+    def _scalar_factor(
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """:meth:`factor` when ``u`` is the only unknown and one scalar term holds it.
+
+        ``L_j^2 = 1 + t^2 sum_j w x^2``, ``H_j = t sum_j w x z / L_j`` and
+        ``r^2 = sum w z^2 - H'H``: no matrix to factor.
+        """
+        wx = wts if self.x1 is None else wts * self.x1
+        D = np.bincount(
+            self.codes1, weights=wx if self.x1 is None else wx * self.x1, minlength=self.l1
+        )
+        G = np.bincount(self.codes1, weights=wx * z, minlength=self.l1)
+        t = T1[0, 0]
+        L11 = np.sqrt(t * t * D + 1.0)
+        Linv = 1.0 / L11
+        h = t * Linv * G
+        r2 = float((wts * z * z).sum() - h @ h)
+        if not r2 > 0.0:
+            raise np.linalg.LinAlgError(
+                "the penalised least squares system is not positive definite"
+            )
+        logdet_L = 2.0 * float(np.log(L11).sum())
+        f = Factor(
+            theta,
+            T1,
+            L11[:, None, None],
+            Linv[:, None, None],
+            np.array([[math.sqrt(r2)]]),
+            lam,
+            logdet_L,
+            0.0,
+            r2,
+        )
+
+        def hv(vec: np.ndarray) -> np.ndarray:
+            return h * vec[0]
+
+        return f, hv
+
+    def factor(
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """The factorisation at working weights ``wts`` and response ``z``, and ``v -> H v``."""
+        if self.scalar_only:
+            return self._scalar_factor(theta, T1, lam, wts, z)
+        sw = np.sqrt(wts)
+        base = self.base
+        base[:, -1] = z
+        W = base * sw[:, None]
+        p1, l1, m = self.p1, self.l1, self.m
+        if p1 == 1:
+            x = sw if self.x1 is None else self.x1 * sw
+            P = np.empty((W.shape[0], m + 1))
+            np.multiply(W, x[:, None], out=P[:, :m])
+            np.multiply(x, x, out=P[:, m])
+            S1 = self.sums(P)
+            t = T1[0, 0]
+            L11 = np.sqrt(t * t * S1[:, m] + 1.0)
+            Linv = 1.0 / L11
+            H = (t * Linv)[:, None] * S1[:, :m]
+            logdet1 = 2.0 * float(np.log(L11).sum())
+            L11, Linv = L11[:, None, None], Linv[:, None, None]
+        else:
+            X1 = self.X1 * sw[:, None]
+            P = X1[:, :, None] * np.concatenate([X1, W], axis=1)[:, None, :]
+            S1 = self.sums(P.reshape(-1, p1 * (p1 + m))).reshape(l1, p1, p1 + m)
+            A = T1.T @ S1[:, :, :p1] @ T1
+            A[:, np.arange(p1), np.arange(p1)] += 1.0
+            L11 = np.linalg.cholesky(A)
+            Linv = np.linalg.inv(L11)
+            H = ((Linv @ T1.T) @ S1[:, :, p1:]).reshape(l1 * p1, m)
+            logdet1 = 2.0 * float(np.log(np.diagonal(L11, axis1=1, axis2=2)).sum())
+        S = W.T @ W
+        S -= H.T @ H
+        return _finish(self, theta, T1, lam, S, logdet1, L11, Linv), H.__matmul__
+
+
+def _finish(
+    kern: _PwlsKernel | _ScalarTermsKernel,
+    theta: np.ndarray,
+    T1: np.ndarray,
+    lam: np.ndarray,
+    S: np.ndarray,
+    logdet1: float,
+    L11: np.ndarray,
+    Linv: np.ndarray,
+) -> Factor:
+    """Scale the Schur complement ``S`` by Lambda, add I on the random columns, factor it."""
+    qr = kern.qr
+    if qr:
+        if lam.ndim == 1:
+            S *= lam[:, None]
+            S *= lam[None, :]
+        else:
+            S = lam.T @ S @ lam
+        S[kern.diag, kern.diag] += 1.0
+    Ls, info = _potrf(S, lower=1, clean=1, overwrite_a=1)
+    if info != 0:
+        raise np.linalg.LinAlgError("the penalised least squares system is not positive definite")
+    dg = Ls.diagonal()
+    logdet_L = logdet1 + (2.0 * float(np.log(dg[:qr]).sum()) if qr else 0.0)
+    logdet_RX = 2.0 * float(np.log(dg[qr : qr + kern.p]).sum())
+    return Factor(theta, T1, L11, Linv, Ls, lam, logdet_L, logdet_RX, float(dg[-1] ** 2))
+
+
+class _ScalarTermsKernel:
+    """:class:`_PwlsKernel` for scalar random terms only, without forming ``Z`` densely.
+
+    ``Z' W Z`` is diagonal within a term and a table of weight sums between two terms, and
+    ``Z' W [X | z]`` is sums per level: bincounts over the rows replace the products of the
+    dense ``n x m`` matrix. When every level of the first term has one row (an observation-
+    level effect), its elimination only reweights the rows: ``w / (1 + t^2 w x^2)``.
+    """
+
+    def __init__(self, design: Design, with_beta: bool, sums: _LevelSums) -> None:
+        t1, rest = design.terms[0], design.terms[1:]
+        n = design.n
+        self.p1, self.l1, self.sums = 1, t1.nlevels, sums
+        self.codes1 = t1.codes
+        self.x1 = _column(t1)
+        self.rest = []
+        off = 0
+        for t in rest:
+            self.rest.append((t.codes, _column(t), t.nlevels, off, _LevelSums(t.codes, t.nlevels)))
+            off += t.nlevels
+        self.qr = off
+        self.p = design.p if with_beta else 0
+        self.F = np.hstack(([design.X] if with_beta else []) + [np.zeros((n, 1))])
+        self.m = self.qr + self.F.shape[1]
+        self.diag = np.arange(self.qr)
+        self.pairs = [
+            (ck * nl + cl, nk * nl, (ok, nk), (ol, nl), xk, xl)
+            for i, (ck, xk, nk, ok, _) in enumerate(self.rest)
+            for (cl, xl, nl, ol, _) in self.rest[i + 1 :]
+        ]
+        self.gcodes = [t1.codes * nk + ck for ck, _, nk, _, _ in self.rest]
+
+    def cross(self, w: np.ndarray) -> np.ndarray:
+        """``[Z_rest | F]' diag(w) [Z_rest | F]``, ``F = [X | z]``."""
+        qr, m = self.qr, self.m
+        F = self.F
+        S = np.zeros((m, m))
+        for ck, xk, nk, ok, sums in self.rest:
+            wk = w if xk is None else w * xk
+            idx = np.arange(ok, ok + nk)
+            S[idx, idx] = np.bincount(ck, weights=wk if xk is None else wk * xk, minlength=nk)
+            block = sums(wk[:, None] * F)
+            S[ok : ok + nk, qr:] = block
+            S[qr:, ok : ok + nk] = block.T
+        for code, size, (ok, nk), (ol, nl), xk, xl in self.pairs:
+            wkl = w if xk is None else w * xk
+            wkl = wkl if xl is None else wkl * xl
+            block = np.bincount(code, weights=wkl, minlength=size).reshape(nk, nl)
+            S[ok : ok + nk, ol : ol + nl] = block
+            S[ol : ol + nl, ok : ok + nk] = block.T
+        S[qr:, qr:] = (F * w[:, None]).T @ F
+        return S
+
+    def _rows(self, vec: np.ndarray) -> np.ndarray:
+        """``[Z_rest | F] vec`` for every row."""
+        out = self.F @ vec[self.qr :]
+        for ck, xk, _nk, ok, _ in self.rest:
+            part = vec[ok:][ck]
+            out += part if xk is None else xk * part
+        return out
+
+    def factor(
+        self,
+        theta: np.ndarray,
+        T1: np.ndarray,
+        lam: np.ndarray,
+        wts: np.ndarray,
+        z: np.ndarray,
+    ) -> tuple[Factor, Callable[[np.ndarray], np.ndarray]]:
+        """As :meth:`_PwlsKernel.factor`."""
+        self.F[:, -1] = z
+        t = T1[0, 0]
+        xw = wts if self.x1 is None else wts * self.x1
+        if self.sums.one_row:
+            a = xw if self.x1 is None else xw * self.x1
+            L2 = t * t * a + 1.0
+            Lrow = np.sqrt(L2)
+            S = self.cross(wts / L2)
+            order = self.sums.order
+            L11 = Lrow[order]
+            logdet1 = 2.0 * float(np.log(Lrow).sum())
+            coef = (t / Lrow) * xw
+
+            def hv(vec: np.ndarray) -> np.ndarray:
+                return (coef * self._rows(vec))[order]
+
+        else:
+            l1 = self.l1
+            D = np.bincount(
+                self.codes1, weights=xw if self.x1 is None else xw * self.x1, minlength=l1
+            )
+            L11 = np.sqrt(t * t * D + 1.0)
+            logdet1 = 2.0 * float(np.log(L11).sum())
+            parts = [
+                np.bincount(code, weights=xw if xk is None else xw * xk, minlength=l1 * nk).reshape(
+                    l1, nk
+                )
+                for code, (_ck, xk, nk, _ok, _s) in zip(self.gcodes, self.rest, strict=True)
+            ]
+            parts.append(self.sums(xw[:, None] * self.F))
+            H = (t / L11)[:, None] * np.hstack(parts)
+            S = self.cross(wts)
+            S -= H.T @ H
+            hv = H.__matmul__
+        Linv = 1.0 / L11
+        f = _finish(self, theta, T1, lam, S, logdet1, L11[:, None, None], Linv[:, None, None])
+        return f, hv
+
+
+def _column(t: object) -> np.ndarray | None:
+    """A scalar term's column, None when it is a random intercept (all ones)."""
+    x = t.Xi[:, 0]  # type: ignore[attr-defined]
+    return None if np.all(x == 1.0) else x
+
+
 @dataclass
 class PirlsState:
     """A point of PIRLS: the modes, the linear predictor, mu and the penalised deviance.
@@ -169,7 +470,6 @@ class PirlsState:
         ``sum(d_i) + ||u||^2``.
     factor : Factor or None
         The factorisation at the working weights of the last iteration.
-    products : WeightedProducts or None
     """
 
     theta: np.ndarray
@@ -180,7 +480,6 @@ class PirlsState:
     devres: np.ndarray
     pdev: float
     factor: Factor | None = None
-    products: WeightedProducts | None = None
 
 
 @dataclass
@@ -265,6 +564,7 @@ class GlmmDeviance:
         self.wt = np.ones(n) if design.weights is None else design.weights
         self.trials = np.asarray(trials, dtype=float)
         self.offset = np.zeros(n) if design.offset is None else design.offset
+        self.resp = FamilyResponse(family, self.y, self.trials, self.wt)
         self.nAGQ = int(nAGQ)
         if rule not in ("lme4", "exact"):
             raise ValueError(f"rule must be 'lme4' or 'exact', not {rule!r}")
@@ -288,35 +588,64 @@ class GlmmDeviance:
         self.design_u = dataclasses.replace(design, X=np.zeros((n, 0)), xnames=[])
         self.q = design.q
         self._last: PirlsState | None = None
+        self.level_sums = _LevelSums(t1.codes, t1.nlevels)
+        # the Gauss-Hermite nodes as columns, weights and z^2 / 2 (nAGQ > 1)
+        zk, wk = gh_rule(max(self.nAGQ, 1))
+        self._gh = (zk[:, None], wk[:, None], (zk**2 / 2.0)[:, None])
+        scalar = t1.p == 1 and self.rest_scalar and len(design.terms) > 1
+        self._kernels: dict[bool, _PwlsKernel | _ScalarTermsKernel] = {
+            b: _ScalarTermsKernel(design, b, self.level_sums)
+            if scalar
+            else _PwlsKernel(design, self.Zrest, b, self.level_sums)
+            for b in (True, False)
+        }
+        self._start0: tuple[np.ndarray, np.ndarray, np.ndarray] = (np.zeros(0),) * 3
+        self._work0: tuple[np.ndarray, np.ndarray] = (np.zeros(0),) * 2
+        self._theta_key: bytes | None = None
+        self._beta_key: bytes | None = None
+        self._beta_val: tuple[np.ndarray, np.ndarray] = (np.zeros(0),) * 2
+        self._theta_val: tuple[list[np.ndarray], dict[bool, np.ndarray]] = ([], {})
 
     # ---- the pieces -------------------------------------------------------------------------
 
     def re_part(self, theta: np.ndarray, u: np.ndarray) -> np.ndarray:
         """``Z Lambda_theta u`` for the observations."""
-        out = np.zeros(self.design.n)
+        templates = self._theta_parts(np.asarray(theta, dtype=float))[0]
+        out = None
         off = 0
-        for t in self.design.terms:
-            ut = u[off : off + t.q].reshape(t.nlevels, t.p)
-            bt = ut @ t.template(theta).T
+        for t, T in zip(self.design.terms, templates, strict=True):
+            ut = u[off : off + t.q]
             if t.p == 1:
-                out += t.Xi[:, 0] * bt[t.codes, 0]
+                part = t.Xi[:, 0] * (ut * T[0, 0])[t.codes]
             else:
-                out += np.einsum("ia,ia->i", t.Xi, bt[t.codes])
+                bt = ut.reshape(t.nlevels, t.p) @ T.T
+                part = np.einsum("ia,ia->i", t.Xi, bt[t.codes])
+            out = part if out is None else out + part
             off += t.q
         return out
 
     def state(self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray) -> PirlsState:
         """The linear predictor, mu and penalised deviance at ``(theta, beta, u)``."""
-        eta = self.design.X @ beta + self.offset + self.re_part(theta, u)
+        eta = self._fixed_part(beta)[1] + self.re_part(theta, u)
         return self._state_at(theta, beta, u, eta)
+
+    def _fixed_part(self, beta: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``X beta`` and ``X beta + offset`` (cached: beta is fixed within PIRLS in stage 2)."""
+        key = beta.tobytes()
+        if self._beta_key != key:
+            xb = self.design.X @ beta
+            self._beta_key, self._beta_val = key, (xb, xb + self.offset)
+        return self._beta_val
 
     def _state_at(
         self, theta: np.ndarray, beta: np.ndarray, u: np.ndarray, eta: np.ndarray
     ) -> PirlsState:
-        mu = self.family.linkinv(eta)
-        devres = self.family.dev_resids(self.y, mu, self.wt)
-        pdev = float(np.sum(devres) + u @ u)
-        return PirlsState(theta, beta, u, eta, mu, devres, pdev if np.isfinite(pdev) else math.inf)
+        mu = self.resp.linkinv(eta)
+        devres = self.resp.dev_resids(mu)
+        pdev = float(devres.sum() + u @ u)
+        return PirlsState(
+            theta, beta, u, eta, mu, devres, pdev if math.isfinite(pdev) else math.inf
+        )
 
     def start_state(self, theta: np.ndarray) -> PirlsState:
         """R's starting point: ``mu`` from ``family.mustart``, u = 0 (penalised deviance inf)."""
@@ -333,7 +662,7 @@ class GlmmDeviance:
         wts = self.wt * mu_eta**2 / fam.variance(st.mu)
         z = st.eta - self.offset + (self.y - st.mu) / mu_eta
         if not with_beta:
-            z = z - self.design.X @ st.beta
+            z = z - self._fixed_part(st.beta)[0]
         return WeightedProducts(self, np.sqrt(wts), z, with_beta)
 
     def solution(self, st: PirlsState, with_beta: bool) -> MixedSolution:
@@ -343,16 +672,65 @@ class GlmmDeviance:
         ls = _WeightedLS(design, self.products(st, with_beta))
         return solve_mixed(ls, st.theta)  # type: ignore[arg-type]
 
-    def solve(self, st: PirlsState, with_beta: bool) -> tuple[PwlsStep, WeightedProducts]:
+    def _theta_parts(self, theta: np.ndarray) -> tuple[list[np.ndarray], dict[bool, np.ndarray]]:
+        """The templates of every term and ``blockdiag(Lambda_rest, I)`` at theta (cached)."""
+        key = theta.tobytes()
+        if self._theta_key != key:
+            terms = self.design.terms
+            templates = [t.template(theta) for t in terms]
+            rest = terms[1:]
+            if self.rest_scalar:
+                lam_rest = np.concatenate(
+                    [np.repeat(theta[t.theta_slice], t.nlevels) for t in rest] + [np.zeros(0)]
+                )
+            else:
+                lam_rest = (
+                    sp.block_diag(
+                        [
+                            sp.kron(sp.identity(t.nlevels), sp.csr_matrix(T))
+                            for t, T in zip(rest, templates[1:], strict=True)
+                        ]
+                    ).toarray()
+                    if rest
+                    else np.zeros((0, 0))
+                )
+            lams = {}
+            for with_beta, kern in self._kernels.items():
+                tail = kern.m - kern.qr
+                if self.rest_scalar:
+                    lams[with_beta] = np.concatenate([lam_rest, np.ones(tail)])
+                else:
+                    lam = np.eye(kern.m)
+                    lam[: kern.qr, : kern.qr] = lam_rest
+                    lams[with_beta] = lam
+            self._theta_key, self._theta_val = key, (templates, lams)
+        return self._theta_val
+
+    def _working(self, eta: np.ndarray, mu: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The working weights and response (before ``X beta`` is taken off) at ``eta``."""
+        mu_eta = self.resp.mu_eta(eta)
+        wts = self.wt * mu_eta**2 / self.resp.variance(mu)
+        return wts, eta - self.offset + (self.y - mu) / mu_eta
+
+    def solve(
+        self, st: PirlsState, with_beta: bool
+    ) -> tuple[PwlsStep, _PwlsKernel | _ScalarTermsKernel]:
         """One penalised weighted least squares step from ``st``: the full (u, beta) solution.
 
-        From the blocked factor (see :mod:`mlmprimer.factor`): ``(u_rest, beta)`` by one
+        From the blocked factor (see :class:`_PwlsKernel`): ``(u_rest, beta)`` by one
         triangular solve with the Schur complement's factor, then the first term's ``u_j``
         level by level.
         """
-        B = self.products(st, with_beta)
-        design = self.design if with_beta else self.design_u
-        f = factorize(st.theta, design, B)
+        if st.eta is self._start0[0]:
+            wts, z = self._work0
+        else:
+            wts, z = self._working(st.eta, st.mu)
+        if not with_beta:
+            z = z - self._fixed_part(st.beta)[0]
+        kern = self._kernels[with_beta]
+        templates, lams = self._theta_parts(st.theta)
+        lam = lams[with_beta]
+        f, hv = kern.factor(st.theta, templates[0], lam, wts, z)
         Ls = f.Ls
         if Ls.shape[0] > 1:
             w, info = _trtrs(Ls[:-1, :-1], Ls[-1, :-1], lower=1, trans=1)
@@ -360,17 +738,17 @@ class GlmmDeviance:
                 raise np.linalg.LinAlgError("singular penalised least squares system")
         else:
             w = np.zeros(0)
-        vec = np.append(w, -1.0)
-        vec = f.lam * vec if isinstance(f.lam, np.ndarray) else f.lam @ vec
-        g = (B.G @ vec).reshape(B.l1, B.p1)
-        if B.p1 == 1:
-            u1 = -(f.Linv[:, 0, 0] ** 2 * f.T1[0, 0]) * g[:, 0]
+        vec = np.concatenate((w, _MINUS_ONE))
+        if kern.qr:
+            vec = lam * vec if lam.ndim == 1 else lam @ vec
+        v = hv(vec)
+        if kern.p1 == 1:
+            u1 = -f.Linv.ravel() * v
         else:
-            v = np.einsum("jab,jb->ja", f.Linv @ f.T1.T, g)
-            u1 = -np.einsum("jba,jb->ja", f.Linv, v).ravel()
-        u = np.concatenate([u1, w[: B.qr]])
-        beta = w[B.qr : B.qr + B.p] if with_beta else st.beta
-        return PwlsStep(u, beta, f), B
+            u1 = -np.einsum("jba,jb->ja", f.Linv, v.reshape(kern.l1, kern.p1)).ravel()
+        u = np.concatenate((u1, w[: kern.qr])) if kern.qr else u1
+        beta = w[kern.qr : kern.qr + kern.p] if with_beta else st.beta
+        return PwlsStep(u, beta, f), kern
 
     def pirls(self, st: PirlsState, with_beta: bool) -> PirlsState:
         """Iterate from ``st`` to the conditional mode (u, and beta if ``with_beta``).
@@ -382,11 +760,11 @@ class GlmmDeviance:
             convergence in ``pirls_maxit`` iterations.
         """
         for _ in range(self.maxit):
-            sol, B = self.solve(st, with_beta)
+            sol = self.solve(st, with_beta)[0]
             du = sol.u - st.u
             db = sol.beta - st.beta if with_beta else None
             new = self._halve(st, du, db)
-            new.factor, new.products = sol.factor, B
+            new.factor = sol.factor
             if self.rule == "lme4":
                 # lme4's rule: stop on the relative change of the penalised deviance; the
                 # factor is the one of the last iteration (at the weights before its step)
@@ -399,8 +777,7 @@ class GlmmDeviance:
                 if db is not None and db.size:
                     size = max(size, float(np.max(np.abs(db))))
                 if size < self.tol * (1.0 + float(np.max(np.abs(new.u), initial=0.0))):
-                    sol, B = self.solve(new, with_beta)
-                    new.factor, new.products = sol.factor, B
+                    new.factor = self.solve(new, with_beta)[0].factor
                     return new
             st = new
         raise PirlsError(f"PIRLS did not converge in {self.maxit} iterations")
@@ -423,7 +800,7 @@ class GlmmDeviance:
     def laplace(self, st: PirlsState) -> float:
         """The Laplace (``nAGQ <= 1``) or adaptive Gauss-Hermite deviance at a converged state."""
         assert st.factor is not None
-        aic = self.family.aic(self.y, self.trials, st.mu, self.wt)
+        aic = self.resp.aic(st.mu)
         if self.nAGQ <= 1:
             return aic + float(st.u @ st.u) + st.factor.logdet_L
         return self._agq(st, aic)
@@ -433,18 +810,18 @@ class GlmmDeviance:
         assert st.factor is not None
         codes, nl = t.codes, t.nlevels
         sd = 1.0 / st.factor.L11[:, 0, 0]
-        z, w = gh_rule(self.nAGQ)
+        z, w, half_z2 = self._gh
         theta = float(st.theta[0])
-        x = t.Xi[:, 0]
-        fixed = st.eta - theta * st.u[codes] * x
+        x = _column(t)
+        re = theta * st.u[codes] if x is None else theta * st.u[codes] * x
+        fixed = st.eta - re
         devc0 = np.bincount(codes, weights=st.devres, minlength=nl) + st.u**2
-        total = np.zeros(nl)
-        for zk, wk in zip(z, w, strict=True):
-            uk = st.u + zk * sd
-            mu = self.family.linkinv(fixed + theta * uk[codes] * x)
-            dr = self.family.dev_resids(self.y, mu, self.wt)
-            devc = np.bincount(codes, weights=dr, minlength=nl) + uk**2
-            total += wk * np.exp(-(devc - devc0) / 2.0 + zk**2 / 2.0)
+        # every node at once: row k of uk holds the groups' effects at node k
+        uk = st.u + z * sd
+        rek = theta * uk[:, codes] if x is None else theta * uk[:, codes] * x
+        mu = self.resp.linkinv(fixed + rek)
+        devc = self.level_sums.along_rows(self.resp.dev_resids(mu)) + uk**2
+        total = (w * np.exp(half_z2 - (devc - devc0) / 2.0)).sum(axis=0)
         return float(
             aic
             - np.sum(st.devres)
@@ -468,9 +845,9 @@ class GlmmDeviance:
         if self.rule == "lme4":
             if self.eta0 is None:
                 first = self.pirls(self.start_state(self.design.theta0), True)
-                self.eta0 = first.eta
-            st = self._state_at(theta, b, np.zeros(self.q), self.eta0)
-            st.pdev = math.inf
+                self.set_start(first)
+            eta0, mu0, devres0 = self._start0
+            st = PirlsState(theta, b, np.zeros(self.q), eta0, mu0, devres0, math.inf)
             return self.pirls(st, with_beta)
         last = self._last
         if last is None:
@@ -498,6 +875,10 @@ class GlmmDeviance:
         lme4 does so between its two stages (``updateGlmerDevfun``: ``lp0``).
         """
         self.eta0 = st.eta.copy()
+        # mu and the deviance residuals there, shared by every evaluation's first state
+        mu0 = self.resp.linkinv(self.eta0)
+        self._start0 = (self.eta0, mu0, self.resp.dev_resids(mu0))
+        self._work0 = self._working(self.eta0, mu0)
 
     def _value(self, theta: np.ndarray, beta: np.ndarray | None) -> float:
         try:

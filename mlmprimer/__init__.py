@@ -21,8 +21,8 @@ Modules, one concern each:
 * ``model``: :func:`lmer` (the four stages), ``refit`` and ``update``; ``lmermodel``: the results,
   :class:`LmerModel`;
 * ``family`` (binomial and Poisson, their links), ``pirls`` (PIRLS, the Laplace and adaptive
-  Gauss-Hermite deviance), ``glmer`` (:func:`glmer`, lme4's two stages), ``glmermodel``
-  (:class:`GlmerModel`);
+  Gauss-Hermite deviance; ``pwls``, its weighted least squares step), ``glmer`` (:func:`glmer`,
+  lme4's two stages), ``glmermodel`` (:class:`GlmerModel`);
 * ``termalgebra`` (the formula's terms), ``rfunctions`` (R's ``poly``, ``scale``, ``log``, ...);
 * ``rprint``: R-style printing; ``backends``: statsmodels MixedLM as a cross-check;
 * ``bootstrap``, ``profile`` (with ``devprofile``), ``ddf``, ``icc``, ``compare``, ``pooling``,

@@ -42,13 +42,14 @@ Examples
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.linalg as sla
 import scipy.sparse as sp
 
-from .design import Design, tril_colmajor
+from .design import Design, TermBlock, tril_colmajor
 
 __all__ = [
     "LOG2PI",
@@ -95,10 +96,9 @@ class CrossProducts:
                 return a
             return a * (sw[:, None] if a.ndim == 2 else sw)
 
-        self.ldw = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
+        ldw = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
         t1 = terms[0]
         p1, l1 = t1.p, t1.nlevels
-        self.p1, self.l1 = p1, l1
         X1 = scaled(t1.Xi)
         D = np.zeros((l1, p1, p1))
         for a in range(p1):
@@ -106,20 +106,73 @@ class CrossProducts:
                 w = np.bincount(t1.codes, weights=X1[:, a] * X1[:, c], minlength=l1)
                 D[:, a, c] = w
                 D[:, c, a] = w
-        self.D = D
         Z1 = t1.z_block(X1)
         rest = terms[1:]
-        self.qr = sum(t.q for t in rest)
-        self.p = design.p
-        self.m = self.qr + self.p + 1
         parts = [t.z_block(scaled(t.Xi)) for t in rest]
         y = design.y if design.offset is None else design.y - design.offset
         parts.append(sp.csr_matrix(scaled(np.column_stack([design.X, y]))))
         W = sp.hstack(parts, format="csc")
-        self.G = (Z1.T.tocsr() @ W).tocsr()  # q1 x m
+        G = (Z1.T.tocsr() @ W).tocsr()  # q1 x m
+        self._set(rest, D, G, (W.T @ W).toarray(), design.p, ldw)
+
+    @classmethod
+    def from_sums(
+        cls,
+        rest: Sequence[TermBlock],
+        D: np.ndarray,
+        G: sp.spmatrix | np.ndarray,
+        WtW: np.ndarray,
+        p: int,
+        ldw: float = 0.0,
+    ) -> CrossProducts:
+        """Products given as sums already computed elsewhere (a database, chunks of rows).
+
+        ``rest`` are the random terms after the first (their ``p``, ``nlevels``, ``q`` and
+        ``theta_slice`` are used, never their rows); ``D`` is ``(l1, p1, p1)``, ``G`` is
+        ``Z_1'W`` (``l1 p1 x m``), ``WtW`` is ``W'W`` (``m x m``) with
+        ``W = [Z_rest | X | y - offset]`` and ``ldw`` the sum of the log prior weights.
+
+        Examples
+        --------
+        >>> import numpy as np
+        >>> from mlmprimer.datasets import load
+        >>> from mlmprimer.design import build_design
+        >>> from mlmprimer.factor import CrossProducts
+        >>> from mlmprimer.formula import parse_formula
+        >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+        >>> B = CrossProducts(d)
+        >>> C = CrossProducts.from_sums(d.terms[1:], B.D, B.G, B.WtW, d.p)
+        >>> bool(np.allclose(C.cross(np.ones((6, 1, 1))), B.cross(np.ones((6, 1, 1)))))
+        True
+        """
+        self = cls.__new__(cls)
+        self._set(list(rest), np.asarray(D, dtype=float), sp.csr_matrix(G), WtW, p, ldw)
+        return self
+
+    def _set(
+        self,
+        rest: list[TermBlock],
+        D: np.ndarray,
+        G: sp.csr_matrix,
+        WtW: np.ndarray,
+        p: int,
+        ldw: float,
+    ) -> None:
+        self.ldw = float(ldw)
+        self.l1, self.p1 = D.shape[0], D.shape[1]
+        self.D = D
+        self.qr = sum(t.q for t in rest)
+        self.p = int(p)
+        self.m = self.qr + self.p + 1
+        if G.shape != (self.l1 * self.p1, self.m) or WtW.shape != (self.m, self.m):
+            raise ValueError(
+                f"cross-products do not fit together: G is {G.shape}, W'W is {WtW.shape}, "
+                f"expected {(self.l1 * self.p1, self.m)} and {(self.m, self.m)}"
+            )
+        self.G = G
         self.G.sort_indices()
         self.Gt = self.G.T.tocsr()
-        self.WtW = (W.T @ W).toarray()
+        self.WtW = np.asarray(WtW, dtype=float)
         self.rest_scalar = all(t.p == 1 for t in rest)
         # pattern of Lambda_W = blockdiag(Lambda_rest, I_{p+1})
         rows, cols = [], []
@@ -335,6 +388,9 @@ class ProfiledDeviance:
     ----------
     design : Design
     REML : bool, default True
+    products : CrossProducts, optional
+        Cross-products computed elsewhere (:meth:`CrossProducts.from_sums`); by default they
+        are computed from the design's rows.
 
     Attributes
     ----------
@@ -354,10 +410,12 @@ class ProfiledDeviance:
     327.33
     """
 
-    def __init__(self, design: Design, REML: bool = True) -> None:
+    def __init__(
+        self, design: Design, REML: bool = True, products: CrossProducts | None = None
+    ) -> None:
         self.design = design
         self.REML = bool(REML)
-        self.products = CrossProducts(design)
+        self.products = CrossProducts(design) if products is None else products
 
     def factor(self, theta: np.ndarray) -> Factor:
         """The factorisation at ``theta``."""

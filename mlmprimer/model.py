@@ -33,13 +33,15 @@ from __future__ import annotations
 import sys
 import warnings
 from collections.abc import Mapping
-from typing import Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 import patsy
 
 from .backends import fit_statsmodels, sm_spec
+from .bigfit import SourceModel, is_source, lmer_source
 from .control import LmerControl
 from .design import Design, model_design
 from .factor import deviance_function
@@ -49,6 +51,9 @@ from .optimize import ConvergenceError, optimize_theta
 from .rprint import SINGULAR_MESSAGE, LmerSummary
 from .solution import solve_mixed
 from .validate import check_response
+
+if TYPE_CHECKING:
+    import duckdb
 
 __all__ = [
     "lmer",
@@ -77,7 +82,7 @@ def _caller_data_name(data: Any, frame: Any) -> str:
 
 def lmer(
     formula: str,
-    data: pd.DataFrame,
+    data: pd.DataFrame | str | PathLike[str] | duckdb.DuckDBPyRelation,
     REML: bool = True,
     backend: str = "mlmprimer",
     *,
@@ -85,7 +90,7 @@ def lmer(
     weights: Any = None,
     offset: Any = None,
     family: Any = None,
-) -> LmerModel:
+) -> LmerModel | SourceModel:
     """Fit a linear mixed model written in lme4's formula syntax.
 
     Parameters
@@ -93,9 +98,11 @@ def lmer(
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``, in R's formula language (``I(x^2)``,
         ``poly(x, 2)``, ``log(y)``, ``offset(z)``, ...; see :mod:`mlmprimer.formula`).
-    data : pandas.DataFrame
+    data : pandas.DataFrame, str, pathlib.Path or duckdb.DuckDBPyRelation
         Factors are best given as pandas categoricals (their first category is the reference
-        level, as R's first level).
+        level, as R's first level). A Parquet or CSV path or a DuckDB relation is fitted by
+        SQL aggregation in DuckDB, without loading the rows (:func:`mlmprimer.bigfit.lmer_source`,
+        returning a :class:`mlmprimer.bigfit.SourceModel`; ``weights`` then names a column).
     REML : bool, default True
         REML (default, as lme4) or maximum likelihood.
     backend : {"mlmprimer", "statsmodels"}
@@ -157,6 +164,10 @@ def lmer(
             f"lmer() fits linear mixed models and takes no family (got {family!r}): fit a binomial "
             f"or Poisson model with mlmprimer.glmer(formula, data, family={family!r})"
         )
+    if is_source(data):  # a file or a DuckDB relation: sums by SQL, rows never loaded
+        if backend != "mlmprimer" or offset is not None:
+            raise ValueError("a file or DuckDB relation is fitted with no offset= or backend=")
+        return lmer_source(formula, data, REML, control=control, weights=weights)
     frame = sys._getframe(1)
     env = patsy.EvalEnvironment.capture(1)
     return _fit(

@@ -51,8 +51,9 @@ import scipy.sparse as sp
 from .control import LmerControl
 from .design import _lme4_order, require_random_terms
 from .factor import CrossProducts
-from .formula import FormulaError, ParsedFormula, RandomTerm, parse_formula
+from .formula import FormulaError, ParsedFormula, RandomTerm, lme4_name, parse_formula
 from .rsyntax import deparse, parse_r
+from .rterms import fixed_design
 from .termalgebra import formula_terms
 
 if TYPE_CHECKING:
@@ -120,8 +121,9 @@ class Table:
     Parameters
     ----------
     source : str, pathlib.Path or duckdb.DuckDBPyRelation
-        ``*.parquet`` (or a glob of them) or ``*.csv`` / ``*.csv.gz``, read by DuckDB, or a
-        relation of any connection.
+        ``*.parquet`` (or a glob of them) or ``*.csv`` / ``*.csv.gz``, read by DuckDB (a CSV
+        column is read as integers, floats or text, as pandas reads it), or a relation of any
+        connection.
     connection : duckdb.DuckDBPyConnection, optional
         Where a path is read (default: a new in-memory database).
 
@@ -156,7 +158,10 @@ class Table:
             if "*" not in path and not Path(path).exists():
                 raise FileNotFoundError(f"no data file {path!r}")
             con = duckdb.connect() if connection is None else connection
-            self.relation = con.sql(f"SELECT * FROM {reader}({literal(path)})")
+            # CSV: numbers or text, as pandas reads them ("Yes"/"No" stay text)
+            opts = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR']"
+            opts = opts if reader == "read_csv" else ""
+            self.relation = con.sql(f"SELECT * FROM {reader}({literal(path)}{opts})")
             self.label = Path(path).name
         else:
             raise TypeError(
@@ -308,14 +313,14 @@ def _levels(table: Table, rows: str, cols: Sequence[str]) -> tuple[pd.Index, pd.
     """Levels of the grouping (or fixed) factor ``cols``: (labels, grouped values)."""
     inner = ", ".join(f"{ident(c)} AS k{i}" for i, c in enumerate(cols))
     outer = ", ".join(
-        f"CAST(k{i} AS VARCHAR) AS k{i}" if table.kind(c) == "enum" else f"k{i}"
+        f"CAST(k{i} AS VARCHAR) AS v{i}" if table.kind(c) == "enum" else f"k{i} AS v{i}"
         for i, c in enumerate(cols)
-    )
+    )  # ordered by the values themselves (an enum in its own order), returned as text
     order = ", ".join(f"k{i}" for i in range(len(cols)))
     got = table.query(
         f"SELECT {outer} FROM (SELECT DISTINCT {inner} FROM ({rows})) ORDER BY {order}"
     )
-    values = [got[f"k{i}"] for i in range(len(cols))]
+    values = [got[f"v{i}"] for i in range(len(cols))]
     if len(cols) == 1:
         idx = pd.Index(values[0])
         return idx, idx
@@ -327,50 +332,75 @@ def _key(table: Table, col: str) -> str:
     return f"CAST({ident(col)} AS VARCHAR)" if table.kind(col) == "enum" else ident(col)
 
 
-def _level_sql(table: Table, col: str, level: Any) -> str:
-    if table.kind(col) == "boolean":
-        return (
-            f"CASE WHEN {ident(col)} THEN 1.0 ELSE 0.0 END"
-            if level
-            else (f"CASE WHEN {ident(col)} THEN 0.0 ELSE 1.0 END")
-        )
-    return f"CASE WHEN {ident(col)} = {literal(level)} THEN 1.0 ELSE 0.0 END"
+def _value_sql(value: Any) -> str:
+    """A level as a SQL literal (booleans as TRUE/FALSE, numbers as numbers, else text)."""
+    if isinstance(value, bool | np.bool_):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, int | float | np.integer | np.floating):
+        return repr(value.item() if isinstance(value, np.generic) else value)
+    return literal(str(value))
+
+
+def _coded_sql(col: str, levels: Sequence[Any], values: np.ndarray) -> str:
+    """SQL of one coded column of a factor: ``values[i]`` on level i (a contrast's column)."""
+    cases = [
+        f"WHEN {ident(col)} = {_value_sql(lev)} THEN {float(v)!r}"
+        for lev, v in zip(levels, values, strict=True)
+        if v != 0
+    ]
+    return f"CASE {' '.join(cases)} ELSE 0.0 END" if cases else "0.0"
 
 
 def _fixed_columns(
     parsed: ParsedFormula, table: Table, rows: str, names: list[str]
 ) -> list[Column]:
-    """X's columns: R's coding of the terms (contrasts where the margin is in the model)."""
-    alg, terms, intercept = formula_terms(parsed.fixed, parsed.fixed)
-    cols: list[Column] = [Column("(Intercept)", None)] if intercept else []
-    present = set(terms)
-    if intercept:
-        present.add(frozenset())
+    """X's columns with the in-memory path's coding, names and order, as SQL.
+
+    The in-memory builder (:func:`mlmprimer.rterms.fixed_design`) is run on a frame of a few
+    rows holding every level of each factor (in the database's order): its contrast matrices
+    and column order are translated to SQL, so that both paths code a formula alike.
+    """
+    alg, _, _ = formula_terms(parsed.fixed, parsed.fixed)
+    column_of = {a.label: names[i] for i, a in enumerate(alg.atoms)}
     levels: dict[str, list[Any]] = {}
-    for term in terms:
-        per_atom: list[list[Column]] = []
-        for i in sorted(term):
-            name = names[i]
-            kind = table.kind(name)
-            if kind == "numeric":
-                per_atom.append([Column(name, f"CAST({ident(name)} AS DOUBLE)")])
-                continue
-            if kind == "other":
-                raise ValueError(
-                    f"column {name!r} has DuckDB type {table.columns[name]}: a fixed effect "
-                    "must be numeric, text, boolean or an enum"
-                )
-            if name not in levels:
-                levels[name] = list(_levels(table, rows, [name])[0])
-            lev = levels[name]
-            contrasts = (term - {i}) in present
-            use = lev[1:] if contrasts else lev
-            per_atom.append([Column(f"{name}{v}", _level_sql(table, name, v)) for v in use])
-        # R's model.matrix: the first factor varies fastest
-        for combo in itertools.product(*reversed(per_atom)):
-            parts = list(reversed(combo))
-            cols.append(Column(":".join(c.name for c in parts), _product(*[c.sql for c in parts])))
-    return cols
+    for nm in dict.fromkeys(names):
+        kind = table.kind(nm)
+        if kind == "other":
+            raise ValueError(
+                f"column {nm!r} has DuckDB type {table.columns[nm]}: a fixed effect must be "
+                "numeric, text, boolean or an enum"
+            )
+        if kind != "numeric":
+            levels[nm] = list(_levels(table, rows, [nm])[0])
+    size = max([len(v) for v in levels.values()] + [1])
+    frame = {}
+    for nm in dict.fromkeys(names):
+        if nm in levels:
+            lev = levels[nm]
+            frame[nm] = pd.Categorical([lev[i % len(lev)] for i in range(size)], categories=lev)
+        else:
+            frame[nm] = np.zeros(size)
+    X, info = fixed_design(parsed, pd.DataFrame(frame))
+    sql: dict[str, str | None] = {}
+    j = 0
+    for subterms in info.term_codings.values():
+        for sub in subterms:
+            per_factor: list[list[str]] = []
+            for f in sub.factors:
+                col = column_of[f.name()]
+                if f in sub.contrast_matrices:
+                    mat = sub.contrast_matrices[f].matrix
+                    per_factor.append(
+                        [_coded_sql(col, levels[col], mat[:, c]) for c in range(mat.shape[1])]
+                    )
+                else:
+                    per_factor.append([f"CAST({ident(col)} AS DOUBLE)"])
+            # patsy's (and R's) order: the left-most factor varies fastest
+            for combo in itertools.product(*reversed(per_factor)):
+                name = lme4_name(info.column_names[j])
+                sql[name] = _product(*reversed(combo)) if combo else None
+                j += 1
+    return [Column(nm, sql[nm]) for nm in X.columns]
 
 
 def _term_columns(term: RandomTerm, table: Table, formula: str) -> list[Column]:

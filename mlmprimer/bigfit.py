@@ -217,7 +217,7 @@ def lmer_source(
     devfun = ProfiledDeviance(design, REML, products=products)  # type: ignore[arg-type]
     opt = optimize_theta(devfun, ctrl)
     sol = solve_mixed(devfun, opt.theta)
-    model = SourceModel(formula, plan, design, opt, sol, bool(REML), ctrl)
+    model = SourceModel(formula, plan, design, opt, sol, bool(REML), ctrl, devfun)
     if model.singular:
         warnings.warn(SINGULAR_MESSAGE, LmerWarning, stacklevel=3)
     return model
@@ -273,6 +273,8 @@ class SourceModel:
     npar : int
     dropped : list of str
         Fixed-effect columns dropped as aliased.
+    devfun : ProfiledDeviance
+        The profiled deviance on the aggregated cross-products (no rows needed).
 
     Examples
     --------
@@ -293,7 +295,9 @@ class SourceModel:
         solution: MixedSolution,
         REML: bool,
         control: LmerControl,
+        devfun: ProfiledDeviance | None = None,
     ) -> None:
+        self.devfun = devfun  # d(theta) on the aggregated cross-products
         self.formula = formula
         self.plan = plan
         self.design = design
@@ -478,7 +482,7 @@ class SourceModel:
     def _fixed_sql(self) -> str:
         parts = []
         for c, b in zip(self.plan.columns, self.fixef.to_numpy(), strict=True):
-            parts.append(f"{b!r} * ({c.sql})" if c.sql is not None else repr(float(b)))
+            parts.append(f"{float(b)!r} * ({c.sql})" if c.sql is not None else repr(float(b)))
         return " + ".join(parts) if parts else "0.0"
 
     def augment(self) -> Any:

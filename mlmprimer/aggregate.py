@@ -430,19 +430,18 @@ def _full_rank(XtX: np.ndarray, tol: float) -> list[int]:
     Column j is dropped when its residual on the columns kept before it has a norm at most
     ``tol`` times its own (the test of :func:`mlmprimer.design.build_design` on X itself).
     """
+    d = np.sqrt(np.clip(np.diag(XtX), 0.0, None))
+    ok = d > 0
+    # the test is scale free: work on the cosines of the columns (unit diagonal)
+    C = XtX / np.where(ok, d, 1.0)[:, None] / np.where(ok, d, 1.0)[None, :]
     keep: list[int] = []
-    for j in range(XtX.shape[0]):
-        norm2 = XtX[j, j]
-        if norm2 <= 0:
-            continue
+    for j in np.flatnonzero(ok):
+        r2 = 1.0
         if keep:
-            A = XtX[np.ix_(keep, keep)]
-            b = XtX[keep, j]
-            r2 = norm2 - b @ np.linalg.solve(A, b)
-        else:
-            r2 = norm2
-        if r2 > (tol**2) * norm2:
-            keep.append(j)
+            b = C[keep, j]
+            r2 = 1.0 - b @ np.linalg.solve(C[np.ix_(keep, keep)], b)
+        if r2 > tol**2:
+            keep.append(int(j))
     return keep
 
 

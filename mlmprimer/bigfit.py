@@ -485,6 +485,20 @@ class SourceModel:
             parts.append(f"{float(b)!r} * ({c.sql})" if c.sql is not None else repr(float(b)))
         return " + ".join(parts) if parts else "0.0"
 
+    def fitted(self) -> Any:
+        """Fitted values ``X beta + Z b`` of the rows used, as a DuckDB relation (``.fitted``).
+
+        Examples
+        --------
+        >>> import duckdb
+        >>> from mlmprimer.bigfit import lmer_source
+        >>> from mlmprimer.datasets import load
+        >>> d = duckdb.connect().from_df(load("dyestuff"))
+        >>> lmer_source("Yield ~ 1 + (1 | Batch)", d).fitted().shape
+        (30, 1)
+        """
+        return self.augment().select('".fitted"')
+
     def augment(self) -> Any:
         """The rows used with ``.fitted``, ``.resid`` and ``.fixed``, as a DuckDB relation.
 

@@ -208,6 +208,17 @@ def test_aliased_fixed_columns_are_dropped_with_the_same_names():
     _compare(m, ref)
 
 
+def test_a_numeric_column_aliased_with_a_factor_is_dropped():
+    hsb = _text(load("hsb82"))
+    hsb["cath"] = 3.0 * (hsb["sector"] == "Catholic") - 1.0  # intercept and sectorPublic
+    formula = "mAch ~ sector + cses + cath + (1 | school)"
+    with pytest.warns(LmerWarning, match="dropping 1 column"):
+        ref = lmer(formula, hsb)
+    with pytest.warns(LmerWarning, match="dropping 1 column / coefficient: cath"):
+        m = lmer(formula, duckdb.connect().from_df(hsb))
+    _compare(m, ref)
+
+
 def test_augment_is_a_relation_with_the_in_memory_fitted_values():
     sleep = _text(load("sleepstudy"))
     formula = "Reaction ~ Days + (Days | Subject)"

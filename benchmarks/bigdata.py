@@ -50,6 +50,7 @@ def fit(path: str, threads: int | None, memory_limit: str | None) -> None:
     from mlmprimer.bigfit import lmer_source
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     if memory_limit:

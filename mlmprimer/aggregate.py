@@ -157,7 +157,11 @@ class Table:
                 )
             if "*" not in path and not Path(path).exists():
                 raise FileNotFoundError(f"no data file {path!r}")
-            con = duckdb.connect() if connection is None else connection
+            if connection is None:
+                con = duckdb.connect()
+                con.execute("SET enable_progress_bar = false")
+            else:
+                con = connection
             # CSV: numbers or text, as pandas reads them ("Yes"/"No" stay text)
             opts = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR']"
             opts = opts if reader == "read_csv" else ""
@@ -281,6 +285,9 @@ def _product(*parts: str | None) -> str:
 
 
 def _fsum(*parts: str | None) -> str:
+    """SQL of the compensated sum of a product (a count when every factor is 1)."""
+    if all(p is None for p in parts):
+        return "CAST(count(*) AS DOUBLE)"
     return f"fsum(CAST({_product(*parts)} AS DOUBLE))"
 
 
@@ -521,23 +528,21 @@ def model_plan(
     y = f"CAST({ident(response)} AS DOUBLE)"
     w = None if weights is None else f"CAST({ident(weights)} AS DOUBLE)"
     numeric = [c for c in dict.fromkeys(used) if table.columns[c].upper() in ("DOUBLE", "FLOAT")]
-    checks = ", ".join(
-        [f"count(*) FILTER (WHERE isinf({ident(c)})) AS inf{i}" for i, c in enumerate(numeric)]
-        + ([f"min({w}) AS wmin"] if w else [])
-        + ["count(*) AS n"]
-    )
-    got = table.query(f"SELECT {checks} FROM ({rows})")
+    checks = [
+        f"count(*) FILTER (WHERE isinf({ident(c)})) AS inf{i}" for i, c in enumerate(numeric)
+    ] + ([f"min({w}) AS wmin"] if w else [])
+    nrows = int(table.query(f"SELECT count(*) AS n FROM {SOURCE}")["n"][0])
+    columns = _fixed_columns(parsed, table, rows, atom_names)
+    # the checks ride along with the sums: one scan of the rows
+    sums, got = _fixed_sums(table, rows, columns, y, w, checks)
     for i, c in enumerate(numeric):
         if int(got[f"inf{i}"][0]):
             raise ValueError(
                 f"column {c!r} has {int(got[f'inf{i}'][0])} infinite values: lmer needs finite "
                 "values (drop or fix those rows)"
             )
-    if w is not None and int(got["n"][0]) and not float(got["wmin"][0]) > 0:
+    if w is not None and sums["n"] and not float(got["wmin"][0]) > 0:
         raise ValueError("weights must be positive")
-    nrows = int(table.query(f"SELECT count(*) AS n FROM {SOURCE}")["n"][0])
-    columns = _fixed_columns(parsed, table, rows, atom_names)
-    sums = _fixed_sums(table, rows, columns, y, w)
     n = sums["n"]
     if n == 0:
         raise ValueError("no rows are left once those with missing values are dropped")
@@ -596,12 +601,12 @@ def model_plan(
 
 
 def _fixed_sums(
-    table: Table, rows: str, columns: list[Column], y: str, w: str | None
-) -> dict[str, Any]:
-    """X'X, X'y, y'y, n and sum(log w) in one aggregate."""
+    table: Table, rows: str, columns: list[Column], y: str, w: str | None, extra: list[str]
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """X'X, X'y, y'y, n and sum(log w) in one aggregate, with the ``extra`` aggregates."""
     p = len(columns)
-    aggs = ["count(*) AS n", f"{_fsum(w, y, y)} AS yty"]
-    aggs.append(f"fsum(ln({w})) AS ldw" if w else "0.0 AS ldw")
+    aggs = ["count(*) AS n", f"{_fsum(w, y, y)} AS yty", *extra]
+    aggs.append(f"fsum(ln(CASE WHEN {w} > 0 THEN {w} END)) AS ldw" if w else "0.0 AS ldw")
     for a in range(p):
         aggs.append(f"{_fsum(w, columns[a].sql, y)} AS xy{a}")
         for c in range(a + 1):
@@ -612,13 +617,14 @@ def _fixed_sums(
         for c in range(a + 1):
             XtX[a, c] = XtX[c, a] = float(got[f"xx{a}_{c}"][0])
     n = int(got["n"][0])
-    return {
+    sums = {
         "n": n,
         "XtX": XtX,
         "Xty": np.array([float(got[f"xy{a}"][0]) for a in range(p)]),
         "yty": float(got["yty"][0]) if n else 0.0,
         "ldw": float(got["ldw"][0]) if n else 0.0,
     }
+    return sums, got
 
 
 def _group_select(f: GroupingFactor, prefix: str) -> tuple[list[str], list[str]]:

@@ -448,7 +448,8 @@ class SourceModel:
         kind = "REML" if self.REML else "maximum likelihood"
         crit = "REML criterion" if self.REML else "deviance"
         vc = self.varcorr.copy()
-        vc["var2"] = vc["var2"].where(vc["var2"] != "None", "")
+        for c in ("var1", "var2"):
+            vc[c] = vc[c].fillna("")
         lines = [
             f"Linear mixed model fit by {kind} from {self.plan.table.label} (aggregated in DuckDB)",
             f"Formula: {self.formula}",

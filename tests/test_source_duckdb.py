@@ -342,3 +342,22 @@ def test_a_million_rows_are_never_loaded_and_the_truth_is_recovered():
     assert m.fixef["(Intercept)"] == pytest.approx(1.0, abs=0.1)
     assert m.sigma == pytest.approx(1.0, abs=0.005)
     assert m.varcorr["sdcor"].iloc[0] == pytest.approx(0.5, abs=0.05)
+
+
+def test_the_big_data_benchmark_script_runs_on_a_small_file(tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location(
+        "bigdata", Path(__file__).resolve().parents[1] / "benchmarks" / "bigdata.py"
+    )
+    bigdata = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bigdata)
+    path = str(tmp_path / "small.parquet")
+    bigdata.generate(200_000, path)
+    m = lmer("y ~ x1 + x2 + x3 + (1 | g)", path)
+    assert m.nobs == 200_000
+    truth = {"(Intercept)": 1.0, "x1": 0.5, "x2": -0.25, "x3": 0.1}
+    for name, value in truth.items():
+        assert m.fixef[name] == pytest.approx(value, abs=0.06 if name == "(Intercept)" else 0.01)
+    assert m.sigma == pytest.approx(1.0, abs=0.01)

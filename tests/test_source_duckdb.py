@@ -38,6 +38,8 @@ CASES = {
     ),
     "penicillin-crossed": ("penicillin", "diameter ~ 1 + (1 | plate) + (1 | sample)"),
     "pastes-nested": ("pastes", "strength ~ 1 + (1 | batch/cask)"),
+    # lme4 puts the factor with more levels first: plate (24) before sample (6)
+    "penicillin-reordered": ("penicillin", "diameter ~ 1 + (1 | sample) + (1 | plate)"),
     "hsb82-factors": ("hsb82", "mAch ~ sector * cses + sx + (cses | school)"),
     "hsb82-interaction": ("hsb82", "mAch ~ sx:minrty + cses - 1 + (1 | school)"),
 }

@@ -269,6 +269,8 @@ class SourceModel:
     varcomp : VarComp
     ranef : dict of pandas.DataFrame
         One frame per grouping factor: index the levels, columns the terms.
+    ranef_condsd : dict of pandas.DataFrame
+        Their conditional SDs.
     singular, converged : bool
     npar : int
     dropped : list of str
@@ -339,6 +341,47 @@ class SourceModel:
             df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
             df.index.name = t.group
             out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
+        return out
+
+    @property
+    def ranef_condsd(self) -> dict[str, pd.DataFrame]:
+        """Conditional SDs of the random effects, shaped like :attr:`ranef` (lme4's condVar).
+
+        Examples
+        --------
+        >>> import duckdb
+        >>> from mlmprimer.bigfit import lmer_source
+        >>> from mlmprimer.datasets import load
+        >>> d = duckdb.connect().from_df(load("dyestuff"))
+        >>> lmer_source("Yield ~ 1 + (1 | Batch)", d).ranef_condsd["Batch"].shape
+        (6, 1)
+        """
+        cv = self.solution.conditional_variances()
+        sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
+        return self._by_group(sds)
+
+    def coef(self) -> dict[str, pd.DataFrame]:
+        """Per-group coefficients (fixed effects plus the group's random effects), R's coef().
+
+        Examples
+        --------
+        >>> import duckdb
+        >>> from mlmprimer.bigfit import lmer_source
+        >>> from mlmprimer.datasets import load
+        >>> s = duckdb.connect().from_df(load("sleepstudy"))
+        >>> list(lmer_source("Reaction ~ Days + (Days | Subject)", s).coef()["Subject"].columns)
+        ['(Intercept)', 'Days']
+        """
+        out = {}
+        for g, modes in self.ranef.items():
+            missing = [c for c in modes.columns if c not in self.fixef.index]
+            fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
+            val = pd.DataFrame(
+                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
+            )
+            for c in modes.columns:
+                val[c] = val[c] + modes[c].to_numpy()
+            out[g] = val
         return out
 
     def coef_table(self) -> pd.DataFrame:

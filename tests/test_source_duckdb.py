@@ -115,6 +115,10 @@ def test_same_deviance_and_estimates_at_the_same_theta(case):
         for b, t in zip(sol.b, ref.solution.b, strict=True):
             _close(b, t, 1e-9)
         _close(sol.vcov, ref.vcov.to_numpy(), 1e-9)
+        for mine, theirs in zip(
+            sol.conditional_variances(), ref.solution.conditional_variances(), strict=True
+        ):
+            _close(mine, theirs, 1e-9)
 
 
 # ---- whole fits from files and relations ----------------------------------------------------
@@ -138,6 +142,11 @@ def _compare(m: SourceModel, ref, rtol: float = 1e-4) -> None:
         assert list(m.ranef[g].columns) == list(frame.columns)
         assert [str(v) for v in m.ranef[g].index] == [str(v) for v in frame.index]
         _close(m.ranef[g].to_numpy(), frame.to_numpy(), 10 * rtol)
+    for g, frame in ref.ranef_condsd.items():
+        _close(m.ranef_condsd[g].to_numpy(), frame.to_numpy(), 10 * rtol)
+    for g, frame in ref.coef().items():
+        assert list(m.coef()[g].columns) == list(frame.columns)
+        _close(m.coef()[g].to_numpy(), frame.to_numpy(), 10 * rtol)
     assert list(m.tidy()["term"]) == list(ref.tidy()["term"])
     assert list(m.glance().columns[:7]) == list(ref.glance().columns)
 

@@ -4,9 +4,10 @@ The reference is always the in-memory fit, ``lmer(formula, DataFrame)``, of the 
 
 * the SQL cross-products equal the in-memory ones (to rounding, ~1e-12 relative);
 * at one theta both paths give the same deviance, beta, sigma and conditional modes (1e-9);
-* the two fits reach the same log-likelihood (1e-10 relative); their theta can differ within
-  the optimiser's own tolerance (BOBYQA stops where the deviance is flat to ``ftol_abs``),
-  so the fitted parameters are compared to 1e-4 relative after the optimum;
+* the two fits reach the same log-likelihood (1e-10 relative), and each one's theta is an
+  optimum of the other's deviance (to 1e-7); their theta can differ within the optimiser's
+  own tolerance (BOBYQA stops where the deviance is flat to ``ftol_abs``: shuffling the rows
+  of an in-memory fit moves it as much), so the parameters are compared to 2e-3 relative;
 * missing values drop the same rows; unsupported terms and missing columns raise errors that
   name them; the rows are never loaded into Python.
 """
@@ -25,7 +26,7 @@ from mlmprimer.aggregate import Table, cross_products, model_plan
 from mlmprimer.bigfit import SourceModel, summary_design
 from mlmprimer.datasets import load
 from mlmprimer.design import build_design
-from mlmprimer.factor import CrossProducts, ProfiledDeviance
+from mlmprimer.factor import CrossProducts, ProfiledDeviance, deviance_function
 from mlmprimer.formula import FormulaError, parse_formula
 from mlmprimer.model import LmerWarning, lmer
 from mlmprimer.solution import solve_mixed
@@ -124,12 +125,21 @@ def test_same_deviance_and_estimates_at_the_same_theta(case):
 # ---- whole fits from files and relations ----------------------------------------------------
 
 
-def _compare(m: SourceModel, ref, rtol: float = 1e-4) -> None:
+def _compare(m: SourceModel, ref, rtol: float = 2e-3) -> None:
+    """The same fit: the same optimum of the same deviance, names and shapes.
+
+    The parameters are compared loosely: where the deviance is flat the optimiser's end point
+    moves with rounding (the in-memory fit itself, on the same rows shuffled, moves theta by
+    up to 1e-3 relative on hsb82 by ML while its logLik agrees to 1e-12).
+    """
     assert isinstance(m, SourceModel)
     assert m.nobs == ref.nobs and m.ngroups == ref.ngroups
     assert list(m.fixef.index) == list(ref.fixef.index)
     assert m.loglik == pytest.approx(ref.loglik, rel=1e-10)
     assert m.aic == pytest.approx(ref.aic, rel=1e-10)
+    # each end point is an optimum of the other path's deviance
+    assert deviance_function(ref.design, ref.REML)(m.theta) - ref.deviance < 1e-7
+    assert m.devfun(ref.theta) - m.deviance < 1e-7
     _close(m.fixef, ref.fixef, rtol)
     _close(m.theta, ref.theta, rtol)
     assert m.sigma == pytest.approx(ref.sigma, rel=rtol)

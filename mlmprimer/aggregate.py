@@ -41,7 +41,6 @@ from __future__ import annotations
 import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -54,6 +53,7 @@ from .factor import CrossProducts
 from .formula import FormulaError, ParsedFormula, RandomTerm, lme4_name, parse_formula
 from .rsyntax import deparse, parse_r
 from .rterms import fixed_design
+from .sqlsource import SOURCE, Table, ident, literal
 from .termalgebra import formula_terms
 
 if TYPE_CHECKING:
@@ -65,134 +65,10 @@ __all__ = [
     "ModelPlan",
     "Table",
     "cross_products",
+    "formula_columns",
+    "full_rank_columns",
     "model_plan",
 ]
-
-#: the name the source goes by inside the SQL
-SOURCE = "mlm_source"
-
-_NUMERIC = (
-    "TINYINT",
-    "SMALLINT",
-    "INTEGER",
-    "BIGINT",
-    "HUGEINT",
-    "UTINYINT",
-    "USMALLINT",
-    "UINTEGER",
-    "UBIGINT",
-    "UHUGEINT",
-    "FLOAT",
-    "DOUBLE",
-    "DECIMAL",
-)
-
-
-def ident(name: str) -> str:
-    """A SQL identifier, quoted.
-
-    Examples
-    --------
-    >>> from mlmprimer.aggregate import ident
-    >>> print(ident("my x"))
-    "my x"
-    """
-    return '"' + name.replace('"', '""') + '"'
-
-
-def literal(value: str) -> str:
-    """A SQL string literal.
-
-    Examples
-    --------
-    >>> from mlmprimer.aggregate import literal
-    >>> literal("O'Brien")
-    "'O''Brien'"
-    """
-    return "'" + str(value).replace("'", "''") + "'"
-
-
-class Table:
-    """A data source for DuckDB: a Parquet or CSV path, or a DuckDB relation.
-
-    :meth:`query` runs SQL in which the source is called ``mlm_source`` and returns the
-    result's columns as numpy arrays; it is used only for aggregates.
-
-    Parameters
-    ----------
-    source : str, pathlib.Path or duckdb.DuckDBPyRelation
-        ``*.parquet`` (or a glob of them) or ``*.csv`` / ``*.csv.gz``, read by DuckDB (a CSV
-        column is read as integers, floats or text, as pandas reads it), or a relation of any
-        connection.
-    connection : duckdb.DuckDBPyConnection, optional
-        Where a path is read (default: a new in-memory database).
-
-    Examples
-    --------
-    >>> import duckdb
-    >>> from mlmprimer.aggregate import Table
-    >>> t = Table(duckdb.sql("SELECT range AS x FROM range(4)"))
-    >>> t.columns, int(t.query("SELECT sum(x) AS s FROM mlm_source")["s"][0])
-    ({'x': 'BIGINT'}, 6)
-    """
-
-    def __init__(self, source: Any, connection: Any = None) -> None:
-        import duckdb
-
-        self.source = source
-        if isinstance(source, duckdb.DuckDBPyRelation):
-            self.relation = source
-            self.label = "relation"
-        elif isinstance(source, str | Path):
-            path = str(source)
-            lower = path.lower()
-            if lower.endswith(".parquet") or lower.endswith(".pq"):
-                reader = "read_parquet"
-            elif any(lower.endswith(s) for s in (".csv", ".csv.gz", ".tsv", ".txt")):
-                reader = "read_csv"
-            else:
-                raise ValueError(
-                    f"cannot tell the format of {path!r}: give a .parquet or .csv file, or a "
-                    "DuckDB relation (duckdb.read_parquet(...), con.sql(...))"
-                )
-            if "*" not in path and not Path(path).exists():
-                raise FileNotFoundError(f"no data file {path!r}")
-            if connection is None:
-                con = duckdb.connect()
-                con.execute("SET enable_progress_bar = false")
-            else:
-                con = connection
-            # CSV: numbers or text, as pandas reads them ("Yes"/"No" stay text)
-            opts = ", auto_type_candidates = ['BIGINT', 'DOUBLE', 'VARCHAR']"
-            opts = opts if reader == "read_csv" else ""
-            self.relation = con.sql(f"SELECT * FROM {reader}({literal(path)}{opts})")
-            self.label = Path(path).name
-        else:
-            raise TypeError(
-                "the source must be a path to a Parquet or CSV file or a DuckDB relation, not "
-                f"{type(source).__name__}"
-            )
-        self.columns = {
-            c: str(t) for c, t in zip(self.relation.columns, self.relation.types, strict=True)
-        }
-
-    def kind(self, column: str) -> str:
-        """``"numeric"``, ``"boolean"``, ``"enum"``, ``"text"`` or ``"other"``."""
-        t = self.columns[column].upper()
-        if t.startswith(_NUMERIC):
-            return "numeric"
-        if t == "BOOLEAN":
-            return "boolean"
-        if t.startswith("ENUM"):
-            return "enum"
-        if t == "VARCHAR":
-            return "text"
-        return "other"
-
-    def query(self, sql: str) -> dict[str, np.ndarray]:
-        """The columns of an aggregate query on ``mlm_source`` as numpy arrays."""
-        out = self.relation.query(SOURCE, sql).fetchnumpy()
-        return {k: np.asarray(v) for k, v in out.items()}
 
 
 @dataclass(frozen=True)
@@ -440,11 +316,19 @@ def _term_order(nlevels: list[int]) -> list[int]:
     return idx
 
 
-def _full_rank(XtX: np.ndarray, tol: float) -> list[int]:
+def full_rank_columns(XtX: np.ndarray, tol: float = 1e-7) -> list[int]:
     """Columns kept as R's pivoting QR keeps them, from the cross-product X'X.
 
     Column j is dropped when its residual on the columns kept before it has a norm at most
     ``tol`` times its own (the test of :func:`mlmprimer.design.build_design` on X itself).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlmprimer.aggregate import full_rank_columns
+    >>> X = np.column_stack([np.ones(4), np.arange(4.0), 2 * np.arange(4.0)])
+    >>> full_rank_columns(X.T @ X)
+    [0, 1]
     """
     d = np.sqrt(np.clip(np.diag(XtX), 0.0, None))
     ok = d > 0
@@ -459,6 +343,35 @@ def _full_rank(XtX: np.ndarray, tol: float) -> list[int]:
         if r2 > tol**2:
             keep.append(int(j))
     return keep
+
+
+def formula_columns(parsed: ParsedFormula) -> tuple[str, list[str], list[str]]:
+    """The response, the fixed part's column of each atom, and every column used.
+
+    Raises
+    ------
+    FormulaError
+        An atom that is not a column by name (``log(x)``, ``I(x^2)``, ``poly(x, 2)``):
+        transformations, above all those with statistics of the whole data (``scale``,
+        ``poly``), are computed before the data reach the fit.
+
+    Examples
+    --------
+    >>> from mlmprimer.aggregate import formula_columns
+    >>> from mlmprimer.formula import parse_formula
+    >>> formula_columns(parse_formula("y ~ a * x + (x | g)"))
+    ('y', ['a', 'x'], ['y', 'a', 'x', 'g'])
+    """
+    response = _plain_name(parse_r(parsed.response), "the response", parsed.response)
+    alg, _, _ = formula_terms(parsed.fixed, parsed.fixed)
+    atom_names = [_plain_name(a.node, "the term", parsed.fixed) for a in alg.atoms]
+    group_cols = list(dict.fromkeys(c for t in parsed.random for c in t.factors))
+    random_cols: list[str] = []
+    for t in parsed.random:
+        ta, _, _ = formula_terms(t.expr, t.expr)
+        random_cols += [_plain_name(a.node, "the term", t.expr) for a in ta.atoms]
+    used = list(dict.fromkeys([response, *atom_names, *random_cols, *group_cols]))
+    return response, atom_names, used
 
 
 def model_plan(
@@ -507,15 +420,7 @@ def model_plan(
     require_random_terms(parsed)
     if parsed.offsets:
         raise FormulaError("offset() is not supported when fitting from a database", formula, 0)
-    response = _plain_name(parse_r(parsed.response), "the response", parsed.response)
-    alg, _, _ = formula_terms(parsed.fixed, parsed.fixed)
-    atom_names = [_plain_name(a.node, "the term", parsed.fixed) for a in alg.atoms]
-    group_cols = list(dict.fromkeys(c for t in parsed.random for c in t.factors))
-    random_cols: list[str] = []
-    for t in parsed.random:
-        ta, _, _ = formula_terms(t.expr, t.expr)
-        random_cols += [_plain_name(a.node, "the term", t.expr) for a in ta.atoms]
-    used = list(dict.fromkeys([response, *atom_names, *random_cols, *group_cols]))
+    response, atom_names, used = formula_columns(parsed)
     if weights is not None:
         if not isinstance(weights, str):
             raise TypeError("weights must be the name of a column when fitting from a database")
@@ -557,7 +462,7 @@ def model_plan(
         raise ValueError("no rows are left once those with missing values are dropped")
     dropped: list[str] = []
     if columns:
-        keep = _full_rank(sums["XtX"], ctrl.rank_tol)
+        keep = full_rank_columns(sums["XtX"], ctrl.rank_tol)
         dropped = [c.name for j, c in enumerate(columns) if j not in set(keep)]
         columns = [columns[j] for j in keep]
         sums["XtX"] = sums["XtX"][np.ix_(keep, keep)]

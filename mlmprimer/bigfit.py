@@ -45,14 +45,21 @@ from .aggregate import (
 )
 from .control import LmerControl
 from .design import TermBlock, tril_colmajor
-from .factor import ProfiledDeviance
+from .factor import CrossProducts, ProfiledDeviance
 from .lmermodel import LmerWarning
 from .optimize import ThetaFit, optimize_theta
 from .rprint import SINGULAR_MESSAGE
 from .solution import MixedSolution, solve_mixed
 from .varcomp import VarComp, variance_components
 
-__all__ = ["SourceModel", "SummaryDesign", "is_source", "lmer_source", "summary_design"]
+__all__ = [
+    "SourceModel",
+    "SummaryDesign",
+    "fit_products",
+    "is_source",
+    "lmer_source",
+    "summary_design",
+]
 
 
 @dataclass
@@ -144,7 +151,9 @@ def is_source(data: Any) -> bool:
     """
     from pathlib import Path
 
-    if isinstance(data, str | Path):
+    from .daskfit import is_dask
+
+    if isinstance(data, str | Path) or is_dask(data):
         return True
     try:
         import duckdb
@@ -207,19 +216,49 @@ def lmer_source(
     >>> m.varcorr.round(3)[["grp", "sdcor"]].values.tolist()
     [['plate', 0.847], ['sample', 1.932], ['Residual', 0.55]]
     """
+    from .daskfit import is_dask, lmer_dask
+
+    if is_dask(source):
+        return lmer_dask(formula, source, REML, control=control, weights=weights)
     ctrl = LmerControl.from_arg(control)
     table = Table(source, connection)
     plan = model_plan(formula, table, weights=weights, control=ctrl)
     design = summary_design(plan)
-    for note in _notes(plan, design, ctrl):
-        warnings.warn(note, LmerWarning, stacklevel=3)
-    products = cross_products(plan, design)
+    return fit_products(formula, plan, design, cross_products(plan, design), REML, ctrl)
+
+
+def fit_products(
+    formula: str,
+    plan: ModelPlan,
+    design: SummaryDesign,
+    products: CrossProducts,
+    REML: bool,
+    control: LmerControl,
+) -> SourceModel:
+    """Stages 2 to 4 on cross-products computed elsewhere, with lmer's warnings.
+
+    Examples
+    --------
+    >>> import duckdb
+    >>> from mlmprimer.aggregate import Table, cross_products, model_plan
+    >>> from mlmprimer.bigfit import fit_products, summary_design
+    >>> from mlmprimer.control import LmerControl
+    >>> from mlmprimer.datasets import load
+    >>> f = "Yield ~ 1 + (1 | Batch)"
+    >>> plan = model_plan(f, Table(duckdb.connect().from_df(load("dyestuff"))))
+    >>> d = summary_design(plan)
+    >>> m = fit_products(f, plan, d, cross_products(plan, d), True, LmerControl())
+    >>> round(m.sigma, 2)
+    49.51
+    """
+    for note in _notes(plan, design, control):
+        warnings.warn(note, LmerWarning, stacklevel=4)
     devfun = ProfiledDeviance(design, REML, products=products)  # type: ignore[arg-type]
-    opt = optimize_theta(devfun, ctrl)
+    opt = optimize_theta(devfun, control)
     sol = solve_mixed(devfun, opt.theta)
-    model = SourceModel(formula, plan, design, opt, sol, bool(REML), ctrl, devfun)
+    model = SourceModel(formula, plan, design, opt, sol, bool(REML), control, devfun)
     if model.singular:
-        warnings.warn(SINGULAR_MESSAGE, LmerWarning, stacklevel=3)
+        warnings.warn(SINGULAR_MESSAGE, LmerWarning, stacklevel=4)
     return model
 
 
@@ -564,6 +603,8 @@ class SourceModel:
         (['.fitted', '.resid', '.fixed'], (30, 5))
         """
         plan = self.plan
+        if not isinstance(plan.table, Table):
+            raise NotImplementedError("augment() and fitted() need a file or DuckDB relation")
         ctes, joins, rand = [], [], []
         for k, (_, cols, f) in enumerate(plan.terms):
             b = self.solution.b[k]

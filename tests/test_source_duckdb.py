@@ -382,3 +382,43 @@ def test_the_big_data_benchmark_script_runs_on_a_small_file(tmp_path):
     for name, value in truth.items():
         assert m.fixef[name] == pytest.approx(value, abs=0.06 if name == "(Intercept)" else 0.01)
     assert m.sigma == pytest.approx(1.0, abs=0.01)
+
+
+# ---- the same sums on Dask ------------------------------------------------------------------
+
+
+def test_dask_fit_matches_the_in_memory_fit_on_a_local_cluster(case):
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    formula, df = case
+    ref = _quiet(lmer, formula, df)
+    with (
+        distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False) as cluster,
+        distributed.Client(cluster),
+    ):
+        m = _quiet(lmer, formula, dd.from_pandas(df, npartitions=4))
+    _compare(m, ref)
+    # the sums: the same deviance and estimates at the in-memory optimum
+    assert m.devfun(ref.theta) == pytest.approx(ref.deviance, rel=1e-12)
+    sol = solve_mixed(m.devfun, ref.theta)
+    _close(sol.beta, ref.fixef.to_numpy(), 1e-9)
+    for b, t in zip(sol.b, ref.solution.b, strict=True):
+        _close(b, t, 1e-9)
+    with pytest.raises(NotImplementedError, match="need a file or DuckDB relation"):
+        m.augment()
+
+
+def test_dask_drops_missing_rows_and_takes_weights():
+    dd = pytest.importorskip("dask.dataframe")
+    sleep = _text(load("sleepstudy"))
+    sleep["w"] = np.random.default_rng(11).uniform(0.5, 2.0, len(sleep))
+    sleep.loc[[3, 50], "Reaction"] = np.nan
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ref = _quiet(lmer, formula, sleep, weights="w")
+    m = _quiet(lmer, formula, dd.from_pandas(sleep, npartitions=5), weights="w")
+    assert m.nobs == 178 and m.ndropped == 2
+    _compare(m, ref)
+    with pytest.raises(FormulaError, match="not supported"):
+        lmer("Reaction ~ scale(Days) + (1 | Subject)", dd.from_pandas(sleep, npartitions=2))
+    with pytest.raises(ValueError, match="column 'Dayz'"):
+        lmer("Reaction ~ Dayz + (1 | Subject)", dd.from_pandas(sleep, npartitions=2))

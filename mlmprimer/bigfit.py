@@ -153,6 +153,9 @@ def is_source(data: Any) -> bool:
 
     from .daskfit import is_dask
 
+    if isinstance(data, pd.DataFrame):  # the in-memory path: no need to import DuckDB
+        return False
+
     if isinstance(data, str | Path) or is_dask(data):
         return True
     try:

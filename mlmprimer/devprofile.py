@@ -74,7 +74,9 @@ def check_model(model: Any) -> None:
     ...
     TypeError: model must be an LmerModel (from mlmprimer.lmer), not <class 'str'>
     """
-    if not isinstance(model, LmerModel):
+    from .bigfit import SourceModel
+
+    if not isinstance(model, LmerModel | SourceModel):
         raise TypeError(f"model must be an LmerModel (from mlmprimer.lmer), not {type(model)!r}")
 
 
@@ -295,7 +297,12 @@ class Profiler:
     def __init__(self, model: LmerModel) -> None:
         design = model.design
         self.design = design
-        self.devfun = deviance_function(design, REML=False)
+        # a fit from a database has no rows: its ML deviance reuses the aggregated products
+        products = getattr(model, "devfun", None) if not isinstance(model, LmerModel) else None
+        if products is not None:
+            self.devfun = ProfiledDeviance(design, REML=False, products=products.products)
+        else:
+            self.devfun = deviance_function(design, REML=False)
         if model.REML:
             fit = optimize_theta(self.devfun, start=model.theta)
             theta, base = fit.theta, fit.deviance

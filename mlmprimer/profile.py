@@ -46,6 +46,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from .bigfit import SourceModel
 from .bootstrap import bootstrap, progress_bar
 from .devprofile import Profiler, check_model, inverse_at, parameter_names, sdcor
 from .model import LmerModel, LmerWarning
@@ -175,7 +176,7 @@ def _select(parm: str | Sequence[str] | None, names: list[str], nvc: int) -> lis
 
 
 def confint(
-    model: LmerModel,
+    model: LmerModel | SourceModel,
     method: str = "profile",
     level: float = 0.95,
     *,
@@ -188,8 +189,9 @@ def confint(
 
     Parameters
     ----------
-    model : LmerModel
-        A fit from :func:`mlmprimer.lmer`.
+    model : LmerModel or SourceModel
+        A fit from :func:`mlmprimer.lmer` (from a data frame, or from a file or database:
+        then ``"profile"`` and ``"Wald"`` only, since there are no rows to simulate from).
     method : {"profile", "Wald", "boot"}, default "profile"
         Likelihood profile, Wald (fixed effects only) or parametric bootstrap percentile
         intervals; see the module documentation.
@@ -261,6 +263,11 @@ def confint(
     level = _check_level(level)
     if method == "boot":
         _check_nsim(nsim)
+        if not isinstance(model, LmerModel):
+            raise ValueError(
+                "a fit from a file or database has no rows to simulate from: use "
+                "method='profile' or 'Wald'"
+            )
     names = parameter_names(model)
     nvc = model.design.theta0.size + 1
     which = _select(parm, names, nvc)

@@ -29,6 +29,7 @@ from mlmprimer.design import build_design
 from mlmprimer.factor import CrossProducts, ProfiledDeviance, deviance_function
 from mlmprimer.formula import FormulaError, parse_formula
 from mlmprimer.model import LmerWarning, lmer
+from mlmprimer.profile import confint
 from mlmprimer.solution import solve_mixed
 
 CASES = {
@@ -422,3 +423,20 @@ def test_dask_drops_missing_rows_and_takes_weights():
         lmer("Reaction ~ scale(Days) + (1 | Subject)", dd.from_pandas(sleep, npartitions=2))
     with pytest.raises(ValueError, match="column 'Dayz'"):
         lmer("Reaction ~ Dayz + (1 | Subject)", dd.from_pandas(sleep, npartitions=2))
+
+
+def test_profile_intervals_from_a_relation_are_the_in_memory_ones() -> None:
+    # the profile reuses the aggregated cross-products: no rows are needed
+    dyes = load("dyestuff")
+    formula = "Yield ~ 1 + (1 | Batch)"
+    in_memory = confint(lmer(formula, dyes))
+    from_sums = confint(lmer(formula, duckdb.connect().from_df(dyes)))
+    np.testing.assert_allclose(from_sums.to_numpy(), in_memory.to_numpy(), rtol=1e-5)
+    wald = confint(lmer(formula, duckdb.connect().from_df(dyes)), "Wald")
+    assert wald.loc["(Intercept)"].notna().all() and wald.loc[".sig01"].isna().all()
+
+
+def test_a_bootstrap_interval_needs_the_rows() -> None:
+    m = lmer("Yield ~ 1 + (1 | Batch)", duckdb.connect().from_df(load("dyestuff")))
+    with pytest.raises(ValueError, match="no rows to simulate"):
+        confint(m, "boot", nsim=10, seed=1)

@@ -94,8 +94,8 @@ class CrossProducts:
         ldw = 0.0 if w is None else float(np.sum(np.log(w)))
         t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
-        tail = _scaled_columns([design.X[:, j] for j in range(design.p)] + [y], sw)
-        u1 = _scaled_columns(list(t1.Xi.T), sw)
+        tail = _scaled_columns([*_columns(design.X), y], sw)
+        u1 = _scaled_columns(_columns(t1.Xi), sw)
         D = _level_sums(t1.codes, t1.nlevels, u1, u1, symmetric=True)
         qr = sum(t.q for t in rest)
         m = qr + design.p + 1
@@ -264,6 +264,11 @@ class CrossProducts:
 Column = np.ndarray | None  # a column of W, None for a column of ones
 
 
+def _columns(A: np.ndarray) -> list[np.ndarray]:
+    """The columns of a matrix, each contiguous (copied once, if A is stored by rows)."""
+    return [np.ascontiguousarray(A[:, j], dtype=float) for j in range(A.shape[1])]
+
+
 def _scaled_columns(cols: Sequence[np.ndarray], sw: np.ndarray | None) -> list[Column]:
     """The columns times ``sqrt(w)``; without weights None for a column of ones."""
     if sw is None:
@@ -329,7 +334,7 @@ def _pair_sums(
     else:
         bins, k = np.unique(k, return_inverse=True)
     nb = la * lb if dense else len(bins)
-    ub = _scaled_columns(list(Xb.T), sw)
+    ub = _scaled_columns(_columns(Xb), sw)
     pa, pb = len(ua), len(ub)
     lev_a, lev_b = bins // lb, bins % lb
     rows, cols, vals = [], [], []
@@ -354,7 +359,7 @@ def _gram(
             M[qr + a, qr + b] = _sums(zeros, 1, _product(ua, tail[b]))[0]
     offs = np.cumsum([0] + [t.q for t in rest])
     for i, t in enumerate(rest):
-        ut = _scaled_columns(list(t.Xi.T), sw)
+        ut = _scaled_columns(_columns(t.Xi), sw)
         # its own levels: p_t x p_t blocks on the diagonal
         S = _level_sums(t.codes, t.nlevels, ut, ut, symmetric=True)
         idx = offs[i] + np.arange(t.q).reshape(t.nlevels, t.p)

@@ -73,6 +73,15 @@ class CrossProducts:
     They depend on ``y``: a new response is a new design (:meth:`Design.with_response`) and
     so new products.
 
+    They are computed in one pass over the rows by grouped sums, without forming Z: per level
+    of a term with ``np.bincount`` of its codes, per pair of levels of two terms with
+    ``np.bincount`` of the combined codes (kept sparse: occupied pairs only), and ``X'X``,
+    ``X'y``, ``y'y`` as sums over all rows. Every entry adds its products row by row in row
+    order, as the sparse products ``Z_1'W`` and ``W'W`` do, so the products are those of the
+    explicit matrices to the last bit: the optimiser, whose path moves with the last bit of the
+    deviance, takes the same steps (summing ``X'X`` by BLAS instead moves course fits' theta by
+    up to 1e-5 relative).
+
     Examples
     --------
     >>> from mlmprimer.datasets import load
@@ -96,19 +105,20 @@ class CrossProducts:
         y = design.y if design.offset is None else design.y - design.offset
         tail = _scaled_columns([*_columns(design.X), y], sw)
         u1 = _scaled_columns(_columns(t1.Xi), sw)
-        D = _level_sums(t1.codes, t1.nlevels, u1, u1, symmetric=True)
+        buf = np.empty(design.n)  # the products of two columns, one pair at a time
+        D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
         qr = sum(t.q for t in rest)
         m = qr + design.p + 1
         # G = Z_1'W: sparse against Z_rest (occupied pairs of levels only), dense against [X | y]
         rows, cols, vals = [], [], []
         off = 0
         for t in rest:
-            r, c, v = _pair_sums(t1.codes, t1.nlevels, u1, t.codes, t.nlevels, t.Xi, sw)
+            r, c, v = _pair_sums(t1.codes, t1.nlevels, u1, t.codes, t.nlevels, t.Xi, sw, buf)
             rows.append(r)
             cols.append(c + off)
             vals.append(v)
             off += t.q
-        dense = _level_sums(t1.codes, t1.nlevels, u1, tail).reshape(t1.q, m - qr)
+        dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf).reshape(t1.q, m - qr)
         rows.append(np.repeat(np.arange(t1.q), m - qr))
         cols.append(np.tile(np.arange(qr, m), t1.q))
         vals.append(dense.ravel())
@@ -117,7 +127,7 @@ class CrossProducts:
             shape=(t1.q, m),
         )
         G.eliminate_zeros()
-        self._set(rest, D, G, _gram(rest, tail, sw, design.n, qr), design.p, ldw)
+        self._set(rest, D, G, _gram(rest, tail, sw, buf, qr), design.p, ldw)
 
     @classmethod
     def from_sums(
@@ -276,15 +286,15 @@ def _scaled_columns(cols: Sequence[np.ndarray], sw: np.ndarray | None) -> list[C
     return [c * sw for c in cols]
 
 
-def _product(u: Column, v: Column) -> Column:
-    """Row-wise product of two columns (None: ones)."""
-    if u is None:
-        return v
-    return u if v is None else u * v
+def _sums(codes: np.ndarray, nbins: int, u: Column, v: Column, buf: np.ndarray) -> np.ndarray:
+    """Sums of ``u * v`` (None: ones) by bin, added in row order (as a sparse product does).
 
-
-def _sums(codes: np.ndarray, nbins: int, wt: Column) -> np.ndarray:
-    """Sums of ``wt`` (None: ones) by bin, added in row order (as a sparse product does)."""
+    The products are written into ``buf`` (n values), so that no pass allocates.
+    """
+    if u is None or v is None:
+        wt = v if u is None else u
+    else:
+        wt = np.multiply(u, v, out=buf)
     out = np.bincount(codes, weights=wt, minlength=nbins)
     return out if wt is not None else out.astype(float)
 
@@ -294,6 +304,7 @@ def _level_sums(
     nlevels: int,
     u: Sequence[Column],
     v: Sequence[Column],
+    buf: np.ndarray,
     symmetric: bool = False,
 ) -> np.ndarray:
     """``S[j, a, b]``: the sum of ``u[a] * v[b]`` over the rows of level j.
@@ -305,7 +316,7 @@ def _level_sums(
         for b, vb in enumerate(v):
             if symmetric and b > a:
                 continue
-            S[:, a, b] = _sums(codes, nlevels, _product(ua, vb))
+            S[:, a, b] = _sums(codes, nlevels, ua, vb, buf)
             if symmetric:
                 S[:, b, a] = S[:, a, b]
     return S
@@ -319,6 +330,7 @@ def _pair_sums(
     lb: int,
     Xb: np.ndarray,
     sw: np.ndarray | None,
+    buf: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``Z_a' Z_b`` (rows scaled by ``sw``) as COO (rows, cols, values), occupied bins only.
 
@@ -328,7 +340,7 @@ def _pair_sums(
     """
     n = ca.shape[0]
     k = ca.astype(np.int64) * lb + cb
-    dense = la * lb <= max(4 * n, 1 << 20)
+    dense = la * lb <= max(2 * n, 1 << 20)
     if dense:
         bins = np.flatnonzero(np.bincount(k, minlength=la * lb))
     else:
@@ -340,7 +352,7 @@ def _pair_sums(
     rows, cols, vals = [], [], []
     for a, u in enumerate(ua):
         for b, v in enumerate(ub):
-            s = _sums(k, nb, _product(u, v))
+            s = _sums(k, nb, u, v, buf)
             vals.append(s[bins] if dense else s)
             rows.append(lev_a * pa + a)
             cols.append(lev_b * pb + b)
@@ -348,26 +360,32 @@ def _pair_sums(
 
 
 def _gram(
-    rest: Sequence[TermBlock], tail: Sequence[Column], sw: np.ndarray | None, n: int, qr: int
+    rest: Sequence[TermBlock],
+    tail: Sequence[Column],
+    sw: np.ndarray | None,
+    buf: np.ndarray,
+    qr: int,
 ) -> np.ndarray:
     """``W'W`` (dense, symmetric) for ``W = [Z_rest | tail]``, ``tail`` the scaled ``[X | y]``."""
     m = qr + len(tail)
     M = np.zeros((m, m))
-    zeros = np.zeros(n, dtype=np.intp)
+    zeros = np.zeros(buf.shape[0], dtype=np.intp)
     for a, ua in enumerate(tail):
         for b in range(a, len(tail)):
-            M[qr + a, qr + b] = _sums(zeros, 1, _product(ua, tail[b]))[0]
+            M[qr + a, qr + b] = _sums(zeros, 1, ua, tail[b], buf)[0]
     offs = np.cumsum([0] + [t.q for t in rest])
     for i, t in enumerate(rest):
         ut = _scaled_columns(_columns(t.Xi), sw)
         # its own levels: p_t x p_t blocks on the diagonal
-        S = _level_sums(t.codes, t.nlevels, ut, ut, symmetric=True)
+        S = _level_sums(t.codes, t.nlevels, ut, ut, buf, symmetric=True)
         idx = offs[i] + np.arange(t.q).reshape(t.nlevels, t.p)
         M[idx[:, :, None], idx[:, None, :]] = S
-        M[offs[i] : offs[i + 1], qr:] = _level_sums(t.codes, t.nlevels, ut, tail).reshape(t.q, -1)
+        M[offs[i] : offs[i + 1], qr:] = _level_sums(t.codes, t.nlevels, ut, tail, buf).reshape(
+            t.q, -1
+        )
         for j in range(i + 1, len(rest)):
             s = rest[j]
-            r, c, v = _pair_sums(t.codes, t.nlevels, ut, s.codes, s.nlevels, s.Xi, sw)
+            r, c, v = _pair_sums(t.codes, t.nlevels, ut, s.codes, s.nlevels, s.Xi, sw, buf)
             M[offs[i] + r, offs[j] + c] = v
     # the upper triangle filled above, mirrored
     M = np.triu(M)

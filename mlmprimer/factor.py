@@ -73,14 +73,14 @@ class CrossProducts:
     They depend on ``y``: a new response is a new design (:meth:`Design.with_response`) and
     so new products.
 
-    They are computed in one pass over the rows by grouped sums, without forming Z: per level
-    of a term with ``np.bincount`` of its codes, per pair of levels of two terms with
-    ``np.bincount`` of the combined codes (kept sparse: occupied pairs only), and ``X'X``,
-    ``X'y``, ``y'y`` as sums over all rows. Every entry adds its products row by row in row
-    order, as the sparse products ``Z_1'W`` and ``W'W`` do, so the products are those of the
-    explicit matrices to the last bit: the optimiser, whose path moves with the last bit of the
-    deviance, takes the same steps (summing ``X'X`` by BLAS instead moves course fits' theta by
-    up to 1e-5 relative).
+    They are grouped sums over the rows (one pass per pair of columns), with no sparse matrix
+    of n rows: per level of a term with ``np.bincount`` of its codes, per pair of levels of
+    two terms with ``np.bincount`` of the combined codes (kept sparse: occupied pairs only),
+    and ``X'X``, ``X'y``, ``y'y`` as sums over all rows. Every entry adds its products row
+    by row in row order, as the sparse products ``Z_1'W`` and ``W'W`` do, so the products
+    are those of the explicit matrices to the last bit: the optimiser, whose path moves with
+    the last bit of the deviance, takes the same steps (summing ``X'X`` by BLAS instead moves
+    course fits' theta by up to 3e-5 relative).
 
     Examples
     --------

@@ -535,25 +535,47 @@ def build_design(
     )
 
 
+#: smallest eigenvalue of the scaled X'X (a correlation-like matrix) that needs no pivoting
+FULL_RANK_EIGEN = 1e-6
+
+
 def _full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     """Columns of X to keep for a full-rank matrix.
 
     As R's limited-pivoting QR: columns are taken in order and one that is (numerically) a
-    combination of the columns kept before it is dropped.
+    combination of the columns kept before it is dropped (its residual norm at most ``tol``
+    times its norm). First, on the p x p matrix ``X'X`` scaled to a unit diagonal: if its
+    smallest eigenvalue exceeds :data:`FULL_RANK_EIGEN`, every column's relative residual
+    against any others is at least its square root (1e-3, far above ``tol`` and above the
+    rounding of ``X'X``), so all are kept with no pass over the rows; otherwise (some column
+    collinear or nearly so) the columns are taken in order as R does, by Gram-Schmidt on X.
     """
+    p = X.shape[1]
+    G = X.T @ X
+    d = np.diag(G).copy()
+    if p == 0 or np.all(d > 0):
+        s = 1.0 / np.sqrt(d)
+        if p == 0 or np.linalg.eigvalsh(G * s[:, None] * s[None, :])[0] > FULL_RANK_EIGEN:
+            return list(range(p))
+    return _gram_schmidt_columns(X, tol)
+
+
+def _gram_schmidt_columns(X: np.ndarray, tol: float) -> list[int]:
+    """R's in-order rule by (re-orthogonalised) Gram-Schmidt on the columns of X."""
     keep: list[int] = []
-    Q = np.zeros((X.shape[0], 0))
+    Q = np.empty((X.shape[0], X.shape[1]), order="F")
     for j in range(X.shape[1]):
         col = X[:, j].astype(float)
         norm = float(np.linalg.norm(col))
         if norm == 0:
             continue
-        r = col - Q @ (Q.T @ col)
-        r = r - Q @ (Q.T @ r)  # re-orthogonalise
+        Qk = Q[:, : len(keep)]
+        r = col - Qk @ (Qk.T @ col)
+        r = r - Qk @ (Qk.T @ r)  # re-orthogonalise
         rn = float(np.linalg.norm(r))
         if rn > tol * norm:
+            Q[:, len(keep)] = r / rn
             keep.append(j)
-            Q = np.column_stack([Q, r / rn])
     return keep
 
 

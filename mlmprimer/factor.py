@@ -73,6 +73,15 @@ class CrossProducts:
     They depend on ``y``: a new response is a new design (:meth:`Design.with_response`) and
     so new products.
 
+    They are grouped sums over the rows (one pass per pair of columns), with no sparse matrix
+    of n rows: per level of a term with ``np.bincount`` of its codes, per pair of levels of
+    two terms with ``np.bincount`` of the combined codes (kept sparse: occupied pairs only),
+    and ``X'X``, ``X'y``, ``y'y`` as sums over all rows. Every entry adds its products row
+    by row in row order, as the sparse products ``Z_1'W`` and ``W'W`` do, so the products
+    are those of the explicit matrices to the last bit: the optimiser, whose path moves with
+    the last bit of the deviance, takes the same steps (summing ``X'X`` by BLAS instead moves
+    course fits' theta by up to 3e-5 relative).
+
     Examples
     --------
     >>> from mlmprimer.datasets import load
@@ -87,33 +96,38 @@ class CrossProducts:
     """
 
     def __init__(self, design: Design) -> None:
-        terms = design.terms
-        # prior weights: every row of [Z | X | y - offset] is multiplied by sqrt(w_i)
-        sw = None if design.weights is None else np.sqrt(design.weights)
-
-        def scaled(a: np.ndarray) -> np.ndarray:
-            if sw is None:
-                return a
-            return a * (sw[:, None] if a.ndim == 2 else sw)
-
-        ldw = 0.0 if design.weights is None else float(np.sum(np.log(design.weights)))
-        t1 = terms[0]
-        p1, l1 = t1.p, t1.nlevels
-        X1 = scaled(t1.Xi)
-        D = np.zeros((l1, p1, p1))
-        for a in range(p1):
-            for c in range(a + 1):
-                w = np.bincount(t1.codes, weights=X1[:, a] * X1[:, c], minlength=l1)
-                D[:, a, c] = w
-                D[:, c, a] = w
-        Z1 = t1.z_block(X1)
-        rest = terms[1:]
-        parts = [t.z_block(scaled(t.Xi)) for t in rest]
+        # one pass over the rows by grouped sums (np.bincount), no sparse assembly of Z; every
+        # sum adds the products of the (sqrt(w)-scaled) columns row by row, in row order
+        w = design.weights
+        sw = None if w is None else np.sqrt(w)
+        ldw = 0.0 if w is None else float(np.sum(np.log(w)))
+        t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
-        parts.append(sp.csr_matrix(scaled(np.column_stack([design.X, y]))))
-        W = sp.hstack(parts, format="csc")
-        G = (Z1.T.tocsr() @ W).tocsr()  # q1 x m
-        self._set(rest, D, G, (W.T @ W).toarray(), design.p, ldw)
+        tail = _scaled_columns([*_columns(design.X), y], sw)
+        u1 = _scaled_columns(_columns(t1.Xi), sw)
+        buf = np.empty(design.n)  # the products of two columns, one pair at a time
+        D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
+        qr = sum(t.q for t in rest)
+        m = qr + design.p + 1
+        # G = Z_1'W: sparse against Z_rest (occupied pairs of levels only), dense against [X | y]
+        rows, cols, vals = [], [], []
+        off = 0
+        for t in rest:
+            r, c, v = _pair_sums(t1.codes, t1.nlevels, u1, t.codes, t.nlevels, t.Xi, sw, buf)
+            rows.append(r)
+            cols.append(c + off)
+            vals.append(v)
+            off += t.q
+        dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf).reshape(t1.q, m - qr)
+        rows.append(np.repeat(np.arange(t1.q), m - qr))
+        cols.append(np.tile(np.arange(qr, m), t1.q))
+        vals.append(dense.ravel())
+        G = sp.csr_matrix(
+            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+            shape=(t1.q, m),
+        )
+        G.eliminate_zeros()
+        self._set(rest, D, G, _gram(rest, tail, sw, buf, qr), design.p, ldw)
 
     @classmethod
     def from_sums(
@@ -255,6 +269,128 @@ class CrossProducts:
         if self.rest_scalar:
             return data
         return sp.csr_matrix((data, (self._lam_rows, self._lam_cols)), shape=(self.m, self.m))
+
+
+Column = np.ndarray | None  # a column of W, None for a column of ones
+
+
+def _columns(A: np.ndarray) -> list[np.ndarray]:
+    """The columns of a matrix, each contiguous (copied once, if A is stored by rows)."""
+    return [np.ascontiguousarray(A[:, j], dtype=float) for j in range(A.shape[1])]
+
+
+def _scaled_columns(cols: Sequence[np.ndarray], sw: np.ndarray | None) -> list[Column]:
+    """The columns times ``sqrt(w)``; without weights None for a column of ones."""
+    if sw is None:
+        return [None if np.all(c == 1.0) else c for c in cols]
+    return [c * sw for c in cols]
+
+
+def _sums(codes: np.ndarray, nbins: int, u: Column, v: Column, buf: np.ndarray) -> np.ndarray:
+    """Sums of ``u * v`` (None: ones) by bin, added in row order (as a sparse product does).
+
+    The products are written into ``buf`` (n values), so that no pass allocates.
+    """
+    if u is None or v is None:
+        wt = v if u is None else u
+    else:
+        wt = np.multiply(u, v, out=buf)
+    out = np.bincount(codes, weights=wt, minlength=nbins)
+    return out if wt is not None else out.astype(float)
+
+
+def _level_sums(
+    codes: np.ndarray,
+    nlevels: int,
+    u: Sequence[Column],
+    v: Sequence[Column],
+    buf: np.ndarray,
+    symmetric: bool = False,
+) -> np.ndarray:
+    """``S[j, a, b]``: the sum of ``u[a] * v[b]`` over the rows of level j.
+
+    With ``symmetric`` (``u`` is ``v``) only ``b <= a`` is summed, and mirrored.
+    """
+    S = np.empty((nlevels, len(u), len(v)))
+    for a, ua in enumerate(u):
+        for b, vb in enumerate(v):
+            if symmetric and b > a:
+                continue
+            S[:, a, b] = _sums(codes, nlevels, ua, vb, buf)
+            if symmetric:
+                S[:, b, a] = S[:, a, b]
+    return S
+
+
+def _pair_sums(
+    ca: np.ndarray,
+    la: int,
+    ua: Sequence[Column],
+    cb: np.ndarray,
+    lb: int,
+    Xb: np.ndarray,
+    sw: np.ndarray | None,
+    buf: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``Z_a' Z_b`` (rows scaled by ``sw``) as COO (rows, cols, values), occupied bins only.
+
+    ``ua`` are term a's scaled columns (:func:`_scaled_columns`), ``Xb`` term b's columns.
+    Pairs of levels are numbered ``ca * lb + cb``; they are summed by ``np.bincount`` when
+    there are few enough of them, and renumbered by ``np.unique`` first otherwise.
+    """
+    n = ca.shape[0]
+    k = ca.astype(np.int64) * lb + cb
+    dense = la * lb <= max(2 * n, 1 << 20)
+    if dense:
+        bins = np.flatnonzero(np.bincount(k, minlength=la * lb))
+    else:
+        bins, k = np.unique(k, return_inverse=True)
+    nb = la * lb if dense else len(bins)
+    ub = _scaled_columns(_columns(Xb), sw)
+    pa, pb = len(ua), len(ub)
+    lev_a, lev_b = bins // lb, bins % lb
+    rows, cols, vals = [], [], []
+    for a, u in enumerate(ua):
+        for b, v in enumerate(ub):
+            s = _sums(k, nb, u, v, buf)
+            vals.append(s[bins] if dense else s)
+            rows.append(lev_a * pa + a)
+            cols.append(lev_b * pb + b)
+    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
+
+
+def _gram(
+    rest: Sequence[TermBlock],
+    tail: Sequence[Column],
+    sw: np.ndarray | None,
+    buf: np.ndarray,
+    qr: int,
+) -> np.ndarray:
+    """``W'W`` (dense, symmetric) for ``W = [Z_rest | tail]``, ``tail`` the scaled ``[X | y]``."""
+    m = qr + len(tail)
+    M = np.zeros((m, m))
+    zeros = np.zeros(buf.shape[0], dtype=np.intp)
+    for a, ua in enumerate(tail):
+        for b in range(a, len(tail)):
+            M[qr + a, qr + b] = _sums(zeros, 1, ua, tail[b], buf)[0]
+    offs = np.cumsum([0] + [t.q for t in rest])
+    for i, t in enumerate(rest):
+        ut = _scaled_columns(_columns(t.Xi), sw)
+        # its own levels: p_t x p_t blocks on the diagonal
+        S = _level_sums(t.codes, t.nlevels, ut, ut, buf, symmetric=True)
+        idx = offs[i] + np.arange(t.q).reshape(t.nlevels, t.p)
+        M[idx[:, :, None], idx[:, None, :]] = S
+        M[offs[i] : offs[i + 1], qr:] = _level_sums(t.codes, t.nlevels, ut, tail, buf).reshape(
+            t.q, -1
+        )
+        for j in range(i + 1, len(rest)):
+            s = rest[j]
+            r, c, v = _pair_sums(t.codes, t.nlevels, ut, s.codes, s.nlevels, s.Xi, sw, buf)
+            M[offs[i] + r, offs[j] + c] = v
+    # the upper triangle filled above, mirrored
+    M = np.triu(M)
+    M += np.triu(M, 1).T
+    return M
 
 
 @dataclass

@@ -404,7 +404,9 @@ def _design(
     cols = np.concatenate(
         [np.arange(s.start, s.stop) for s in slices] or [np.zeros(0, dtype=int)]
     ).astype(int)
-    values = np.asarray(mat, dtype=float)[:, cols]
+    values = np.asarray(mat, dtype=float)
+    if not np.array_equal(cols, np.arange(values.shape[1])):
+        values = values[:, cols]  # a copy only when the order changes
     return values, [lme4_name(info.column_names[j]) for j in cols], info
 
 
@@ -442,7 +444,7 @@ def fixed_design(
     (['(Intercept)', 'sC', 'I(x^2)'], [1.0, 4.0, 9.0])
     """
     values, names, info = _design(parsed.fixed, data, eval_env, parsed.formula)
-    return pd.DataFrame(values, index=data.index, columns=names), info
+    return pd.DataFrame(values, index=data.index, columns=names, copy=False), info
 
 
 def term_design(

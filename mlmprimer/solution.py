@@ -99,9 +99,14 @@ class MixedSolution:
         d = self.design
         out = d.X @ self.beta
         if d.offset is not None:
-            out = out + d.offset
+            out += d.offset
         for t, bt in zip(d.terms, self.b, strict=True):
-            out = out + np.sum(t.Xi * bt[t.codes], axis=1)
+            # Z_t b_t row by row: the term's columns times its level's modes, one column at a
+            # time (n values, never an n x p_t array), added in the order of a row sum
+            zb = t.Xi[:, 0] * bt[t.codes, 0]
+            for a in range(1, t.p):
+                zb += t.Xi[:, a] * bt[t.codes, a]
+            out += zb
         return out
 
     def conditional_variances(self) -> list[np.ndarray]:

@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import patsy
+from patsy.build import design_matrix_builders
 from patsy.desc import INTERCEPT, ModelDesc, Term
 
 from .formula import PATSY_BUILTINS, ParsedFormula, RandomTerm, in_namespace, lme4_name
@@ -384,6 +385,40 @@ def _relocated(err: FormulaError, text: str, formula: str) -> FormulaError:
     return FormulaError(err.message, formula, start + err.position)
 
 
+def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray | None:
+    """What ``patsy.build_design_matrices([info], data)`` makes, when all factors are numerical.
+
+    As patsy's, a column is the product of its factors' values in the term's order. None when
+    patsy's own path is needed: a categorical factor, a factor of several columns, values that
+    are not numbers, of the wrong length or index, or missing (patsy raises its error there).
+    """
+    n = len(data)
+    values: dict[Any, np.ndarray] = {}
+    for fi in info.factor_infos.values():
+        if fi.type != "numerical" or fi.num_columns != 1:
+            return None
+        raw = fi.factor.eval(fi.state, data)
+        if isinstance(raw, pd.Series | pd.DataFrame) and not raw.index.equals(data.index):
+            return None
+        v = np.asarray(raw)
+        if v.ndim == 2 and v.shape[1] == 1:
+            v = v[:, 0]
+        if v.shape != (n,) or v.dtype.kind not in "iuf" or np.isnan(v).any():
+            return None
+        values[fi.factor] = v
+    out = np.empty((n, len(info.column_names)))
+    j = 0
+    for subterms in info.term_codings.values():
+        for sub in subterms:
+            if sub.num_columns != 1:
+                return None
+            out[:, j] = 1
+            for f in sub.factors:
+                out[:, j] *= values[f]
+            j += 1
+    return out
+
+
 def _design(
     text: str,
     data: pd.DataFrame,
@@ -396,8 +431,13 @@ def _design(
         model = _patsy_model(text, data.columns, eval_namespace(eval_env), intercept_ok)
     except FormulaError as err:
         raise _relocated(err, text, formula or text) from None
-    mat = patsy.dmatrix(model.desc, data, eval_env=r_eval_env(eval_env), NA_action="raise")
-    info = mat.design_info
+    env = r_eval_env(eval_env)
+    # patsy's own description of the columns (as patsy.dmatrix makes it), then the matrix: by
+    # numpy when every factor is numerical, else by patsy (which also raises its errors)
+    (info,) = design_matrix_builders([model.desc.rhs_termlist], lambda: iter([data]), env, "raise")
+    mat = _numerical_matrix(info, data)
+    if mat is None:
+        (mat,) = patsy.build_design_matrices([info], data, NA_action="raise")
     # R keeps the formula's order of terms (by degree: main effects, then interactions);
     # patsy puts terms without numeric factors first
     slices = [info.term_slices[t] for t in model.terms if t in info.term_slices]

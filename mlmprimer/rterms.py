@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from collections.abc import Mapping, Sequence
@@ -35,7 +36,7 @@ from patsy.desc import INTERCEPT, ModelDesc, Term
 from .formula import PATSY_BUILTINS, ParsedFormula, RandomTerm, in_namespace, lme4_name
 from .rfunctions import eval_namespace, r_eval_env
 from .rsyntax import R_LITERALS, R_MATH, R_TERM_FUNCTIONS, R_VARIABLES, FormulaError, Node, parse_r
-from .termalgebra import Atom, formula_terms, integer_value
+from .termalgebra import Atom, TermAlgebra, formula_terms, integer_value
 
 __all__ = [
     "eval_namespace",
@@ -348,10 +349,20 @@ class _PatsyModel:
     labels: list[str]
 
 
+def _read_terms(text: str) -> tuple[TermAlgebra, tuple[frozenset[int], ...], bool]:
+    alg, terms, icpt = formula_terms(text, text)
+    return alg, tuple(terms), icpt
+
+
+# R's terms of a right-hand side, read once per text: the checks and the design of a fit read
+# the same parts (only read, never changed)
+rhs_terms = functools.lru_cache(maxsize=512)(_read_terms)
+
+
 def _patsy_model(
     text: str, columns: Any, namespace: Mapping[str, Any] | None, intercept_ok: bool = True
 ) -> _PatsyModel:
-    alg, terms, icpt = formula_terms(text, text)
+    alg, terms, icpt = rhs_terms(text)
     tr = _Translator(text, columns, namespace)
     factors = [_factors(a, tr) for a in alg.atoms]
     out_terms: list[Term] = [INTERCEPT] if icpt and intercept_ok else []
@@ -607,6 +618,14 @@ def offset_values(
 
 def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     if isinstance(values.dtype, pd.CategoricalDtype):
+        codes = np.asarray(values.cat.codes, dtype=np.int64)
+        categories = values.cat.categories
+        if codes.size and codes.min() >= 0:
+            # as remove_unused_categories, by counting the codes rather than sorting them
+            used = np.bincount(codes, minlength=len(categories)) > 0
+            if used.all():
+                return codes, pd.Index(categories)
+            return (np.cumsum(used) - 1)[codes], pd.Index(categories[used])
         cat = values.cat.remove_unused_categories()
         return np.asarray(cat.cat.codes, dtype=np.int64), pd.Index(cat.cat.categories)
     codes, uniques = pd.factorize(values, sort=True)

@@ -32,11 +32,10 @@ from .formula import (
     FormulaError,
     ParsedFormula,
     check_columns,
-    formula_terms,
     formula_variables,
     r_text,
 )
-from .rterms import eval_namespace, expression_values, response_values
+from .rterms import eval_namespace, expression_values, response_values, rhs_terms
 
 __all__ = ["CheckedData", "check_finite", "check_response", "validate_data"]
 
@@ -220,7 +219,7 @@ def _roles(parsed: ParsedFormula) -> dict[str, set[str]]:
 def _factor_names(text: str) -> list[str]:
     """Columns used directly as terms, or inside factor() / C(): those coded as factors."""
     try:
-        alg, _, _ = formula_terms(text, text)
+        alg, _, _ = rhs_terms(text)
     except FormulaError:
         return []
     out = []
@@ -439,7 +438,8 @@ def validate_data(
             f"{', '.join(miss_cols)} dropped (like R's na.omit); "
             f"{len(data) - nmiss} rows used"
         )
-    clean = data.loc[~missing]
+    # without missing values, every row: a (copy-on-write) view rather than a copy of the data
+    clean = data.loc[~missing] if nmiss else data.copy(deep=False)
     if len(clean) == 0:
         raise ValueError("no rows left after dropping rows with missing values")
     if coerced:

@@ -19,7 +19,7 @@ from mlmprimer.datasets import load
 from mlmprimer.formula import parse_formula
 from mlmprimer.model import lmer
 from mlmprimer.rfunctions import r_eval_env
-from mlmprimer.validate import validate_data
+from mlmprimer.validate import check_response, validate_data
 
 LAZY = ("X", "fixef", "vcov", "varcomp", "varcorr", "ranef", "weights", "offset")
 
@@ -218,3 +218,41 @@ def test_checked_data_without_missing_rows_keeps_every_row(sleep):
     checked = validate_data(parse_formula("Reaction ~ Days + (1 | Subject)"), sleep)
     assert checked.data is not sleep
     pd.testing.assert_frame_equal(checked.data, sleep)
+
+
+def _unique_based_notes(y):
+    """The notes of a response by its sorted distinct values (np.unique)."""
+    values = np.unique(y)
+    if len(values) == 2:
+        return ["two"]
+    if values[0] == 0 and np.all(values == np.round(values)) and np.median(y) <= 20:
+        return ["counts"]
+    return []
+
+
+@pytest.mark.parametrize(
+    "y",
+    [
+        [0.0, 1.0, 1.0, 0.0],
+        [3.0, 7.0, 3.0],
+        [0.0, 1.0, 2.0, 5.0, 3.0],
+        [0.0, 1.0, 2.5],
+        [1.0, 2.0, 3.0],
+        [0.0, 40.0, 50.0, 60.0],
+        [-1.0, 0.0, 1.0],
+    ],
+)
+def test_response_notes_as_by_distinct_values(y):
+    y = np.asarray(y)
+    notes = []
+    check_response("y", y, pd.RangeIndex(len(y)), notes)
+    kinds = ["two" if "two values" in n else "counts" for n in notes]
+    assert kinds == _unique_based_notes(y)
+    if kinds == ["two"]:
+        lo, hi = np.unique(y)
+        assert f"({lo:g} and {hi:g})" in notes[0]
+
+
+def test_constant_response_is_refused():
+    with pytest.raises(ValueError, match="constant"):
+        check_response("y", np.full(4, 2.5), pd.RangeIndex(4), [])

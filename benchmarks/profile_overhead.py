@@ -14,7 +14,8 @@ Usage::
     PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_overhead.py --profile   # + cProfile
     PYTHONPATH=$PWD .venv/bin/python benchmarks/profile_overhead.py --large 1000000
 
-Timings are the median (and best) of ``--repeat`` calls after one warm-up call, in one process.
+Timings are the median (and best) of ``--repeat`` calls after one warm-up call, in one process
+(wall-clock time, or with ``--cpu`` the process's CPU time, steadier on a busy machine).
 """
 
 from __future__ import annotations
@@ -35,17 +36,19 @@ MODELS = {
 }
 
 
-def _times(fit: Callable[[], Any], repeat: int) -> list[float]:
+def _times(fit: Callable[[], Any], repeat: int, clock: Callable[[], float]) -> list[float]:
     fit()  # warm-up: imports, caches
     out = []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0 = clock()
         fit()
-        out.append(time.perf_counter() - t0)
+        out.append(clock() - t0)
     return out
 
 
-def small_models(repeat: int, profile: bool, top: int) -> None:
+def small_models(
+    repeat: int, profile: bool, top: int, clock: Callable[[], float] = time.perf_counter
+) -> None:
     """Median and best time per call of each small model; cProfile tables if asked."""
     from mlmprimer.datasets import load
     from mlmprimer.model import lmer
@@ -56,7 +59,7 @@ def small_models(repeat: int, profile: bool, top: int) -> None:
         def fit(formula: str = formula, data: Any = data) -> Any:
             return lmer(formula, data)
 
-        t = _times(fit, repeat)
+        t = _times(fit, repeat, clock)
         print(
             f"{name:12s} {formula:38s} median {statistics.median(t) * 1e3:7.2f} ms  "
             f"best {min(t) * 1e3:7.2f} ms  (n = {repeat})"
@@ -153,10 +156,16 @@ def main() -> None:
     parser.add_argument("--top", type=int, default=30, help="rows of each cProfile table")
     parser.add_argument("--large", type=int, default=0, help="rows of the large fit (0: none)")
     parser.add_argument("--stages", action="store_true", help="median time of each stage")
+    parser.add_argument(
+        "--cpu",
+        action="store_true",
+        help="time the small models by the process's CPU time (steadier on a busy machine)",
+    )
     parser.add_argument("--skip-small", action="store_true")
     args = parser.parse_args()
     if not args.skip_small:
-        small_models(args.repeat, args.profile, args.top)
+        clock = time.process_time if args.cpu else time.perf_counter
+        small_models(args.repeat, args.profile, args.top, clock)
     if args.stages:
         stage_medians(args.repeat)
     if args.large:

@@ -423,9 +423,10 @@ def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray 
         for sub in subterms:
             if sub.num_columns != 1:
                 return None
-            out[:, j] = 1
+            col = np.ones(n)  # patsy's products, in its order, in a contiguous column
             for f in sub.factors:
-                out[:, j] *= values[f]
+                col *= values[f]
+            out[:, j] = col
             j += 1
     return out
 
@@ -455,7 +456,9 @@ def _design(
     cols = np.concatenate(
         [np.arange(s.start, s.stop) for s in slices] or [np.zeros(0, dtype=int)]
     ).astype(int)
-    values = np.asarray(mat, dtype=float)[:, cols]
+    values = np.asarray(mat, dtype=float)
+    if not np.array_equal(cols, np.arange(values.shape[1])):
+        values = values[:, cols]
     return values, [lme4_name(info.column_names[j]) for j in cols], info
 
 

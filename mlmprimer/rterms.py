@@ -621,8 +621,9 @@ def offset_values(
 
 def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     if isinstance(values.dtype, pd.CategoricalDtype):
-        codes = np.asarray(values.cat.codes, dtype=np.int64)
-        categories = values.cat.categories
+        cat = values.array  # the Categorical itself, without a Series of its codes
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        categories = cat.categories
         if codes.size and codes.min() >= 0:
             # as remove_unused_categories, by counting the codes rather than sorting them
             used = np.bincount(codes, minlength=len(categories)) > 0

@@ -510,8 +510,7 @@ def _parse(formula: str) -> ParsedFormula:
     )
 
 
-# a ParsedFormula is frozen: a formula read again (refits, the same model on new data) is
-# not parsed again
+# a ParsedFormula is frozen: a formula read again (a refit, the checks of a fit) is not parsed again
 _cached_parse = functools.lru_cache(maxsize=256)(_parse)
 
 
@@ -582,9 +581,7 @@ def formula_variables(text: str) -> list[str]:
     >>> formula_variables("log(y) ~ poly(`my var`, 2, raw = TRUE) + my.x")
     ['y', 'my var', 'my.x']
     """
-    if type(text) is str:
-        return list(_cached_variables(text))
-    return list(_variables(text))
+    return list(_cached_variables(text) if type(text) is str else _variables(text))
 
 
 def _variables(text: str) -> tuple[str, ...]:

@@ -57,6 +57,7 @@ Examples
 from __future__ import annotations
 
 import difflib
+import functools
 import keyword
 import re
 from collections.abc import Iterator, Mapping, Sequence
@@ -409,6 +410,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     """
     if not isinstance(formula, str):
         raise TypeError(f"formula must be a string, not {type(formula).__name__}")
+    return _cached_parse(formula) if type(formula) is str else _parse(formula)
+
+
+def _parse(formula: str) -> ParsedFormula:
     if not formula.strip():
         raise FormulaError("empty formula", formula, 0)
     pairs = _match_parens(formula)
@@ -505,6 +510,10 @@ def parse_formula(formula: str) -> ParsedFormula:
     )
 
 
+# a ParsedFormula is frozen: a formula read again (a refit, the checks of a fit) is not parsed again
+_cached_parse = functools.lru_cache(maxsize=256)(_parse)
+
+
 # ----------------------------------------------------------------------------------------------
 # column names and variables
 # ----------------------------------------------------------------------------------------------
@@ -572,11 +581,19 @@ def formula_variables(text: str) -> list[str]:
     >>> formula_variables("log(y) ~ poly(`my var`, 2, raw = TRUE) + my.x")
     ['y', 'my var', 'my.x']
     """
+    return list(_cached_variables(text) if type(text) is str else _variables(text))
+
+
+def _variables(text: str) -> tuple[str, ...]:
     try:
         node = parse_r(text)
     except FormulaError:
-        return []
-    return list(dict.fromkeys(_variable_names(node)))
+        return ()
+    return tuple(dict.fromkeys(_variable_names(node)))
+
+
+# the same text is read by the checks, the design and the results of a fit: read it once
+_cached_variables = functools.lru_cache(maxsize=1024)(_variables)
 
 
 def in_namespace(name: str, namespace: Mapping[str, Any] | None) -> bool:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -130,23 +131,10 @@ class LmerModel:
         self.offset_arg = offset_arg
         self.same_design = same_design  # refit() without a new response reuses the design
         self.offset_rows = offset_rows  # offset= for the rows used
-        self.weights = pd.Series(
-            np.ones(design.n) if design.weights is None else design.weights,
-            index=design.index,
-            name="weights",
-        )
-        self.offset = pd.Series(
-            np.zeros(design.n) if design.offset is None else design.offset,
-            index=design.index,
-            name="offset",
-        )
         self.theta = np.asarray(solution.theta, dtype=float).copy()
         self.converged = True
         self.nobs = design.n
         self.sigma = float(solution.sigma)
-        self.X = pd.DataFrame(design.X, index=design.index, columns=design.xnames)
-        self.fixef = pd.Series(solution.beta, index=design.xnames, name="fixef")
-        self.vcov = pd.DataFrame(solution.vcov, index=design.xnames, columns=design.xnames)
         self.npar = design.p + design.theta0.size + 1
         crit = float(solution.deviance)
         self.deviance = crit
@@ -157,10 +145,62 @@ class LmerModel:
         self.ngroups = {}
         for t in design.terms:
             self.ngroups.setdefault(t.group, t.nlevels)
-        self.varcomp: VarComp = variance_components(design, self.theta, self.sigma, solution.beta)
-        self.varcorr = self.varcomp.frame()
-        self.ranef = self._by_group(solution.b)
-        self._ranef_condsd: dict[str, pd.DataFrame] | None = None
+        # the tables (X, fixef, vcov, varcorr, ranef, weights, offset) are built on first access
+
+    # ---- the tables of a fit, each built once on first access ------------------------------
+
+    @cached_property
+    def weights(self) -> pd.Series:
+        """Prior weights of the rows used (1 when none were given), as lme4's ``weights(m)``."""
+        d = self.design
+        return pd.Series(
+            np.ones(d.n) if d.weights is None else d.weights, index=d.index, name="weights"
+        )
+
+    @cached_property
+    def offset(self) -> pd.Series:
+        """The offset of the rows used (``offset()`` terms plus ``offset=``; 0 when none)."""
+        d = self.design
+        return pd.Series(
+            np.zeros(d.n) if d.offset is None else d.offset, index=d.index, name="offset"
+        )
+
+    @cached_property
+    def X(self) -> pd.DataFrame:
+        """The fixed-effects model matrix with lme4's column names (a copy of the design's)."""
+        d = self.design
+        return pd.DataFrame(d.X, index=d.index, columns=d.xnames)
+
+    @cached_property
+    def fixef(self) -> pd.Series:
+        """The fixed effects, indexed by lme4's term names."""
+        return pd.Series(self.solution.beta, index=self.design.xnames, name="fixef")
+
+    @cached_property
+    def vcov(self) -> pd.DataFrame:
+        """The covariance matrix of the fixed effects (lme4's ``vcov(m)``)."""
+        names = self.design.xnames
+        return pd.DataFrame(self.solution.vcov, index=names, columns=names)
+
+    @cached_property
+    def varcomp(self) -> VarComp:
+        """The variance components (see :mod:`mlmprimer.varcomp`)."""
+        return variance_components(self.design, self.theta, self.sigma, self.solution.beta)
+
+    @cached_property
+    def varcorr(self) -> pd.DataFrame:
+        """:attr:`varcomp` as R's ``as.data.frame(VarCorr(m))``."""
+        return self.varcomp.frame()
+
+    @cached_property
+    def _fitted_values(self) -> np.ndarray:
+        """``X beta + Z b`` (+ the offset) as an array, computed once."""
+        return self.solution.fitted()
+
+    @cached_property
+    def ranef(self) -> dict[str, pd.DataFrame]:
+        """The conditional modes of the random effects, one frame per grouping factor."""
+        return self._by_group(self.solution.b)
 
     @classmethod
     def from_stages(
@@ -228,7 +268,7 @@ class LmerModel:
                 out[t.group] = df
         return out
 
-    @property
+    @cached_property
     def ranef_condsd(self) -> dict[str, pd.DataFrame]:
         """Conditional SDs of the random effects, shaped like :attr:`ranef` (lme4's condVar).
 
@@ -240,11 +280,9 @@ class LmerModel:
         >>> m.ranef_condsd["Batch"].shape
         (6, 1)
         """
-        if self._ranef_condsd is None:
-            cv = self.solution.conditional_variances()
-            sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
-            self._ranef_condsd = self._by_group(sds)
-        return self._ranef_condsd
+        cv = self.solution.conditional_variances()
+        sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
+        return self._by_group(sds)
 
     # ---- lme4 accessors -------------------------------------------------------------------
 
@@ -288,7 +326,7 @@ class LmerModel:
         >>> len(m.fitted())
         30
         """
-        return pd.Series(self.solution.fitted(), index=self.design.index, name="fitted")
+        return pd.Series(self._fitted_values, index=self.design.index, name="fitted")
 
     def residuals(self, type: str = "response", scaled: bool = False) -> pd.Series:
         """Response minus fitted values (conditional residuals), for the rows used.
@@ -315,7 +353,7 @@ class LmerModel:
         """
         if type not in ("response", "pearson"):
             raise ValueError(f"type must be 'response' or 'pearson', not {type!r}")
-        r = self.design.y - self.solution.fitted()
+        r = self.design.y - self._fitted_values
         if type == "pearson" and self.design.weights is not None:
             r = r * np.sqrt(self.design.weights)
         if scaled:

@@ -47,7 +47,7 @@ from .design import Design, model_design
 from .factor import deviance_function
 from .formula import FormulaError, update_formula
 from .lmermodel import LmerModel, LmerWarning
-from .optimize import ConvergenceError, optimize_theta
+from .optimize import ConvergenceError, SingleThreadedBlas, optimize_theta
 from .rprint import SINGULAR_MESSAGE, LmerSummary
 from .solution import solve_mixed
 from .validate import check_response
@@ -213,7 +213,10 @@ def _fit(
     # raise before fitting for models MixedLM cannot express
     spec = sm_spec(md.design, md.parsed) if backend == "statsmodels" else None
     # 2. the profiled deviance of that design, a function of theta
-    devfun = deviance_function(md.design, REML)
+    # single-threaded BLAS, as in the optimiser: OpenBLAS's threads cost more than they save
+    # here (far more on a busy machine); the reference models' cross-products are the same bits
+    with SingleThreadedBlas():
+        devfun = deviance_function(md.design, REML)
     # 3. minimise it and check the convergence
     opt = optimize_theta(devfun, ctrl)
     theta = opt.theta
@@ -290,7 +293,8 @@ def refit_model(model: LmerModel, newresp: Any = None, REML: bool | None = None)
 
 def _fit_design(model: LmerModel, design: Design, data: pd.DataFrame, REML: bool) -> LmerModel:
     """Stages 2 to 4 on ``design``, the rest (formula, call, control) as in ``model``."""
-    devfun = deviance_function(design, REML)
+    with SingleThreadedBlas():
+        devfun = deviance_function(design, REML)
     opt = optimize_theta(devfun, model.control)
     return LmerModel(
         formula=model.formula,

@@ -20,6 +20,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import keyword
 import re
 from collections.abc import Mapping, Sequence
@@ -29,12 +30,13 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import patsy
+from patsy.build import design_matrix_builders
 from patsy.desc import INTERCEPT, ModelDesc, Term
 
 from .formula import PATSY_BUILTINS, ParsedFormula, RandomTerm, in_namespace, lme4_name
 from .rfunctions import eval_namespace, r_eval_env
 from .rsyntax import R_LITERALS, R_MATH, R_TERM_FUNCTIONS, R_VARIABLES, FormulaError, Node, parse_r
-from .termalgebra import Atom, formula_terms, integer_value
+from .termalgebra import Atom, TermAlgebra, formula_terms, integer_value
 
 __all__ = [
     "eval_namespace",
@@ -347,10 +349,20 @@ class _PatsyModel:
     labels: list[str]
 
 
+def _read_terms(text: str) -> tuple[TermAlgebra, tuple[frozenset[int], ...], bool]:
+    alg, terms, icpt = formula_terms(text, text)
+    return alg, tuple(terms), icpt
+
+
+# R's terms of a right-hand side, read once per text: the checks and the design of a fit read
+# the same parts (only read, never changed)
+rhs_terms = functools.lru_cache(maxsize=512)(_read_terms)
+
+
 def _patsy_model(
     text: str, columns: Any, namespace: Mapping[str, Any] | None, intercept_ok: bool = True
 ) -> _PatsyModel:
-    alg, terms, icpt = formula_terms(text, text)
+    alg, terms, icpt = rhs_terms(text)
     tr = _Translator(text, columns, namespace)
     factors = [_factors(a, tr) for a in alg.atoms]
     out_terms: list[Term] = [INTERCEPT] if icpt and intercept_ok else []
@@ -384,6 +396,41 @@ def _relocated(err: FormulaError, text: str, formula: str) -> FormulaError:
     return FormulaError(err.message, formula, start + err.position)
 
 
+def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray | None:
+    """What ``patsy.build_design_matrices([info], data)`` makes, when all factors are numerical.
+
+    As patsy's, a column is the product of its factors' values in the term's order. None when
+    patsy's own path is needed: a categorical factor, a factor of several columns, values that
+    are not numbers, of the wrong length or index, or missing (patsy raises its error there).
+    """
+    n = len(data)
+    values: dict[Any, np.ndarray] = {}
+    for fi in info.factor_infos.values():
+        if fi.type != "numerical" or fi.num_columns != 1:
+            return None
+        raw = fi.factor.eval(fi.state, data)
+        if isinstance(raw, pd.Series | pd.DataFrame) and not raw.index.equals(data.index):
+            return None
+        v = np.asarray(raw)
+        if v.ndim == 2 and v.shape[1] == 1:
+            v = v[:, 0]
+        if v.shape != (n,) or v.dtype.kind not in "iuf" or np.isnan(v).any():
+            return None
+        values[fi.factor] = v
+    out = np.empty((n, len(info.column_names)))
+    j = 0
+    for subterms in info.term_codings.values():
+        for sub in subterms:
+            if sub.num_columns != 1:
+                return None
+            col = np.ones(n)  # patsy's products, in its order, in a contiguous column
+            for f in sub.factors:
+                col *= values[f]
+            out[:, j] = col
+            j += 1
+    return out
+
+
 def _design(
     text: str,
     data: pd.DataFrame,
@@ -396,8 +443,13 @@ def _design(
         model = _patsy_model(text, data.columns, eval_namespace(eval_env), intercept_ok)
     except FormulaError as err:
         raise _relocated(err, text, formula or text) from None
-    mat = patsy.dmatrix(model.desc, data, eval_env=r_eval_env(eval_env), NA_action="raise")
-    info = mat.design_info
+    env = r_eval_env(eval_env)
+    # patsy's own description of the columns (as patsy.dmatrix makes it), then the matrix: by
+    # numpy when every factor is numerical, else by patsy (which also raises its errors)
+    (info,) = design_matrix_builders([model.desc.rhs_termlist], lambda: iter([data]), env, "raise")
+    mat = _numerical_matrix(info, data)
+    if mat is None:
+        (mat,) = patsy.build_design_matrices([info], data, NA_action="raise")
     # R keeps the formula's order of terms (by degree: main effects, then interactions);
     # patsy puts terms without numeric factors first
     slices = [info.term_slices[t] for t in model.terms if t in info.term_slices]
@@ -569,6 +621,15 @@ def offset_values(
 
 def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
     if isinstance(values.dtype, pd.CategoricalDtype):
+        cat = values.array  # the Categorical itself, without a Series of its codes
+        codes = np.asarray(cat.codes, dtype=np.int64)
+        categories = cat.categories
+        if codes.size and codes.min() >= 0:
+            # as remove_unused_categories, by counting the codes rather than sorting them
+            used = np.bincount(codes, minlength=len(categories)) > 0
+            if used.all():
+                return codes, pd.Index(categories)
+            return (np.cumsum(used) - 1)[codes], pd.Index(categories[used])
         cat = values.cat.remove_unused_categories()
         return np.asarray(cat.cat.codes, dtype=np.int64), pd.Index(cat.cat.categories)
     codes, uniques = pd.factorize(values, sort=True)

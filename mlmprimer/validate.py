@@ -32,11 +32,10 @@ from .formula import (
     FormulaError,
     ParsedFormula,
     check_columns,
-    formula_terms,
     formula_variables,
     r_text,
 )
-from .rterms import eval_namespace, expression_values, response_values
+from .rterms import eval_namespace, expression_values, response_values, rhs_terms
 
 __all__ = ["CheckedData", "check_finite", "check_response", "validate_data"]
 
@@ -220,7 +219,7 @@ def _roles(parsed: ParsedFormula) -> dict[str, set[str]]:
 def _factor_names(text: str) -> list[str]:
     """Columns used directly as terms, or inside factor() / C(): those coded as factors."""
     try:
-        alg, _, _ = formula_terms(text, text)
+        alg, _, _ = rhs_terms(text)
     except FormulaError:
         return []
     out = []
@@ -300,21 +299,24 @@ def check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) 
             f"{'s' if bad.sum() > 1 else ''} (rows {_rows(index, bad)}): lme4 refuses that too "
             "(NA/NaN/Inf in 'y'); replace or drop those rows"
         )
-    values = np.unique(y)
-    if len(values) == 1:
+    if y.size == 0:
+        return
+    # the smallest and largest values and whether there are others: passes over y, no sort
+    lo, hi = float(np.min(y)), float(np.max(y))
+    if lo == hi:
         raise ValueError(
-            f"the response {name!r} is constant (every value is {values[0]:g}): there is no "
+            f"the response {name!r} is constant (every value is {lo:g}): there is no "
             "variation for a model to explain"
         )
-    if len(values) == 2:
+    if np.all((y == lo) | (y == hi)):
         notes.append(
-            f"the response {name!r} takes only two values ({values[0]:g} and {values[1]:g}): "
+            f"the response {name!r} takes only two values ({lo:g} and {hi:g}): "
             "lmer fits a linear (Gaussian) model to it; for a binary outcome a binomial model "
             "(lme4's glmer(..., family = binomial)) is usually meant"
         )
-    elif values[0] == 0 and np.all(values == np.round(values)) and np.median(y) <= 20:
+    elif lo == 0 and np.all(y == np.round(y)) and np.median(y) <= 20:
         notes.append(
-            f"the response {name!r} holds whole numbers from 0 to {values[-1]:g} (median "
+            f"the response {name!r} holds whole numbers from 0 to {hi:g} (median "
             f"{np.median(y):g}): if these are counts, a Poisson model (lme4's glmer(..., "
             "family = poisson)) may be meant; lmer treats them as normally distributed"
         )
@@ -439,7 +441,8 @@ def validate_data(
             f"{', '.join(miss_cols)} dropped (like R's na.omit); "
             f"{len(data) - nmiss} rows used"
         )
-    clean = data.loc[~missing]
+    # without missing values, every row: a (copy-on-write) view rather than a copy of the data
+    clean = data.loc[~missing] if nmiss else data.copy(deep=False)
     if len(clean) == 0:
         raise ValueError("no rows left after dropping rows with missing values")
     if coerced:

@@ -40,7 +40,7 @@ CONTENTS: list[tuple[str, list[str]]] = [
             "14-mrp",
         ],
     ),
-    ("Appendix", ["A1-how-lmer-fits", "A2-python-and-r"]),
+    ("Appendix", ["A1-how-lmer-fits", "A2-python-and-r", "A3-big-data"]),
     ("Reference", ["book/glossary", "book/bibliography"]),
     ("For instructors", ["book/instructors"]),
 ]

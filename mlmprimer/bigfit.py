@@ -46,7 +46,7 @@ from .aggregate import (
 from .control import LmerControl
 from .design import TermBlock, tril_colmajor
 from .factor import CrossProducts, ProfiledDeviance
-from .lmermodel import LmerWarning
+from .lmermodel import LmerWarning, group_coefficients
 from .optimize import ThetaFit, optimize_theta
 from .rprint import SINGULAR_MESSAGE
 from .solution import MixedSolution, solve_mixed
@@ -414,17 +414,7 @@ class SourceModel:
         >>> list(lmer_source("Reaction ~ Days + (Days | Subject)", s).coef()["Subject"].columns)
         ['(Intercept)', 'Days']
         """
-        out = {}
-        for g, modes in self.ranef.items():
-            missing = [c for c in modes.columns if c not in self.fixef.index]
-            fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
-            val = pd.DataFrame(
-                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
-            )
-            for c in modes.columns:
-                val[c] = val[c] + modes[c].to_numpy()
-            out[g] = val
-        return out
+        return group_coefficients(self.fixef, self.ranef)
 
     def coef_table(self) -> pd.DataFrame:
         """Estimate, Std. Error and t value of the fixed effects (lme4's ``coef(summary(m))``).

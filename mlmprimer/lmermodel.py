@@ -36,7 +36,7 @@ from .rprint import summary as print_summary
 from .solution import MixedSolution
 from .varcomp import VarComp, variance_components
 
-__all__ = ["LmerModel", "LmerWarning"]
+__all__ = ["LmerModel", "LmerWarning", "group_coefficients"]
 
 
 class LmerWarning(UserWarning):
@@ -303,17 +303,7 @@ class LmerModel:
         >>> list(m.coef()["Subject"].columns)
         ['(Intercept)', 'Days']
         """
-        out = {}
-        for g, modes in self.ranef.items():
-            missing = [c for c in modes.columns if c not in self.fixef.index]
-            fe = pd.concat([pd.Series(0.0, index=missing), self.fixef])
-            val = pd.DataFrame(
-                np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
-            )
-            for c in modes.columns:
-                val[c] = val[c] + modes[c].to_numpy()
-            out[g] = val
-        return out
+        return group_coefficients(self.fixef, self.ranef)
 
     def fitted(self) -> pd.Series:
         """Fitted values ``X beta + Z b`` for the rows used.
@@ -737,3 +727,33 @@ class LmerModel:
             if t.group not in out:
                 out[t.group] = pd.Categorical.from_codes(t.codes, categories=t.levels)
         return pd.DataFrame(out, index=self.design.index)
+
+
+def group_coefficients(fixef: pd.Series, ranef: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
+    """Per-group coefficients, R's ``coef()``: each group's random effects added to the fixed ones.
+
+    A term with a random part but no fixed part (``(0 + x | g)`` with no ``x`` in the fixed
+    effects) has a fixed part of 0; those columns come first.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlmprimer.lmermodel import group_coefficients
+    >>> fe = pd.Series({"(Intercept)": 10.0, "x": 2.0})
+    >>> re = {"g": pd.DataFrame({"(Intercept)": [1.0, -1.0]}, index=["a", "b"])}
+    >>> group_coefficients(fe, re)["g"]
+       (Intercept)    x
+    a         11.0  2.0
+    b          9.0  2.0
+    """
+    out = {}
+    for g, modes in ranef.items():
+        missing = [c for c in modes.columns if c not in fixef.index]
+        fe = pd.concat([pd.Series(0.0, index=missing), fixef])
+        val = pd.DataFrame(
+            np.tile(fe.to_numpy(), (len(modes), 1)), index=modes.index, columns=fe.index
+        )
+        for c in modes.columns:
+            val[c] = val[c] + modes[c].to_numpy()
+        out[g] = val
+    return out

@@ -202,7 +202,7 @@ def _fit(
     # raise before fitting for models MixedLM cannot express
     spec = sm_spec(md.design, md.parsed) if backend == "statsmodels" else None
     # 2. the profiled deviance of that design, a function of theta
-    devfun = deviance_function(md.design, REML)
+    devfun = deviance_function(md.design, REML, ctrl.schur_factor)
     # 3. minimise it and check the convergence
     opt = optimize_theta(devfun, ctrl)
     theta = opt.theta
@@ -279,7 +279,7 @@ def refit_model(model: LmerModel, newresp: Any = None, REML: bool | None = None)
 
 def _fit_design(model: LmerModel, design: Design, data: pd.DataFrame, REML: bool) -> LmerModel:
     """Stages 2 to 4 on ``design``, the rest (formula, call, control) as in ``model``."""
-    devfun = deviance_function(design, REML)
+    devfun = deviance_function(design, REML, model.control.schur_factor)
     opt = optimize_theta(devfun, model.control)
     return LmerModel(
         formula=model.formula,

@@ -7,19 +7,26 @@ module holds the two ways of factoring ``S`` and the rule choosing between them:
 * **dense** (:func:`mlmprimer.factor.factorize` as always): ``S`` as an ``m x m`` array and
   LAPACK's Cholesky; its cost is ``m^3 / 3`` whatever the design;
 * **sparse** (:func:`sparse_schur`): when the levels of the second factor meet few levels of
-  the first ("local" crossing: raters who see a few items each), the random block ``S_zz``
-  of ``S`` is sparse and stays sparse under a fill-reducing ordering. It is factored by
-  SuperLU (``scipy.sparse.linalg.splu``) with a symmetric minimum-degree ordering and no
-  pivoting (``S_zz`` is symmetric positive definite, so ``U``'s diagonal is the ``D`` of
-  ``S_zz = L D L'`` and ``log|S_zz| = sum(log U_ii)``); the small dense block of ``[X | y]``
+  the first ("local" crossing: raters who see a few neighbouring items each), the random
+  block ``S_zz`` of ``S`` is sparse and stays sparse under a fill-reducing ordering. Its
+  ordering is fixed once by its pattern (:func:`schur_plan`): a reverse Cuthill-McKee
+  ordering and LAPACK's banded Cholesky when the band is narrow, else SuperLU
+  (``scipy.sparse.linalg.splu``) with a symmetric minimum-degree ordering and no pivoting
+  (``S_zz`` is symmetric positive definite, so ``U``'s diagonal is the ``D`` of
+  ``S_zz = L D L'`` and ``log|S_zz| = sum(log U_ii)``). The small dense block of ``[X | y]``
   is then ``K = S_xx - S_xz S_zz^{-1} S_zx``, whose Cholesky factor holds ``R_X'`` and ``r``.
 
-Both give the same ``log|L|^2``, ``log|R_X|^2`` and ``r^2`` (to rounding), so the deviance,
-the estimates and the optimiser's path do not depend on the choice. ``"auto"``
-(:func:`choose_schur`) keeps the dense path for every design with fewer than
-:data:`SPARSE_MIN_Q` random columns after the first term (all of the course's models) and
-otherwise takes the sparse one when a trial factorisation at the starting theta fills at most
-:data:`SPARSE_MAX_FILL` of a dense factor.
+Both give the same ``log|L|^2``, ``log|R_X|^2`` and ``r^2`` to rounding (relative 1e-12 or
+so), hence the same deviance; an optimiser's path may follow those last digits, so two fits
+agree to its tolerances. ``"auto"`` (:func:`choose_schur`) keeps the dense path for every
+design with fewer than :data:`SPARSE_MIN_Q` random columns after the first term (all of the
+course's models) and otherwise takes the sparse one when ``S_zz``'s pattern has a narrow
+band under reverse Cuthill-McKee.
+
+The dense path's ``W'W - G' blockdiag(C) G`` is itself chosen by cost
+(:func:`dense_gram_operand`): the pair map for small designs, one BLAS ``syrk`` with ``G``
+held dense when the second factor has a few hundred to thousands of levels, or a sparse
+product.
 
 Examples
 --------
@@ -73,7 +80,7 @@ __all__ = [
 
 #: ``"auto"`` factors dense below this many random columns after the first term.
 SPARSE_MIN_Q = 1000
-#: ``"auto"`` factors sparse when ``nnz(L) + nnz(U)`` is at most this fraction of ``q_rest^2``.
+#: ``"auto"`` factors dense when ``S_zz``'s pattern fills more than this fraction of it.
 SPARSE_MAX_FILL = 0.1
 #: The banded Cholesky is used when ``q_rest (bandwidth + 1)^2`` is at most this.
 BANDED_MAX_WORK = 2e8
@@ -353,15 +360,17 @@ def sparse_schur(
 def choose_schur(design: Design, B: CrossProducts, choice: str = "auto") -> str:
     """``"dense"`` or ``"sparse"``: the Schur step for ``design`` under ``choice``.
 
-    ``"auto"``: dense below :data:`SPARSE_MIN_Q` random columns after the first term;
-    otherwise a trial sparse factorisation at the starting theta, kept when it fills at most
-    :data:`SPARSE_MAX_FILL` of ``q_rest^2`` (a dense factor of ``S_zz`` has ``q_rest^2 / 2``
-    entries and costs ``q_rest^3 / 3``).
+    ``"auto"``: dense below :data:`SPARSE_MIN_Q` random columns after the first term, or
+    when the pattern of ``S_zz`` holds more than :data:`SPARSE_MAX_FILL` of its entries;
+    otherwise sparse when a reverse Cuthill-McKee ordering gives ``S_zz`` a narrow band
+    (:func:`schur_plan`, "local" crossings). A general sparse pattern can fill in badly
+    under any ordering (random crossings do), and its fill is known only by factoring it,
+    so ``"auto"`` leaves it dense; ``"sparse"`` factors it by SuperLU all the same.
 
     Raises
     ------
     ValueError
-        ``choice`` is not one of :data:`SCHUR_FACTORS`.
+        ``choice`` is not one of :data:`mlmprimer.control.SCHUR_FACTORS`.
 
     Examples
     --------
@@ -383,26 +392,30 @@ def choose_schur(design: Design, B: CrossProducts, choice: str = "auto") -> str:
         return choice
     if B.qr < SPARSE_MIN_Q:
         return "dense"
-    # the pattern of S_zz bounds its factor's fill from below: too dense, no trial
-    if _pattern_nnz(B) > SPARSE_MAX_FILL * B.qr**2:
+    pattern = _pattern(B)
+    if pattern.nnz > SPARSE_MAX_FILL * B.qr**2:
         return "dense"
-    from .factor import factorize
-
-    try:
-        f = factorize(design.theta0, design, B, schur="sparse")
-    except (np.linalg.LinAlgError, ValueError, RuntimeError):
+    plan = schur_plan(pattern)
+    if not plan["banded"]:
         return "dense"
-    return "sparse" if f.schur.fill <= SPARSE_MAX_FILL * B.qr**2 else "dense"
+    B._schur_plan = plan  # the ordering depends on the pattern only
+    return "sparse"
 
 
-def _pattern_nnz(B: CrossProducts) -> int:
-    """The entries of ``G_r' G_r`` (both triangles; ``G_r`` the random columns of ``G``)."""
+def _pattern(B: CrossProducts) -> sp.csc_matrix:
+    """The pattern of ``S_zz``: ``G_r' G_r`` and ``W'W``'s random block, both triangles."""
     qr = B.qr
+    r, c = np.nonzero(B.WtW[:qr, :qr])
     pairs = getattr(B, "_pairs", None)
     if pairs is not None:
         a, b = np.divmod(pairs[0], B.m)
         inside = a < qr
-        return int(2 * np.count_nonzero(inside) - np.count_nonzero(inside & (a == b)))
-    Gr = sp.csr_matrix(B.G[:, :qr])
-    Gr.data = np.ones_like(Gr.data)
-    return int((Gr.T @ Gr).nnz)
+        r = np.concatenate([r, a[inside], b[inside]])
+        c = np.concatenate([c, b[inside], a[inside]])
+        P = sp.csc_matrix((np.ones(r.size), (r, c)), shape=(qr, qr))
+    else:
+        Gr = sp.csr_matrix(B.G[:, :qr])
+        Gr.data = np.ones_like(Gr.data)
+        P = sp.csc_matrix(Gr.T @ Gr) + sp.csc_matrix((np.ones(r.size), (r, c)), shape=(qr, qr))
+    P.sum_duplicates()
+    return P

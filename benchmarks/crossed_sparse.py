@@ -184,6 +184,15 @@ def report(results: dict, args: argparse.Namespace, command: str) -> str:
                 f"| **{fmt(r, 'fit_s')}** | {fmt(r, 'peak_mb', '.0f')} | {r['deviance']:.6f} "
                 f"| {format(r['factor_solve_s'], '.2f') if 'factor_solve_s' in r else '–'} |"
             )
+    lines += [
+        "",
+        "*Schur step*: how the new engine factors the Schur complement of `[Z_g2 | X | y]`",
+        '(`LmerControl(schur_factor="auto")`, see `mlmprimer/schur.py`); the old engine always',
+        "factors it dense. *factor's solve s*: one factorisation at the optimum and",
+        "`Factor.normal_solution()` (u for g2 and beta), what `solve_mixed` would cost if it",
+        "took `(u_rest, beta)` from the factor instead of from the dense `Ls`, which a sparse",
+        "factor forms on demand (one dense Cholesky of size q_g2 + p + 1).",
+    ]
     lines += ["", "Agreement of the new engine with the old (where both finished):", ""]
     lines += ["| case | REML criterion, relative | theta, max relative | beta, max relative |"]
     lines += ["|---|---:|---:|---:|"]

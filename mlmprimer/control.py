@@ -141,7 +141,8 @@ class GlmerControl(LmerControl):
     """The settings of a ``glmer`` fit, as lme4's ``glmerControl()``.
 
     Every field of :class:`LmerControl` (``optimizer`` is the first stage's; the tolerances
-    and the convergence probe serve both stages), and:
+    and the convergence probe serve both stages; ``schur_factor`` is not used, PIRLS
+    factors dense), and:
 
     Attributes
     ----------

@@ -256,7 +256,9 @@ def fit_products(
     """
     for note in _notes(plan, design, control):
         warnings.warn(note, LmerWarning, stacklevel=4)
-    devfun = ProfiledDeviance(design, REML, products=products)  # type: ignore[arg-type]
+    devfun = ProfiledDeviance(  # type: ignore[arg-type]
+        design, REML, products=products, schur_factor=control.schur_factor
+    )
     opt = optimize_theta(devfun, control)
     sol = solve_mixed(devfun, opt.theta)
     model = SourceModel(formula, plan, design, opt, sol, bool(REML), control, devfun)

@@ -19,10 +19,12 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["OPTIMIZERS", "GlmerControl", "LmerControl"]
+__all__ = ["OPTIMIZERS", "SCHUR_FACTORS", "GlmerControl", "LmerControl"]
 
 #: The optimisers of :func:`mlmprimer.optimize.optimize_theta`, by lme4's names.
 OPTIMIZERS = ("bobyqa", "Nelder_Mead")
+#: The Schur steps of :class:`mlmprimer.factor.ProfiledDeviance` (see :mod:`mlmprimer.schur`).
+SCHUR_FACTORS = ("auto", "dense", "sparse")
 
 
 @dataclass(frozen=True)
@@ -57,12 +59,22 @@ class LmerControl:
     statsmodels_tol : float
         How much higher (in deviance units) statsmodels' optimum may be than ours before
         ``backend="statsmodels"`` refuses it.
+    schur_factor : {"auto", "dense", "sparse"}
+        How each evaluation factors the Schur complement of the random terms after the first
+        (:mod:`mlmprimer.schur`): a dense Cholesky, or a sparse one with a fill-reducing
+        ordering (for a large second factor crossed sparsely with the first, as raters and
+        items). ``"auto"`` factors dense unless that complement has at least 1,000 columns
+        and its sparse factor stays sparse. The estimates are the same either way.
 
     Examples
     --------
     >>> from mlmprimer.control import LmerControl
     >>> LmerControl().optimizer
     'bobyqa'
+    >>> LmerControl(schur_factor="cholmod")
+    Traceback (most recent call last):
+    ...
+    ValueError: unknown schur_factor 'cholmod': choose one of 'auto', 'dense', 'sparse'
     """
 
     optimizer: str = "bobyqa"
@@ -78,12 +90,18 @@ class LmerControl:
     rank_tol: float = 1e-7
     few_levels: int = 5
     statsmodels_tol: float = 2e-3
+    schur_factor: str = "auto"
 
     def __post_init__(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(
                 f"unknown optimizer {self.optimizer!r}: choose one of "
                 + ", ".join(repr(o) for o in OPTIMIZERS)
+            )
+        if self.schur_factor not in SCHUR_FACTORS:
+            raise ValueError(
+                f"unknown schur_factor {self.schur_factor!r}: choose one of "
+                + ", ".join(repr(o) for o in SCHUR_FACTORS)
             )
 
     @classmethod
@@ -123,7 +141,8 @@ class GlmerControl(LmerControl):
     """The settings of a ``glmer`` fit, as lme4's ``glmerControl()``.
 
     Every field of :class:`LmerControl` (``optimizer`` is the first stage's; the tolerances
-    and the convergence probe serve both stages), and:
+    and the convergence probe serve both stages; ``schur_factor`` is not used, PIRLS
+    factors dense), and:
 
     Attributes
     ----------

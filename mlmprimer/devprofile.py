@@ -299,10 +299,11 @@ class Profiler:
         self.design = design
         # a fit from a database has no rows: its ML deviance reuses the aggregated products
         products = getattr(model, "devfun", None) if not isinstance(model, LmerModel) else None
+        schur = model.control.schur_factor
         if products is not None:
-            self.devfun = ProfiledDeviance(design, REML=False, products=products.products)
+            self.devfun = ProfiledDeviance(design, False, products.products, schur_factor=schur)
         else:
-            self.devfun = deviance_function(design, REML=False)
+            self.devfun = deviance_function(design, REML=False, schur_factor=schur)
         if model.REML:
             fit = optimize_theta(self.devfun, start=model.theta)
             theta, base = fit.theta, fit.deviance

@@ -50,12 +50,23 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .design import Design, TermBlock, tril_colmajor
+from .schur import (
+    DENSE_MIN_PAIRS,
+    SparseSchur,
+    choose_schur,
+    dense_gram,
+    dense_gram_operand,
+    sparse_cross,
+    sparse_pattern,
+    sparse_schur,
+)
 
 __all__ = [
     "LOG2PI",
     "CrossProducts",
     "Factor",
     "ProfiledDeviance",
+    "SparseFactor",
     "deviance_at",
     "deviance_function",
     "factorize",
@@ -220,7 +231,13 @@ class CrossProducts:
         r = row % p1
         counts = np.bincount(lev, minlength=self.l1)
         total = int(np.sum(counts.astype(np.int64) ** 2))
+        self._sparse_pattern = None
+        self._Gd = None
+        self._npairs = total
         if total > limit:
+            # the sparse product: ~2.5 ns a pair, ~50 ns an entry of its result
+            cost = 2.5 * total + 50.0 * min(float(m) ** 2, total)
+            self._Gd = dense_gram_operand(self.G, self.l1, p1, m, cost)
             return None
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         # every ordered pair (e, f) of entries of the same level
@@ -236,13 +253,23 @@ class CrossProducts:
         idx, inv = np.unique(flat, return_inverse=True)
         P = sp.csr_matrix((val[e] * val[f], (inv, src)), shape=(len(idx), self.l1 * p1 * p1))
         P.sum_duplicates()
+        if P.nnz > DENSE_MIN_PAIRS:
+            cost = 2.0 * P.nnz + float(m) ** 2  # the pair map's product and a copy of W'W
+            self._Gd = dense_gram_operand(self.G, self.l1, p1, m, cost)
         return idx, P
 
     def cross(self, C: np.ndarray) -> np.ndarray:
         """``W'W - G' blockdiag(C) G`` (lower triangle exact; full if Lambda_W is not diagonal).
 
-        C has shape ``(l1, p1, p1)``.
+        C has shape ``(l1, p1, p1)``. By a BLAS product with G held dense when that is
+        estimated cheapest (:func:`mlmprimer.schur.dense_gram_operand`), else by the pair map
+        (small designs) or a sparse product.
         """
+        if getattr(self, "_Gd", None) is not None:
+            M = dense_gram(self._Gd, C, self.WtW)
+            if not self.rest_scalar:
+                M = np.tril(M) + np.tril(M, -1).T
+            return M
         if self._pairs is not None:
             idx, P = self._pairs
             M = self.WtW.copy()
@@ -260,6 +287,29 @@ class CrossProducts:
             )
             Gs = (bd @ self.G).tocsr()
         return self.WtW - (self.Gt @ Gs).toarray()
+
+    def cross_sparse(self, C: np.ndarray) -> sp.csc_matrix:
+        """``W'W - G' blockdiag(C) G`` as a sparse matrix, both triangles (the sparse Schur step).
+
+        Through the pair map on a pattern fixed at the first call when there is one, else by a
+        sparse product.
+        """
+        if self._pairs is not None:
+            if getattr(self, "_sparse_pattern", None) is None:
+                self._sparse_pattern = sparse_pattern(self.WtW, self._pairs[0])
+            return sparse_cross(self._sparse_pattern, self._pairs[1] @ C.ravel())
+        if getattr(self, "_WtW_sparse", None) is None:
+            self._WtW_sparse = sp.csc_matrix(self.WtW)
+        if self.p1 == 1:
+            Gs = self.G.copy()
+            Gs.data *= np.repeat(C[:, 0, 0], np.diff(self.G.indptr))
+        else:
+            bd = sp.bsr_matrix(
+                (C, np.arange(self.l1), np.arange(self.l1 + 1)),
+                shape=(self.l1 * self.p1, self.l1 * self.p1),
+            )
+            Gs = (bd @ self.G).tocsr()
+        return sp.csc_matrix(self._WtW_sparse - self.Gt @ Gs)
 
     def lambda_w(self, theta: np.ndarray) -> np.ndarray | sp.csr_matrix:
         """Lambda_W as a vector (diagonal case) or a sparse matrix."""
@@ -413,10 +463,64 @@ class Factor:
     logdet_RX: float
     r2: float
     ldw: float = 0.0  # sum of log prior weights
+    schur: SparseSchur | None = None  # the sparse Schur step (then Ls is formed on demand)
+
+    def normal_solution(self) -> np.ndarray:
+        """``(u_rest, beta)``, the penalised least squares solution of the Schur system.
+
+        ``S[:-1, :-1] w = S[:-1, -1]``, without forming ``Ls`` on the sparse path.
+        """
+        if self.schur is not None:
+            return self.schur.normal_solution()
+        Ls = self.Ls
+        return sla.solve_triangular(
+            Ls[:-1, :-1], Ls[-1, :-1], trans="T", lower=True, check_finite=False
+        )
+
+    def rx_lower(self, p: int) -> np.ndarray:
+        """``R_X'``, the lower ``p x p`` Cholesky factor of the fixed effects' block."""
+        if self.schur is not None:
+            return self.schur.Lx[:p, :p]
+        q = self.Ls.shape[0] - p - 1
+        return self.Ls[q : q + p, q : q + p]
 
 
-def factorize(theta: np.ndarray, design: Design, B: CrossProducts) -> Factor:
+class SparseFactor(Factor):
+    """A :class:`Factor` whose Schur step is sparse (:class:`mlmprimer.schur.SparseSchur`).
+
+    ``Ls``, the dense Cholesky factor of the Schur complement, is computed on first use
+    (for code that reads it); :meth:`normal_solution` and :meth:`rx_lower` do not need it.
+    """
+
+    @property  # type: ignore[override]
+    def Ls(self) -> np.ndarray:  # noqa: N802 - the name of Factor's field
+        """The dense lower Cholesky factor of the Schur complement (formed on first use)."""
+        if self._Ls is None:
+            m = self.schur.S.shape[0]
+            if m > DENSE_LS_MAX:
+                raise MemoryError(
+                    f"a dense factor of the {m} x {m} Schur complement is too large: "
+                    "use normal_solution() and rx_lower()"
+                )
+            self._Ls = sla.cholesky(
+                self.schur.S.toarray(), lower=True, check_finite=False, overwrite_a=True
+            )
+        return self._Ls
+
+    @Ls.setter
+    def Ls(self, value: np.ndarray | None) -> None:  # noqa: N802
+        self._Ls = value
+
+
+#: The largest Schur complement whose dense factor a :class:`SparseFactor` forms on demand.
+DENSE_LS_MAX = 30_000
+
+
+def factorize(theta: np.ndarray, design: Design, B: CrossProducts, schur: str = "dense") -> Factor:
     """The factorisation at ``theta`` (steps 1 to 4 of the profiled deviance).
+
+    ``schur`` is ``"dense"`` (LAPACK's Cholesky of the Schur complement) or ``"sparse"``
+    (:func:`mlmprimer.schur.sparse_schur`, returning a :class:`SparseFactor`).
 
     Examples
     --------
@@ -442,9 +546,27 @@ def factorize(theta: np.ndarray, design: Design, B: CrossProducts) -> Factor:
         Linv = np.linalg.inv(L11)
     Bj = Linv @ T1.T
     # T1 A_j^{-1} T1' for every level j
-    M = B.cross(np.swapaxes(Bj, 1, 2) @ Bj)
+    C = np.swapaxes(Bj, 1, 2) @ Bj
     logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
     lam = B.lambda_w(theta)
+    if schur == "sparse":
+        sch = sparse_schur(B.cross_sparse(C), lam, B.qr, getattr(B, "_schur_plan", None))
+        B._schur_plan = sch.plan  # the ordering depends on the pattern only
+        dg = np.diagonal(sch.Lx)
+        return SparseFactor(
+            theta,
+            T1,
+            L11,
+            Linv,
+            None,  # type: ignore[arg-type]  # formed on demand
+            lam,
+            logdet1 + sch.logdet_zz,
+            2.0 * float(np.sum(np.log(dg[: B.p]))),
+            float(dg[-1] ** 2),
+            B.ldw,
+            sch,
+        )
+    M = B.cross(C)
     if isinstance(lam, np.ndarray):
         S = M
         S *= lam[:, None]
@@ -527,12 +649,18 @@ class ProfiledDeviance:
     products : CrossProducts, optional
         Cross-products computed elsewhere (:meth:`CrossProducts.from_sums`); by default they
         are computed from the design's rows.
+    schur_factor : {"auto", "dense", "sparse"}, default "auto"
+        How the Schur complement of ``[Z_rest | X | y]`` is factored
+        (:func:`mlmprimer.schur.choose_schur`): ``"auto"`` picks sparse only for a large
+        second factor whose crossing with the first is sparse.
 
     Attributes
     ----------
     design : Design
     REML : bool
     products : CrossProducts
+    schur : {"dense", "sparse"}
+        The Schur step chosen.
 
     Examples
     --------
@@ -547,15 +675,22 @@ class ProfiledDeviance:
     """
 
     def __init__(
-        self, design: Design, REML: bool = True, products: CrossProducts | None = None
+        self,
+        design: Design,
+        REML: bool = True,
+        products: CrossProducts | None = None,
+        schur_factor: str = "auto",
     ) -> None:
         self.design = design
         self.REML = bool(REML)
         self.products = CrossProducts(design) if products is None else products
+        self.schur = choose_schur(design, self.products, schur_factor)
+        if self.schur == "sparse":
+            self.products._Gd = None  # the dense copy of G serves the dense path only
 
     def factor(self, theta: np.ndarray) -> Factor:
         """The factorisation at ``theta``."""
-        return factorize(theta, self.design, self.products)
+        return factorize(theta, self.design, self.products, self.schur)
 
     def __call__(self, theta: np.ndarray) -> float:
         try:
@@ -565,13 +700,17 @@ class ProfiledDeviance:
         return float(val) if np.isfinite(val) else math.inf
 
 
-def deviance_function(design: Design, REML: bool = True) -> ProfiledDeviance:
+def deviance_function(
+    design: Design, REML: bool = True, schur_factor: str = "auto"
+) -> ProfiledDeviance:
     """The profiled deviance of ``design`` as a function of theta (lme4's ``mkLmerDevfun``).
 
     Parameters
     ----------
     design : Design
     REML : bool, default True
+    schur_factor : {"auto", "dense", "sparse"}, default "auto"
+        The Schur step (see :class:`ProfiledDeviance`).
 
     Returns
     -------
@@ -588,4 +727,4 @@ def deviance_function(design: Design, REML: bool = True) -> ProfiledDeviance:
     >>> round(deviance_function(d, REML=False)(np.zeros(3)), 2)  # theta = 0: OLS
     1900.29
     """
-    return ProfiledDeviance(design, REML)
+    return ProfiledDeviance(design, REML, schur_factor=schur_factor)

@@ -715,7 +715,7 @@ class LmerModel:
             "flist": self._flist,
             "sigma": lambda: self.sigma,
             "REML": lambda: self.REML,
-            "devfun": lambda: deviance_function(d, self.REML),
+            "devfun": lambda: deviance_function(d, self.REML, self.control.schur_factor),
         }
         if name not in getters:
             raise ValueError(f"getME: unknown name {name!r}; known: {', '.join(self.GETME_NAMES)}")

@@ -216,7 +216,7 @@ def _fit(
     # single-threaded BLAS, as in the optimiser: OpenBLAS's threads cost more than they save
     # here (far more on a busy machine); the reference models' cross-products are the same bits
     with SingleThreadedBlas():
-        devfun = deviance_function(md.design, REML)
+        devfun = deviance_function(md.design, REML, ctrl.schur_factor)
     # 3. minimise it and check the convergence
     opt = optimize_theta(devfun, ctrl)
     theta = opt.theta
@@ -294,7 +294,7 @@ def refit_model(model: LmerModel, newresp: Any = None, REML: bool | None = None)
 def _fit_design(model: LmerModel, design: Design, data: pd.DataFrame, REML: bool) -> LmerModel:
     """Stages 2 to 4 on ``design``, the rest (formula, call, control) as in ``model``."""
     with SingleThreadedBlas():
-        devfun = deviance_function(design, REML)
+        devfun = deviance_function(design, REML, model.control.schur_factor)
     opt = optimize_theta(devfun, model.control)
     return LmerModel(
         formula=model.formula,

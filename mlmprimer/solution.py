@@ -167,9 +167,7 @@ def solve_mixed(devfun: ProfiledDeviance, theta: np.ndarray) -> MixedSolution:
     B = devfun.products
     f = devfun.factor(theta)
     n, p = design.n, design.p
-    Ls = f.Ls
-    c = Ls[-1, :-1]
-    w = sla.solve_triangular(Ls[:-1, :-1], c, trans="T", lower=True, check_finite=False)
+    w = f.normal_solution()  # (u_rest, beta); the sparse path never forms a dense factor
     u_rest = w[: B.qr]
     beta = w[B.qr : B.qr + p]
     vec = np.concatenate([w, [-1.0]])
@@ -188,7 +186,7 @@ def solve_mixed(devfun: ProfiledDeviance, theta: np.ndarray) -> MixedSolution:
     denom = n - p if REML else n
     sigma2 = f.r2 / denom
     if p > 0:
-        Lx = Ls[B.qr : B.qr + p, B.qr : B.qr + p]
+        Lx = f.rx_lower(p)
         Lxinv = sla.solve_triangular(Lx, np.eye(p), lower=True, check_finite=False)
         vcov = sigma2 * (Lxinv.T @ Lxinv)
     else:

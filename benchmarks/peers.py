@@ -155,12 +155,38 @@ def one_factor_spelling(sm: dict) -> str:
     return ""
 
 
+def spelling_frame(data, rows: int = 240, levels: int = 6):
+    """A small frame with ``data``'s columns and types, on which a model's spelling is built.
+
+    Numeric columns get seeded normal values, each factor its first ``levels`` levels in
+    turn: enough rows for any model of a few terms to be identifiable, whatever the size of
+    ``data``.
+    """
+    import numpy as np
+    import pandas as pd
+
+    rng = np.random.default_rng(0)
+    out = {}
+    for name in data.columns:
+        col = data[name]
+        if isinstance(col.dtype, pd.CategoricalDtype):
+            cats = list(col.cat.categories[:levels])
+            out[name] = pd.Categorical([cats[i % len(cats)] for i in range(rows)], categories=cats)
+        elif pd.api.types.is_numeric_dtype(col):
+            out[name] = rng.normal(size=rows)
+        else:
+            vals = list(pd.unique(col))[:levels]
+            out[name] = [vals[i % len(vals)] for i in range(rows)]
+    return pd.DataFrame(out)
+
+
 def peer_spec(spec: dict, workdir: Path) -> dict:
     """``spec`` for a mixedlm-rs worker, or an "n/a" record if mixedlm-rs cannot fit it.
 
     A course data set (``dataset:``) is written as a table under ``workdir``; simulated data
     (``sim:``, ``table:``) are read by the worker as they are. The MixedLM spelling is generated
-    from the first rows (it depends on the columns' types, not on their values).
+    on a small frame of the same columns (:func:`spelling_frame`): it depends on the columns'
+    types, not on their values.
     """
     kind, _, arg = spec["data"].partition(":")
     n = int(spec["n"])
@@ -178,7 +204,7 @@ def peer_spec(spec: dict, workdir: Path) -> dict:
     else:
         return {"id": spec["id"], "status": "n/a", "reason": f"n/a (data {kind!r})"}
     try:
-        sm = bench.statsmodels_kwargs(spec["formula"], data.iloc[: min(n, 5000)])
+        sm = bench.statsmodels_kwargs(spec["formula"], spelling_frame(data))
     except NotImplementedError as err:
         return {"id": spec["id"], "status": "n/a", "reason": f"n/a ({err})"}
     why = one_factor_spelling(sm)

@@ -255,6 +255,8 @@ def _load_data(spec: dict):
         data = load_sim(arg, int(spec["n"]))
     elif kind == "table":
         data = load_table(arg, int(spec["n"]))
+    elif kind == "parquet":  # the path itself: lmer reads the file (scale.py --parquet-rows)
+        return arg
     else:
         raise ValueError(f"unknown data {spec['data']!r}")
     if len(data) != int(spec["n"]):
@@ -1456,6 +1458,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="write benchmarks/scaling.png from the --scale results (default results/scale.json)",
     )
     p.add_argument(
+        "--scale-report",
+        nargs="?",
+        const="",
+        metavar="JSON",
+        help="fit nothing: rewrite benchmarks/SCALE.md from the --scale results (default "
+        "results/scale.json) with this version's report code",
+    )
+    p.add_argument(
         "--parquet-rows",
         type=float,
         help="--scale: also fit the random-intercept model from a Parquet file of this many rows "
@@ -1474,7 +1484,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(*args.worker)
-    if args.scale or args.plot is not None or args.parquet_rows:
+    if args.scale or args.plot is not None or args.parquet_rows or args.scale_report is not None:
         sys.path.insert(0, str(HERE))
         import scale
 

@@ -333,6 +333,21 @@ def time_table(records: dict, tools: list[str]) -> list[str]:
     return lines
 
 
+def cpu_table(records: dict, tools: list[str]) -> list[str]:
+    """CPU seconds (user + system, median over the repeats) per tool, and mlmprimer's ratios."""
+    pairs = [p for p in ratio_pairs(tools) if p[0] == "mlmprimer"]
+    head = ["model", "n"] + [f"{t} CPU s" for t in tools] + [f"{t} × {o}" for t, o in pairs]
+    lines = ["| " + " | ".join(head) + " |"]
+    lines.append("|" + "|".join(["---", "---:"] + ["---:"] * (len(head) - 2)) + "|")
+    for rid in fit_ids(records):
+        model, _, n = rid.rpartition("_n")
+        cpu = {t: bench.median_cpu(records.get((t, rid))) for t in tools}
+        row = [model, f"{int(n):,}"] + [bench.fmt_time(cpu[t]) if cpu[t] else "–" for t in tools]
+        row += [fmt_ratio(bench.ratio(cpu[t], cpu[o])) for t, o in pairs]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
 def memory_table(records: dict, tools: list[str]) -> list[str]:
     """Peak memory per tool, and logLik minus lme4's (or mlmprimer's) per tool."""
     others = [t for t in tools if t != "lme4"]
@@ -419,6 +434,14 @@ def scale_markdown(results: dict, tools: tuple[str, ...] = SCALE_TOOLS) -> str:
     ]
     tools = list(tools)
     lines += time_table(records, tools)
+    lines += [
+        "",
+        "### CPU time (s)",
+        "",
+        "On a busy machine wall time includes waiting for a core; CPU time does not.",
+        "",
+    ]
+    lines += cpu_table(records, tools)
     lines += ["", "### Peak memory (MB) and agreement", ""]
     lines += memory_table(records, tools)
     lines += ["", "### Goals (mlmprimer)", "", "| goal | verdict | measured |", "|---|---|---|"]

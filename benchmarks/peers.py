@@ -262,3 +262,42 @@ def peer_lines(report: dict) -> list[str]:
     if na:
         lines += [f"Not fitted by {PEER}: {'; '.join(na)}.", ""]
     return lines
+
+
+PEERS_BEGIN = "<!-- course models against mixedlm-rs: begin -->"
+PEERS_END = "<!-- course models against mixedlm-rs: end -->"
+
+
+def peer_block(text: str) -> str:
+    """The block of the course models against the peer in ``text`` (markers included), or ""."""
+    start, end = text.find(PEERS_BEGIN), text.find(PEERS_END)
+    if start < 0 or end < start:
+        return ""
+    return text[start : end + len(PEERS_END)]
+
+
+def write_peer_block(report: dict, path: Path) -> None:
+    """Put this run's table of the course models against the peer into ``path`` (SCALE.md).
+
+    The block, between PEERS_BEGIN and PEERS_END, replaces the one there (or is appended) and
+    starts with the run's date, command and load; the scale series (scale.py) keeps it when it
+    rewrites the rest of the file.
+    """
+    meta = report["meta"]
+    lines = peer_lines(report)
+    if not lines:
+        return
+    head = [
+        PEERS_BEGIN,
+        "## The course models against mixedlm-rs (`--peers`)",
+        "",
+        f"- **Run {meta['date']}:** `{meta['command']}`; {meta['machine']['summary']}; load "
+        f"average (1 min) {meta['load_start'][0]:.2f} at start, {meta['load_end'][0]:.2f} at "
+        f"end; mlmprimer at {meta['mlmprimer_revision']}",
+        "",
+    ]
+    block = "\n".join(head + lines[1:] + [PEERS_END])
+    text = Path(path).read_text(encoding="utf-8") if Path(path).exists() else ""
+    old = peer_block(text)
+    text = text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"
+    Path(path).write_text(text, encoding="utf-8")

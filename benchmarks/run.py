@@ -1783,6 +1783,9 @@ def main(argv: list[str] | None = None) -> int:
     if complete_lmer and not args.glmer and to_summary:
         write_summary(report, md)
         log(f"wrote {SUMMARY.relative_to(REPO)}")
+    if any(t in PEER_TOOLS for t in tools) and fixtures and to_summary and not args.quick:
+        _peers().write_peer_block(report, HERE / "SCALE.md")
+        log("wrote the course models against mixedlm-rs into benchmarks/SCALE.md")
     glmer_complete = not (args.quick or args.models) and set(tools) == set(GLMER_TOOLS)
     if args.glmer and glmer_complete and to_summary:
         write_glmer_summary(report, md)

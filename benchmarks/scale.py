@@ -615,6 +615,12 @@ def parquet_support(workdir: Path) -> str:
 # ----------------------------------------------------------------------------------------------
 
 
+def write_scale_md(md: str, path: Path = SCALE_MD) -> None:
+    """Write SCALE.md, keeping the block of the course models against the peer (``--peers``)."""
+    old = peers.peer_block(path.read_text(encoding="utf-8")) if path.exists() else ""
+    path.write_text(md + ("\n" + old + "\n" if old else ""), encoding="utf-8")
+
+
 def done(rec: dict | None) -> bool:
     """Whether ``--resume`` keeps record ``rec`` (anything measured or decided, not a failure)."""
     return rec is not None and rec.get("status") in ("ok", "timeout", "skipped", "n/a")
@@ -636,7 +642,7 @@ def main(args, argv: list[str]) -> int:
             md = scale_markdown(load_results(Path(args.scale_report or json_path)))
             print(md)
             if not args.no_summary:
-                SCALE_MD.write_text(md, encoding="utf-8")
+                write_scale_md(md)
                 bench.log(f"wrote {SCALE_MD.relative_to(bench.REPO)}")
         if args.plot is not None:
             path = write_plot(load_results(Path(args.plot or json_path))["records"])
@@ -760,7 +766,7 @@ def main(args, argv: list[str]) -> int:
     md = scale_markdown(results)
     print(md)
     if not args.no_summary and out_dir.resolve() == bench.DEFAULT_OUT.resolve():
-        SCALE_MD.write_text(md, encoding="utf-8")
+        write_scale_md(md)
         bench.log(f"wrote {SCALE_MD.relative_to(bench.REPO)}")
     if args.plot is not None:
         bench.log(f"wrote {write_plot(records)}")

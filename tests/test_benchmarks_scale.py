@@ -322,3 +322,27 @@ def test_lme4_reads_the_same_table(scale, tmp_path, monkeypatch):
     mine = lmer(formula, run.load_table(data.partition(":")[2], 500))
     assert recs[0]["nobs"] == 500
     assert mine.loglik == pytest.approx(recs[0]["logLik"], abs=1e-6)
+
+
+def test_scale_md_keeps_the_course_models_block(scale, peers, tmp_path):
+    index = {
+        ("mlmprimer", "dyestuff"): ok(0.02, loglik=-163.66),
+        ("mixedlm-rs", "dyestuff"): ok(0.01, loglik=-163.66 + 1e-9),
+        ("mixedlm-rs", "penicillin"): {"status": "n/a", "reason": "n/a (crossed factors)"},
+    }
+    meta = {"date": "D", "command": "C", "machine": {"summary": "M"}}
+    meta.update({"load_start": [1.0], "load_end": [2.0], "mlmprimer_revision": "R"})
+    report = {"meta": meta, "tools": ["mlmprimer", "mixedlm-rs"], "index": index}
+    report.update({"reference_models": ["dyestuff", "penicillin"], "nobs": {"dyestuff": 30}})
+    path = tmp_path / "SCALE.md"
+    path.write_text("old scale tables\n")
+    peers.write_peer_block(report, path)
+    block = peers.peer_block(path.read_text())
+    assert "| dyestuff | 30 | 0.010 | 0.020 | 2.00 |" in block
+    assert "Not fitted by mixedlm-rs: penicillin (crossed factors)." in block
+    scale.write_scale_md("new scale tables\n", path)
+    text = path.read_text()
+    assert text.startswith("new scale tables") and "old scale" not in text
+    assert peers.peer_block(text) == block
+    peers.write_peer_block(report, path)  # replaced, not appended twice
+    assert path.read_text().count(peers.PEERS_BEGIN) == 1

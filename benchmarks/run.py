@@ -17,6 +17,8 @@ Usage::
     .venv/bin/python benchmarks/run.py                 # everything, about 10 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick         # small models, one process per tool
     .venv/bin/python benchmarks/run.py --models sleepstudy_slopes,insteval --skip-scaling
+    .venv/bin/python benchmarks/run.py --peers         # also mixedlm-rs (benchmarks/peers.py)
+    .venv/bin/python benchmarks/run.py --scale --plot  # the scale series (benchmarks/scale.py)
 
 The script imports only the standard library at the top: the heavy imports happen in the
 worker processes (``--worker``), which this same file implements.

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import math
 import os
 import shlex
 import sys
@@ -311,9 +312,9 @@ def ratio_pairs(tools: list[str]) -> list[tuple[str, str]]:
 
 
 def fmt_ratio(r: float | None) -> str:
-    """A ratio with two significant digits below 1 (0.031), as run.fmt_ratio above."""
+    """A ratio with two significant digits below 1 (0.20, 0.031), as run.fmt_ratio above."""
     if r is not None and 0 < r < 1:
-        return f"{r:.2g}"
+        return f"{r:.{max(2, 1 - math.floor(math.log10(r)))}f}"
     return bench.fmt_ratio(r)
 
 
@@ -383,7 +384,12 @@ def goal_rows(records: dict) -> list[dict]:
             goal = (
                 f"{model} at {n:,} rows: mlmprimer at least {1 / bound:.0f}x faster than mixedlm-rs"
             )
-            value = None if not r else f"{r:.2f} x mixedlm-rs ({1 / r:.1f}x faster)"
+            value = (
+                None
+                if not r
+                else f"{r:.2f} x mixedlm-rs"
+                + (f" ({1 / r:.1f}x faster)" if r < 1 else f" ({r:.1f}x slower)")
+            )
             ok = None if r is None else r <= bound
         else:
             goal = f"{model} at {n:,} rows within {bound:.0f} s"
@@ -391,6 +397,8 @@ def goal_rows(records: dict) -> list[dict]:
             ok = None if t is None else t <= bound
         if value is None:
             value = cell(records, "mlmprimer", rid)
+            if (records.get(("mlmprimer", rid)) or {}).get("status") == "timeout":
+                ok = False  # killed at a limit above the goal's bound
         verdict = "not measured" if ok is None else ("met" if ok else "missed")
         out.append({"goal": goal, "verdict": verdict, "value": value})
     return out
@@ -729,7 +737,9 @@ def main(args, argv: list[str]) -> int:
         rid = fit_id("parquet_intercept", n)
         why = parquet_support(work)
         if why:
-            store("mlmprimer", {"id": rid, "status": "skipped", "reason": f"skipped: {why}"}, None)
+            short = why.split(" (")[0]
+            rec = {"id": rid, "status": "skipped", "reason": f"skipped: {short}", "detail": why}
+            store("mlmprimer", rec, None)
         else:
             path = write_parquet(data_dir / f"intercept_g{GROUPS}_n{n}.parquet", n)
             spec = {"id": rid, "data": f"parquet:{path}", "n": n, "formula": PARQUET_FORMULA}

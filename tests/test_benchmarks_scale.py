@@ -210,10 +210,26 @@ def test_goal_verdicts(scale):
     assert ratio_goal["verdict"] == "missed" and ratio_goal["value"].startswith("2.00 x")
     assert goals["crossed_5000x500 at 1,000,000 rows within 3 s"]["verdict"] == "missed"
     assert goals["intercept at 10,000,000 rows within 10 s"]["verdict"] == "not measured"
+    assert ratio_goal["value"] == "2.00 x mixedlm-rs (2.0x slower)"
     recs = table_records(scale)
     recs[("mlmprimer", scale.fit_id("intercept", 1_000_000))] = ok(0.2)
     goals = {g["goal"]: g for g in scale.goal_rows(recs)}
     assert goals[ratio_goal["goal"]]["verdict"] == "met"
+    assert goals[ratio_goal["goal"]]["value"] == "0.20 x mixedlm-rs (5.0x faster)"
+    recs[("mlmprimer", scale.fit_id("crossed_5000x5000", 1_000_000))] = {"status": "timeout"}
+    goals = {g["goal"]: g for g in scale.goal_rows(recs)}
+    assert goals["crossed_5000x5000 at 1,000,000 rows within 10 s"]["verdict"] == "missed"
+
+
+def test_ratio_format(scale):
+    assert [scale.fmt_ratio(r) for r in (0.2, 0.031, 0.0081, 2.13, 23.4, None)] == [
+        "0.20",
+        "0.031",
+        "0.0081",
+        "2.13",
+        "23",
+        "–",
+    ]
 
 
 def test_results_round_trip_and_resume(scale, tmp_path):

@@ -147,11 +147,11 @@ def frame_to_table(frame, prefix: str | Path) -> str:
 
 
 def one_factor_spelling(sm: dict) -> str:
-    """Why mixedlm-rs cannot fit MixedLM spelling ``sm`` ("" when it can)."""
+    """Why mixedlm-rs, which fits one grouping factor, cannot fit spelling ``sm`` ("" if it can)."""
     if sm.get("groups") is None:
-        return "n/a (crossed factors; mixedlm-rs fits one grouping factor)"
+        return "n/a (crossed factors)"
     if sm.get("vc_formula"):
-        return "n/a (variance components; mixedlm-rs fits one grouping factor)"
+        return "n/a (variance components: nested factors or uncorrelated terms)"
     return ""
 
 
@@ -260,7 +260,7 @@ def peer_lines(report: dict) -> list[str]:
         lines.append("| " + " | ".join(row) + " |")
     lines.append("")
     if na:
-        lines += [f"Not fitted by {PEER}: {'; '.join(na)}.", ""]
+        lines += [f"Not fitted by {PEER} (one grouping factor only): {'; '.join(na)}.", ""]
     return lines
 
 
@@ -296,7 +296,7 @@ def write_peer_block(report: dict, path: Path) -> None:
         f"end; mlmprimer at {meta['mlmprimer_revision']}",
         "",
     ]
-    block = "\n".join(head + lines[1:] + [PEERS_END])
+    block = "\n".join(head + lines[2:] + [PEERS_END])
     text = Path(path).read_text(encoding="utf-8") if Path(path).exists() else ""
     old = peer_block(text)
     text = text.replace(old, block) if old else text.rstrip("\n") + "\n\n" + block + "\n"

@@ -490,7 +490,7 @@ def write_plot(records: dict, path: Path = SCALE_PNG) -> Path:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
+    fig, ax = plt.subplots(figsize=(10, 5.5), dpi=120)
     for (tool, model), pts in plot_series(records).items():
         ls, marker = MODEL_STYLE.get(model, ("-", "x"))
         ax.plot(
@@ -507,7 +507,7 @@ def write_plot(records: dict, path: Path = SCALE_PNG) -> Path:
     ax.set_ylabel("fit time (s, median)")
     ax.set_title("Fit time against rows: lme4, mlmprimer, mixedlm-rs, statsmodels")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7, ncol=2, loc="upper left")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.02, 1.0), title="tool: model")
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)

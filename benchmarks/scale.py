@@ -285,7 +285,11 @@ def cell(records: dict, tool: str, rid: str) -> str:
     if rec.get("status") == "n/a":
         return "n/a"
     text = bench.fmt_time(bench.median_time(rec), rec)
-    return text + (" (not converged)" if rec.get("converged") is False else "")
+    if rec.get("converged") is False:
+        text += " (not converged)"
+    if rec.get("messages"):  # lme4's convergence warnings
+        text += " (warning)"
+    return text
 
 
 def reference_loglik(records: dict, rid: str) -> tuple[float | None, str]:
@@ -462,6 +466,13 @@ def scale_markdown(results: dict, tools: tuple[str, ...] = SCALE_TOOLS) -> str:
     ]
     if errors:
         lines += ["", "Errors:", "", *errors]
+    warned = [
+        f"- {tool} / {rid}: {'; '.join(rec['messages'])}"
+        for (tool, rid), rec in sorted(records.items(), key=lambda kv: order_key(kv[0][1]))
+        if rec.get("messages")
+    ]
+    if warned:
+        lines += ["", "Convergence warnings (*warning* above):", "", *warned]
     lines.append("")
     return "\n".join(lines)
 

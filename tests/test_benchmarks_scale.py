@@ -161,7 +161,7 @@ def table_records(scale):
     rid = scale.fit_id("intercept", 1_000_000)
     crossed = scale.fit_id("crossed_5000x500", 1_000_000)
     return {
-        ("lme4", rid): ok(8.0, logLik=-100.0),
+        ("lme4", rid): ok(8.0, logLik=-100.0, messages=["Model failed to converge"]),
         ("mlmprimer", rid): ok(2.0, loglik=-100.0 + 2e-7, peak_mb=150.0),
         ("mixedlm-rs", rid): ok(1.0, loglik=-100.005),
         ("statsmodels", rid): {"status": "skipped", "reason": "skipped: over the limit"},
@@ -187,7 +187,7 @@ def test_time_table_ratios_and_statuses(scale):
     }
     intercept = rows["intercept"]
     assert intercept[1] == "1,000,000"
-    assert intercept[2:6] == ["8.00", "2.00", "1.00", "skipped: over the limit"]
+    assert intercept[2:6] == ["8.00 (warning)", "2.00", "1.00", "skipped: over the limit"]
     assert intercept[6:] == ["0.25", "2.00", "0.12", "–"]
     crossed = rows["crossed_5000x500"]
     assert crossed[2:6] == ["timeout (>120 s)", "4.00", "n/a", "100 (not converged)"]
@@ -243,6 +243,7 @@ def test_results_round_trip_and_resume(scale, tmp_path):
     assert not scale.done({"status": "error"}) and not scale.done(None)
     md = scale.scale_markdown(back)
     assert "| intercept | 1,000,000 |" in md and "Caveat" in md
+    assert "- lme4 / intercept_n1000000: Model failed to converge" in md
 
 
 def test_plot_is_written_from_the_records(scale, tmp_path):

@@ -243,7 +243,8 @@ def peer_lines(report: dict) -> list[str]:
     for m in report["reference_models"]:
         rec = res.get((PEER, m))
         if rec and rec.get("status") == "n/a":
-            na.append(f"{m} {rec.get('reason', 'n/a').removeprefix('n/a ')}")
+            why = rec.get("reason", "n/a").removeprefix("n/a ").split(";")[0].rstrip(")") + ")"
+            na.append(f"{m} {why}")
             continue
         pt = bench.median_time(rec)
         mt = bench.median_time(res.get(("mlmprimer", m)))

@@ -426,8 +426,8 @@ def scale_markdown(results: dict, tools: tuple[str, ...] = SCALE_TOOLS) -> str:
         lines.append(
             f"- **Run {stamp}:** `{meta.get('command', '?')}`; {meta.get('machine', '?')}; "
             f"load average (1 min) {meta.get('load_start', 0):.2f} at start, "
-            f"{meta.get('load_end', 0):.2f} at end; {meta.get('elapsed_s', 0):.0f} s; mlmprimer "
-            f"at {meta.get('revision', '?')}; per-fit limit {meta.get('limit_s', 0):.0f} s; "
+            f"{meta.get('load_end', 0):.2f} at end; {meta.get('elapsed_s', 0):.0f} s; mlmprimer/ "
+            f"as of {meta.get('revision', '?')}; per-fit limit {meta.get('limit_s', 0):.0f} s; "
             f"{meta.get('versions', '')}"
         )
     lines += [
@@ -640,6 +640,23 @@ def write_scale_md(md: str, path: Path = SCALE_MD) -> None:
     path.write_text(md + ("\n" + old + "\n" if old else ""), encoding="utf-8")
 
 
+def engine_revision() -> str:
+    """The last commit that changed mlmprimer/ (the engine timed), and whether it is edited."""
+    import subprocess
+
+    try:
+        rev = subprocess.run(
+            ["git", "log", "-1", "--format=%h", "--", "mlmprimer"],
+            cwd=bench.REPO,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "?"
+    dirty = bench.git_revision().endswith("uncommitted changes in mlmprimer/")
+    return (rev or "?") + (" + uncommitted changes" if dirty else "")
+
+
 def done(rec: dict | None) -> bool:
     """Whether ``--resume`` keeps record ``rec`` (anything measured or decided, not a failure)."""
     return rec is not None and rec.get("status") in ("ok", "timeout", "skipped", "n/a")
@@ -776,7 +793,7 @@ def main(args, argv: list[str]) -> int:
         "load_start": load_start,
         "load_end": os.getloadavg()[0],
         "elapsed_s": time.monotonic() - t_start,
-        "revision": bench.git_revision(),
+        "revision": engine_revision(),
         "limit_s": args.limit,
         "versions": "; ".join(vers),
         "baseline_mb": baselines,

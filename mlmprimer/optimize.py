@@ -41,6 +41,7 @@ from .factor import ProfiledDeviance
 __all__ = [
     "ConvergenceError",
     "SingleThreadedBlas",
+    "THREADED_SCHUR_MIN",
     "ThetaFit",
     "check_convergence",
     "minimize",
@@ -81,11 +82,18 @@ def _openblas_thread_controls() -> list[tuple[Any, Any]]:
     return controls
 
 
+#: Fits whose Schur complement (see :mod:`mlmprimer.factor`) has at least this order keep
+#: OpenBLAS's threads during the search: its dense Cholesky then outweighs their overhead.
+THREADED_SCHUR_MIN = 2000
+
+
 class SingleThreadedBlas:
     """Run OpenBLAS single-threaded inside the block.
 
     Each evaluation factors one moderate dense matrix; OpenBLAS's worker threads then cost far
-    more CPU than they save (and much more on a busy machine).
+    more CPU than they save (and much more on a busy machine). ``enabled=False`` changes
+    nothing (for Schur complements of order :data:`THREADED_SCHUR_MIN` and more, whose dense
+    Cholesky gains from the threads).
 
     Examples
     --------
@@ -96,8 +104,13 @@ class SingleThreadedBlas:
     1.0
     """
 
+    def __init__(self, enabled: bool = True) -> None:
+        self.enabled = enabled
+
     def __enter__(self) -> SingleThreadedBlas:
         self._saved = []
+        if not self.enabled:  # leave OpenBLAS's threads as they are
+            return self
         for get, set_ in _openblas_thread_controls():
             try:
                 self._saved.append((set_, int(get())))
@@ -283,7 +296,8 @@ def optimize_theta(
     """
     design = devfun.design
     x0 = design.theta0 if start is None else np.asarray(start, dtype=float)
-    return minimize(devfun, x0, design.lower, control)
+    threaded = getattr(devfun.products, "m", 0) >= THREADED_SCHUR_MIN
+    return minimize(devfun, x0, design.lower, control, threaded=threaded)
 
 
 def minimize(
@@ -292,6 +306,7 @@ def minimize(
     lower: np.ndarray,
     control: LmerControl | None = None,
     step: float | None = None,
+    threaded: bool = False,
 ) -> ThetaFit:
     """Minimise ``objective`` from ``x0`` above ``lower`` and check the minimum (or raise).
 
@@ -307,6 +322,8 @@ def minimize(
     control : LmerControl, optional
     step : float, optional
         The optimiser's initial step (default: nlopt's choice).
+    threaded : bool, default False
+        Keep OpenBLAS's threads during the search (see :class:`SingleThreadedBlas`).
 
     Returns
     -------
@@ -339,7 +356,7 @@ def minimize(
 
     x = np.asarray(x0, dtype=float).copy()
     message = "converged"
-    with SingleThreadedBlas():
+    with SingleThreadedBlas(enabled=not threaded):
         x, dev = _nlopt_run(fun, x, lower, step, ctrl)
         restarts = 0
         while ctrl.check_conv:

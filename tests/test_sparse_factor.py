@@ -189,3 +189,32 @@ def test_bad_schur_factor_is_refused():
     d = design_of("penicillin")
     with pytest.raises(ValueError, match="unknown schur_factor 'banded'"):
         deviance_function(d, schur_factor="banded")
+
+
+def test_blas_threads_are_kept_only_when_asked() -> None:
+    from mlmprimer.optimize import SingleThreadedBlas, _openblas_thread_controls
+
+    controls = _openblas_thread_controls()
+    if not controls:
+        pytest.skip("no OpenBLAS thread controls in this process")
+    get, set_ = controls[0]
+    before = int(get())
+    set_(2)
+    try:
+        with SingleThreadedBlas():
+            assert int(get()) == 1
+        assert int(get()) == 2
+        with SingleThreadedBlas(enabled=False):
+            assert int(get()) == 2
+    finally:
+        set_(before)
+
+
+def test_only_large_schur_complements_keep_the_threads() -> None:
+    from mlmprimer.optimize import THREADED_SCHUR_MIN
+
+    # every course model, InstEval's 1,142 lecturer and department levels included, is below
+    d = build_design(
+        parse_formula("y ~ service + (1 | s) + (1 | d) + (1 | dept)"), load("insteval")
+    )
+    assert CrossProducts(d).m < THREADED_SCHUR_MIN

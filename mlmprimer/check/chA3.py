@@ -252,6 +252,7 @@ def exA3_2(tau_file: Any, ci_tau_file: Any) -> CheckResult:
         tau_file,
         lambda: t()["tau"],
         what="the SD of the school intercepts",
+        rel=0.003,  # REML and ML differ by less than 1 % here
         slips=lambda: [
             (t()["tausq"], "this is the variance tau^2; the question asks for the SD tau."),
             (t()["tau_ml"], "this is the ML estimate; lmer fits by REML unless REML=False."),
@@ -314,7 +315,7 @@ def exA3_3(prediction_split: Any, llf_split: Any) -> CheckResult:
         lambda: t()["llf"],
         what="the REML log-likelihood of the fit from both files",
         rel=0.0,
-        abs_tol=0.01,
+        abs_tol=0.05,
         slips=lambda: [
             (t()["llf_ml"], "this is the ML log-likelihood; lmer fits by REML by default."),
             (

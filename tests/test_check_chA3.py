@@ -131,7 +131,20 @@ def test_exA3_4_agrees_with_augment(context_from_file):
     assert check.exA3_4(sd, mean).status == "correct"
 
 
-@pytest.mark.parametrize("qid", ["exA3_1", "exA3_2", "exA3_3", "exA3_4"])
+def test_exA3_5_words_are_recorded_and_missing_ideas_asked():
+    text = (
+        "A logistic glmer gives each row a weight that changes at every iteration, so it needs "
+        "the rows each time; the bootstrap simulates a new response for every row; residuals "
+        "belong to rows and augment computes them in the database."
+    )
+    assert check.exA3_5(text).status == "recorded"  # the words go to the instructor
+    assert "too short" in str(check.exA3_5("the rows"))
+    vague = " ".join(["the sums are enough for most things here"] * 5)
+    said = str(check.exA3_5(vague))
+    assert "bootstrap" in said and "logistic" in said and "residuals" in said
+
+
+@pytest.mark.parametrize("qid", ["exA3_1", "exA3_2", "exA3_3", "exA3_4", "exA3_5"])
 def test_checks_never_raise_and_wait_for_answers(qid):
     q = check.QUESTIONS[qid]
     assert q.chapter == "A3"

@@ -27,6 +27,7 @@ from mlmprimer.check.core import (
     questions,
     read_pair,
     varcorr_row,
+    words,
 )
 
 _SCHOOL = "1224"
@@ -395,6 +396,49 @@ def exA3_4(resid_sd_1224: Any, resid_mean_1224: Any) -> CheckResult:
             ),
         ],
         hint='avg(".resid") over the school\'s rows.',
+    )
+    return v.result()
+
+
+@exercise(
+    "exA3_5",
+    "what needs the rows, in words",
+    kind="manual",
+    answers={"answer_rows": words(30)},
+)
+def exA3_5(answer_rows: Any) -> CheckResult:
+    """Exercise A3.5 (words, graded by hand): which results need the rows, and why.
+
+    Parameters
+    ----------
+    answer_rows : str
+        Which of a logistic model for a pass/fail outcome, a parametric bootstrap interval for
+        tau and a plot of the residuals against ses can be had from the sums alone, and why
+        the others need the rows again.
+
+    Examples
+    --------
+    >>> exA3_5("short").status
+    'incorrect'
+    """
+    v = Verdict("exA3_5")
+    v.text(
+        "answer_rows",
+        answer_rows,
+        ideas=[
+            (
+                r"weight|pirls|iterat|each step|every step|glmer|logistic|binary",
+                "why a logistic model (glmer) needs a pass over the rows at every iteration?",
+            ),
+            (
+                r"simulat|new respons|bootstrap|resampl",
+                "what the bootstrap simulates, row by row?",
+            ),
+            (
+                r"residual|per.row|each (row|pupil)|augment",
+                "that residuals belong to rows, and where augment() computes them?",
+            ),
+        ],
     )
     return v.result()
 

@@ -85,6 +85,7 @@ from mlmprimer.check.ch13 import *  # noqa: F403
 from mlmprimer.check.ch14 import *  # noqa: F403
 from mlmprimer.check.chA1 import *  # noqa: F403
 from mlmprimer.check.chA2 import *  # noqa: F403
+from mlmprimer.check.chA3 import *  # noqa: F403
 from mlmprimer.check.core import (
     QUESTIONS,
     CheckResult,

@@ -440,3 +440,21 @@ def test_a_bootstrap_interval_needs_the_rows() -> None:
     m = lmer("Yield ~ 1 + (1 | Batch)", duckdb.connect().from_df(load("dyestuff")))
     with pytest.raises(ValueError, match="no rows to simulate"):
         confint(m, "boot", nsim=10, seed=1)
+
+
+def test_dask_fit_on_a_cluster_of_worker_processes():
+    # the partitions' sums are computed in other processes and sent back (pickled)
+    dd = pytest.importorskip("dask.dataframe")
+    distributed = pytest.importorskip("distributed")
+    sleep = load("sleepstudy")
+    formula = "Reaction ~ Days + (Days | Subject)"
+    ref = _quiet(lmer, formula, sleep)
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster),
+    ):
+        m = _quiet(lmer, formula, dd.from_pandas(sleep, npartitions=4))
+    assert m.loglik == pytest.approx(ref.loglik, rel=1e-10)
+    assert m.devfun(ref.theta) == pytest.approx(ref.deviance, rel=1e-12)

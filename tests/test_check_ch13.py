@@ -129,7 +129,12 @@ def test_rerun_of_the_r_script_reproduces_the_fixture(tmp_path):
     assert new[["model", "what", "term"]].astype(str).values.tolist() == (
         old[["model", "what", "term"]].astype(str).values.tolist()
     )
-    assert np.allclose(new["value"].astype(float), old["value"].astype(float), rtol=1e-5)
+    # lme4 on another CPU stops at a slightly different optimum (seen: 6e-4 relative on a small
+    # coefficient): the log-likelihood to 1e-6, the estimates to 1e-3, as the other re-runs
+    new_v, old_v = new["value"].astype(float), old["value"].astype(float)
+    crit = (old["what"] == "logLik").to_numpy()
+    assert np.allclose(new_v[crit], old_v[crit], rtol=1e-6, atol=0)
+    assert np.allclose(new_v[~crit], old_v[~crit], rtol=1e-3, atol=1e-6)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,6 +8,8 @@ import shutil
 import subprocess
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 
@@ -81,3 +83,17 @@ def run_reference_script(
     )
     assert proc.returncode == 0, f"{script.name} failed:\n{proc.stdout}\n{proc.stderr}"
     return out
+
+
+def vcov_scale(frame: pd.DataFrame) -> np.ndarray:
+    """``sqrt(|v_rr v_cc|)`` of every entry of a long covariance table (row, col, value).
+
+    A covariance near 0 moves on another CPU by a small part of the two standard errors it
+    joins, not of its own value: re-runs compare it on this scale.
+    """
+    keys = [c for c in frame.columns if c not in ("row", "col", "value")]
+    diag = frame[frame["row"] == frame["col"]].set_index([*keys, "row"])["value"].astype(float)
+    at_row = diag.reindex(pd.MultiIndex.from_frame(frame[[*keys, "row"]])).to_numpy()
+    cols = frame[[*keys, "col"]].rename(columns={"col": "row"})
+    at_col = diag.reindex(pd.MultiIndex.from_frame(cols)).to_numpy()
+    return np.sqrt(np.abs(at_row * at_col))

@@ -388,9 +388,13 @@ def rerun_same(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
             # near the average) agreement to a thousandth of the number's own uncertainty
             rel = 1e-2 if col == "p.value" else 1e-3
             scale = want["condsd"] if col == "condval" else pd.Series(0.0, index=want.index)
+            if name == "vcov.csv":  # a covariance near 0: on the scale of the two SEs it joins
+                scale = pd.Series(r_setup.vcov_scale(want), index=want.index)
+            # a number near 0 (a linear predictor): to 1e-3 of the column's typical size
+            typical = 1e-3 * float(np.nanmedian(np.abs(want[col].to_numpy(dtype=float))))
             for g, w, s in zip(got[col], want[col], scale, strict=True):
                 ok = (math.isnan(g) and math.isnan(w)) or math.isclose(
-                    g, w, rel_tol=rel, abs_tol=max(1e-6, 1e-3 * s)
+                    g, w, rel_tol=rel, abs_tol=max(1e-6, 1e-3 * s, typical)
                 )
                 assert ok, (name, col, g, w)
         else:

@@ -60,6 +60,7 @@ from .schur import (
     sparse_pattern,
     sparse_schur,
 )
+from .smallblocks import level_blocks
 
 __all__ = [
     "LOG2PI",
@@ -536,18 +537,17 @@ def factorize(theta: np.ndarray, design: Design, B: CrossProducts, schur: str = 
     """
     theta = np.asarray(theta, dtype=float)
     T1 = design.terms[0].template(theta)
-    A11 = T1.T @ B.D @ T1
-    A11[:, np.arange(B.p1), np.arange(B.p1)] += 1.0
     if B.p1 == 1:
+        A11 = T1.T @ B.D @ T1
+        A11[:, 0, 0] += 1.0
         L11 = np.sqrt(A11)
         Linv = 1.0 / L11
+        Bj = Linv @ T1.T
+        C = np.swapaxes(Bj, 1, 2) @ Bj  # T1 A_j^{-1} T1' for every level j
+        logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
     else:
-        L11 = np.linalg.cholesky(A11)
-        Linv = np.linalg.inv(L11)
-    Bj = Linv @ T1.T
-    # T1 A_j^{-1} T1' for every level j
-    C = np.swapaxes(Bj, 1, 2) @ Bj
-    logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
+        # closed form (elementwise over the levels) for p1 <= 3, batched LAPACK beyond
+        L11, Linv, C, logdet1 = level_blocks(T1, B.D)
     lam = B.lambda_w(theta)
     if schur == "sparse":
         sch = sparse_schur(B.cross_sparse(C), lam, B.qr, getattr(B, "_schur_plan", None))

@@ -35,6 +35,8 @@ CLOSED_FORM_MAX = 3
 #: against 85 us an evaluation), so small course models keep LAPACK's numbers to the last bit.
 CLOSED_FORM_MIN_LEVELS = 100
 
+_NOT_PD = "a level block of the first term is not positive definite"
+
 Parts = list[list[np.ndarray]]  # parts[i][k]: entry (i, k) of every block, one value per level
 
 
@@ -65,7 +67,7 @@ def _cholesky_parts(A: Parts) -> tuple[Parts, Parts]:
         for k in range(j):
             s = s - L[j][k] * L[j][k]
         if not np.all(s > 0.0):  # also catches NaN
-            raise np.linalg.LinAlgError("a level block of the first term is not positive definite")
+            raise np.linalg.LinAlgError(_NOT_PD)
         L[j][j] = np.sqrt(s)
         for i in range(j + 1, p):
             t = A[i][j]
@@ -185,6 +187,8 @@ def level_blocks(
         Bj = Linv @ T.T
         C = np.swapaxes(Bj, 1, 2) @ Bj
         return L, Linv, C, 2.0 * float(np.sum(np.log(np.diagonal(L, axis1=1, axis2=2))))
+    if p == 2:
+        return _level_blocks_2(T, D)
     Dp = _parts(D)
     t = [[float(T[i, k]) for k in range(p)] for i in range(p)]
     # E = D T (E[a][k] = sum_{b >= k} D[a][b] T[b][k]), then A = T' E + I (lower triangle)
@@ -209,6 +213,58 @@ def level_blocks(
     for j in range(p):
         logdet += float(np.sum(np.log(Lp[j][j])))
     return _stack(Lp, lower=True), _stack(Mp, lower=True), _stack(Cp, lower=False), 2.0 * logdet
+
+
+def _level_blocks_2(
+    T: np.ndarray, D: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """:func:`level_blocks` for ``p = 2``, unrolled by hand and written in place.
+
+    ``C = T A^{-1} T'`` is formed from ``A^{-1} = L^{-T} L^{-1}`` (entries P, Q, R) and
+    ``log|A_j| = log(a_00 s)`` with ``s = a_11 - l_10^2`` (``= l_11^2``): one logarithm a level.
+    """
+    t00, t10, t11 = float(T[0, 0]), float(T[1, 0]), float(T[1, 1])
+    d00, d10, d11 = D[:, 0, 0], D[:, 1, 0], D[:, 1, 1]
+    n = D.shape[0]
+    L, M, C = np.zeros((n, 2, 2)), np.zeros((n, 2, 2)), np.empty((n, 2, 2))
+    # A = T' D T + I
+    e = d00 * t00
+    e += d10 * t10  # (D T)[0][0]
+    f = d10 * t00
+    f += d11 * t10  # (D T)[1][0]
+    a00 = e * t00
+    a00 += f * t10
+    a00 += 1.0
+    a10 = f * t11
+    a11 = d11 * (t11 * t11)
+    a11 += 1.0
+    if not np.all(a00 > 0.0):  # also catches NaN
+        raise np.linalg.LinAlgError(_NOT_PD)
+    l00 = np.sqrt(a00, out=L[:, 0, 0])
+    l10 = np.divide(a10, l00, out=L[:, 1, 0])
+    s = a11 - l10 * l10
+    if not np.all(s > 0.0):
+        raise np.linalg.LinAlgError(_NOT_PD)
+    l11 = np.sqrt(s, out=L[:, 1, 1])
+    m00 = np.divide(1.0, l00, out=M[:, 0, 0])
+    m11 = np.divide(1.0, l11, out=M[:, 1, 1])
+    m10 = np.multiply(l10, m00, out=M[:, 1, 0])
+    m10 *= m11
+    np.negative(m10, out=m10)
+    # C = T A^{-1} T' with A^{-1} = M' M: P = (A^-1)00, Q = (A^-1)10, R = (A^-1)11
+    P = m00 * m00
+    P += m10 * m10
+    Q = m10 * m11
+    R = m11 * m11
+    np.multiply(P, t00 * t00, out=C[:, 0, 0])
+    c10 = np.multiply(P, t00 * t10, out=C[:, 1, 0])
+    c10 += Q * (t00 * t11)
+    C[:, 0, 1] = c10
+    c11 = np.multiply(P, t10 * t10, out=C[:, 1, 1])
+    c11 += Q * (2.0 * t10 * t11)
+    c11 += R * (t11 * t11)
+    logdet = float(np.sum(np.log(a00 * s)))
+    return L, M, C, logdet
 
 
 def _lincomb(terms: list[tuple[float, np.ndarray]]) -> np.ndarray:

@@ -246,6 +246,10 @@ class CrossProducts:
             cost = 2.5 * total + 50.0 * min(float(m) ** 2, total)
             self._Gd = dense_gram_operand(self.G, self.l1, p1, m, cost)
             return None
+        if self.qr == 0 and p1 > 1 and self.l1 >= CLOSED_FORM_MIN_LEVELS:
+            dense = self._dense_pair_map()
+            if dense is not None:
+                return dense
         starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
         # every ordered pair (e, f) of entries of the same level
         e = np.repeat(np.arange(len(lev)), counts[lev])
@@ -268,6 +272,28 @@ class CrossProducts:
             # a mostly full map (slopes against [X | y] only): BLAS's product is ~3x faster
             return idx, P.toarray()
         return idx, P
+
+    def _dense_pair_map(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """The pair map of :meth:`_pair_map` for a G without ``Z_rest`` (dense ``l1 p1 x m``).
+
+        Row k of P is the lower-triangle entry ``(a_k, b_k)``, column ``(j, r, s)`` holds
+        ``G[j p1 + r, a_k] G[j p1 + s, b_k]``: the same products as the general construction,
+        formed by broadcasting. None if P would be too large or mostly zero.
+        """
+        p1, m, l1 = self.p1, self.m, self.l1
+        a, b = np.tril_indices(m)  # flat indices a m + b, ascending
+        size = a.size * l1 * p1 * p1
+        if size > DENSE_PAIR_MAX:
+            return None
+        Gd = self.G.toarray().reshape(l1, p1, m)
+        P = np.einsum("jrk,jsk->kjrs", Gd[:, :, a], Gd[:, :, b]).reshape(a.size, -1)
+        nnz = int(np.count_nonzero(P))
+        if 2 * nnz < size:
+            return None
+        if nnz > DENSE_MIN_PAIRS:
+            cost = 2.0 * nnz + float(m) ** 2  # as for the sparse map
+            self._Gd = dense_gram_operand(self.G, self.l1, p1, m, cost)
+        return a.astype(np.int64) * m + b, P
 
     def cross(self, C: np.ndarray) -> np.ndarray:
         """``W'W - G' blockdiag(C) G`` (lower triangle exact; full if Lambda_W is not diagonal).

@@ -157,3 +157,17 @@ def test_a_level_block_that_is_not_positive_definite_gives_an_infinite_deviance(
     D[11] = [[-5.0, 0.0], [0.0, 1.0]]  # T' D_11 T + I has a negative diagonal entry
     bad = CrossProducts.from_sums(d.terms[1:], D, B.G, B.WtW, d.p)
     assert ProfiledDeviance(d, REML=True, products=bad)(theta) == math.inf
+
+
+def test_dense_pair_map_equals_the_explicit_product():
+    d = simulated(2, CLOSED_FORM_MIN_LEVELS + 20, seed=6)
+    B = CrossProducts(d)
+    assert B.qr == 0 and isinstance(B._pairs[1], np.ndarray)  # the dense map is taken
+    rng = np.random.default_rng(8)
+    C = spd_stack(rng, B.l1, 2)
+    G = B.G.toarray()
+    blocks = sp.block_diag(list(C)).toarray()
+    want = B.WtW - G.T @ blocks @ G
+    got = B.cross(C)
+    lower = np.tril_indices(B.m)
+    np.testing.assert_allclose(got[lower], want[lower], rtol=1e-12, atol=1e-12 * np.abs(want).max())

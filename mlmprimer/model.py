@@ -98,11 +98,12 @@ def lmer(
     formula : str
         e.g. ``"Reaction ~ Days + (Days | Subject)"``, in R's formula language (``I(x^2)``,
         ``poly(x, 2)``, ``log(y)``, ``offset(z)``, ...; see :mod:`mlmprimer.formula`).
-    data : pandas.DataFrame, str, pathlib.Path or duckdb.DuckDBPyRelation
+    data : pandas.DataFrame, str, pathlib.Path, duckdb.DuckDBPyRelation or Dask DataFrame
         Factors are best given as pandas categoricals (their first category is the reference
         level, as R's first level). A Parquet or CSV path or a DuckDB relation is fitted by
-        SQL aggregation in DuckDB, without loading the rows (:func:`mlmprimer.bigfit.lmer_source`,
-        returning a :class:`mlmprimer.bigfit.SourceModel`; ``weights`` then names a column).
+        SQL aggregation in DuckDB, without loading the rows, and a Dask DataFrame by sums over
+        its partitions (:func:`mlmprimer.bigfit.lmer_source`, returning a
+        :class:`mlmprimer.bigfit.SourceModel`; ``weights`` then names a column).
     REML : bool, default True
         REML (default, as lme4) or maximum likelihood.
     backend : {"mlmprimer", "statsmodels"}

@@ -14,22 +14,18 @@ Examples
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import Any
 
 from mlmprimer.check.core import (
     MORE_LESS,
-    REL_TOL,
     CheckResult,
-    Unreadable,
     Verdict,
     exercise,
     fit_cached,
-    is_unanswered,
+    interval_part,
     load_data,
     prediction,
     questions,
-    read_pair,
     varcorr_row,
     words,
 )
@@ -139,51 +135,6 @@ def _ch09_cross() -> dict[str, float]:
         "tau1_m5": varcorr_row(m5, "school", "cses")[1],
         "tau0": varcorr_row(m6, "school", "(Intercept)")[1],
     }
-
-
-def _interval_part(
-    v: Verdict,
-    name: str,
-    value: Any,
-    target: tuple[float, float],
-    *,
-    what: str,
-    hint: str,
-    slips: Iterable[tuple[tuple[float, float], str]] = (),
-    rel: float = 0.01,
-) -> None:
-    """Judge an interval ``(lower, upper)``, in either order, limit by limit.
-
-    The tolerance is ``rel`` times the width of the right interval, so that an interval of
-    another method (profile for Wald) is told apart even when the two are close.
-    """
-    if is_unanswered(value):
-        v.add(name, "unanswered", "not answered yet.")
-        return
-    try:
-        low, high = sorted(read_pair(value))
-    except Unreadable as exc:
-        v.add(name, "incorrect", f"{exc}.", hint)
-        return
-    width = abs(target[1] - target[0])
-
-    def near(t: tuple[float, float]) -> bool:
-        tol = max(rel * width, REL_TOL * 0.05 * max(abs(t[0]), abs(t[1])))
-        return abs(low - t[0]) <= tol and abs(high - t[1]) <= tol
-
-    if near(target):
-        v.add(name, "correct", f"right: this is {what}.")
-        return
-    for alt, message in slips:
-        if near((min(alt), max(alt))):
-            v.add(name, "incorrect", message, hint)
-            return
-    if low <= target[0] and high >= target[1]:
-        v.add(name, "incorrect", f"not {what}: your interval is too wide.", hint)
-    elif low >= target[0] and high <= target[1]:
-        v.add(name, "incorrect", f"not {what}: your interval is too narrow.", hint)
-    else:
-        v.add(name, "incorrect", f"not {what}: the limits are off.", hint)
 
 
 _ML_FIXED = (
@@ -375,7 +326,7 @@ def ex09_4(ci_tau1_profile: Any, ci_days_wald: Any) -> CheckResult:
     """
     v = Verdict("ex09_4")
     t = _ch09_intervals()
-    _interval_part(
+    interval_part(
         v,
         "ci_tau1_profile",
         ci_tau1_profile,
@@ -389,7 +340,7 @@ def ex09_4(ci_tau1_profile: Any, ci_days_wald: Any) -> CheckResult:
             (t["days_profile"], "this is the profile interval of the average slope beta_1."),
         ],
     )
-    _interval_part(
+    interval_part(
         v,
         "ci_days_wald",
         ci_days_wald,

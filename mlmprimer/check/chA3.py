@@ -10,22 +10,18 @@ and from in-memory ``mlmprimer.lmer`` fits of it, not from the file-based path t
 from __future__ import annotations
 
 import functools
-from collections.abc import Iterable
 from typing import Any
 
 from mlmprimer.check.core import (
     MORE_LESS,
-    REL_TOL,
     CheckResult,
-    Unreadable,
     Verdict,
     exercise,
     fit_cached,
-    is_unanswered,
+    interval_part,
     load_data,
     prediction,
     questions,
-    read_pair,
     varcorr_row,
     words,
 )
@@ -119,51 +115,6 @@ def _chA3_residuals() -> dict[str, float]:
         "mean": float(resid.mean()),
         "mean_marginal": float(marginal.mean()),
     }
-
-
-def _interval(
-    v: Verdict,
-    name: str,
-    value: Any,
-    target: tuple[float, float],
-    *,
-    what: str,
-    hint: str,
-    slips: Iterable[tuple[tuple[float, float], str]] = (),
-    rel: float = 0.02,
-) -> None:
-    """Judge an interval ``(lower, upper)``, in either order, limit by limit.
-
-    The tolerance is ``rel`` times the width of the right interval (or rounding to three
-    significant digits), so that an interval of another level or model is told apart.
-    """
-    if is_unanswered(value):
-        v.add(name, "unanswered", "not answered yet.")
-        return
-    try:
-        low, high = sorted(read_pair(value))
-    except Unreadable as exc:
-        v.add(name, "incorrect", f"{exc}.", hint)
-        return
-    width = abs(target[1] - target[0])
-
-    def near(t: tuple[float, float]) -> bool:
-        tol = max(rel * width, REL_TOL * 0.05 * max(abs(t[0]), abs(t[1])))
-        return abs(low - t[0]) <= tol and abs(high - t[1]) <= tol
-
-    if near(target):
-        v.add(name, "correct", f"right: this is {what}.")
-        return
-    for alt, message in slips:
-        if near((min(alt), max(alt))):
-            v.add(name, "incorrect", message, hint)
-            return
-    if low <= target[0] and high >= target[1]:
-        v.add(name, "incorrect", f"not {what}: your interval is too wide.", hint)
-    elif low >= target[0] and high <= target[1]:
-        v.add(name, "incorrect", f"not {what}: your interval is too narrow.", hint)
-    else:
-        v.add(name, "incorrect", f"not {what}: the limits are off.", hint)
 
 
 @exercise("exA3_1", "the sums a random intercept needs, by SQL on a Parquet file", points=3)
@@ -265,11 +216,12 @@ def exA3_2(tau_file: Any, ci_tau_file: Any) -> CheckResult:
         ],
         hint='m.varcorr, the row with grp "school".',
     )
-    _interval(
+    interval_part(
         v,
         "ci_tau_file",
         ci_tau_file,
         t()["ci"],
+        rel=0.02,
         what="the 95 % profile interval of tau",
         hint='confint(m, parm=[".sig01"]), the profile interval (the default method).',
         slips=[

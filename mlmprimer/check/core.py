@@ -1094,3 +1094,58 @@ def judge_guess(v: Verdict, name: str, value: Any, truth: Callable[[], float], o
         v.add(name, "incorrect", "write a positive whole number.")
     else:
         v.recorded_prediction(name, guess == truth() if ok else None)
+
+
+def interval_part(
+    v: Verdict,
+    name: str,
+    value: Any,
+    target: tuple[float, float],
+    *,
+    what: str,
+    hint: str,
+    slips: Iterable[tuple[tuple[float, float], str]] = (),
+    rel: float = 0.01,
+) -> None:
+    """Judge an interval ``(lower, upper)``, in either order, limit by limit, into ``v``.
+
+    The tolerance is ``rel`` times the width of the right interval (or rounding to three
+    significant digits), so that an interval of another method or level (profile for Wald,
+    90 % for 95 %) is told apart even when the two are close. An interval in none of
+    ``slips`` is said to be too wide, too narrow or off.
+
+    Examples
+    --------
+    >>> from mlmprimer.check.core import Verdict, interval_part
+    >>> v = Verdict("ex00_1")
+    >>> interval_part(v, "ci", (2.0, 1.0), (1.0, 2.0), what="the interval", hint="")
+    >>> v.parts[0].status
+    'correct'
+    """
+    if is_unanswered(value):
+        v.add(name, "unanswered", "not answered yet.")
+        return
+    try:
+        low, high = sorted(read_pair(value))
+    except Unreadable as exc:
+        v.add(name, "incorrect", f"{exc}.", hint)
+        return
+    width = abs(target[1] - target[0])
+
+    def near(t: tuple[float, float]) -> bool:
+        tol = max(rel * width, REL_TOL * 0.05 * max(abs(t[0]), abs(t[1])))
+        return abs(low - t[0]) <= tol and abs(high - t[1]) <= tol
+
+    if near(target):
+        v.add(name, "correct", f"right: this is {what}.")
+        return
+    for alt, message in slips:
+        if near((min(alt), max(alt))):
+            v.add(name, "incorrect", message, hint)
+            return
+    if low <= target[0] and high >= target[1]:
+        v.add(name, "incorrect", f"not {what}: your interval is too wide.", hint)
+    elif low >= target[0] and high <= target[1]:
+        v.add(name, "incorrect", f"not {what}: your interval is too narrow.", hint)
+    else:
+        v.add(name, "incorrect", f"not {what}: the limits are off.", hint)

@@ -314,16 +314,7 @@ class CrossProducts:
             if not self.rest_scalar:
                 M = np.tril(M) + np.tril(M, -1).T
             return M
-        if self.p1 == 1:
-            Gs = self.G.copy()
-            Gs.data *= np.repeat(C[:, 0, 0], np.diff(self.G.indptr))
-        else:
-            bd = sp.bsr_matrix(
-                (C, np.arange(self.l1), np.arange(self.l1 + 1)),
-                shape=(self.l1 * self.p1, self.l1 * self.p1),
-            )
-            Gs = (bd @ self.G).tocsr()
-        return self.WtW - (self.Gt @ Gs).toarray()
+        return self.WtW - (self.Gt @ self._scaled_g(C)).toarray()
 
     def cross_sparse(self, C: np.ndarray) -> sp.csc_matrix:
         """``W'W - G' blockdiag(C) G`` as a sparse matrix, both triangles (the sparse Schur step).
@@ -337,6 +328,10 @@ class CrossProducts:
             return sparse_cross(self._sparse_pattern, self._pairs[1] @ C.ravel())
         if getattr(self, "_WtW_sparse", None) is None:
             self._WtW_sparse = sp.csc_matrix(self.WtW)
+        return sp.csc_matrix(self._WtW_sparse - self.Gt @ self._scaled_g(C))
+
+    def _scaled_g(self, C: np.ndarray) -> sp.csr_matrix:
+        """``blockdiag(C) G``: each level's rows of G multiplied by its block of C."""
         if self.p1 == 1:
             Gs = self.G.copy()
             Gs.data *= np.repeat(C[:, 0, 0], np.diff(self.G.indptr))
@@ -346,7 +341,7 @@ class CrossProducts:
                 shape=(self.l1 * self.p1, self.l1 * self.p1),
             )
             Gs = (bd @ self.G).tocsr()
-        return sp.csc_matrix(self._WtW_sparse - self.Gt @ Gs)
+        return Gs
 
     def lambda_w(self, theta: np.ndarray) -> np.ndarray | sp.csr_matrix:
         """Lambda_W as a vector (diagonal case) or a sparse matrix."""

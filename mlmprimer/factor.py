@@ -30,10 +30,9 @@ Examples
 --------
 >>> import numpy as np
 >>> from mlmprimer.datasets import load
->>> from mlmprimer.design import build_design
+>>> from mlmprimer.design import model_design
 >>> from mlmprimer.factor import deviance_function
->>> from mlmprimer.formula import parse_formula
->>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+>>> d = model_design("Yield ~ 1 + (1 | Batch)", load("dyestuff")).design
 >>> devfun = deviance_function(d, REML=True)
 >>> round(devfun(np.array([0.848])), 2)
 319.65
@@ -50,6 +49,7 @@ import scipy.linalg as sla
 import scipy.sparse as sp
 
 from .design import Design, TermBlock, tril_colmajor
+from .fulldense import FULL_DENSE_MAX, FullDense
 from .schur import (
     DENSE_MIN_PAIRS,
     SparseSchur,
@@ -90,21 +90,17 @@ class CrossProducts:
 
     They are grouped sums over the rows (one pass per pair of columns), with no sparse matrix
     of n rows: per level of a term with ``np.bincount`` of its codes, per pair of levels of
-    two terms with ``np.bincount`` of the combined codes (kept sparse: occupied pairs only),
-    and ``X'X``, ``X'y``, ``y'y`` as sums over all rows. Every entry adds its products row
-    by row in row order, as the sparse products ``Z_1'W`` and ``W'W`` do, so the products
-    are those of the explicit matrices to the last bit: the optimiser, whose path moves with
-    the last bit of the deviance, takes the same steps (summing ``X'X`` by BLAS instead moves
-    course fits' theta by up to 3e-5 relative).
+    two terms with ``np.bincount`` of the combined codes (kept sparse: occupied pairs only);
+    ``X'X``, ``X'y`` and ``y'y`` are BLAS products of the columns of X and y. The grouped
+    sums add their products row by row in row order, as the sparse products ``Z_1'W`` and
+    ``Z_rest'W`` do.
 
     Examples
     --------
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import CrossProducts
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("diameter ~ 1 + (1 | plate) + (1 | sample)"),
-    ...                  load("penicillin"))
+    >>> d = model_design("diameter ~ 1 + (1 | plate) + (1 | sample)", load("penicillin")).design
     >>> B = CrossProducts(d)
     >>> B.l1, B.qr, B.m
     (24, 6, 8)
@@ -112,13 +108,14 @@ class CrossProducts:
 
     def __init__(self, design: Design) -> None:
         # one pass over the rows by grouped sums (np.bincount), no sparse assembly of Z; every
-        # sum adds the products of the (sqrt(w)-scaled) columns row by row, in row order
+        # grouped sum adds the products of the (sqrt(w)-scaled) columns in row order
         w = design.weights
         sw = None if w is None else np.sqrt(w)
         ldw = 0.0 if w is None else float(np.sum(np.log(w)))
         t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
-        tail = _scaled_columns([*_columns(design.X), y], sw)
+        Xs, ys = _scaled_tail(design.X, y, sw)
+        tail = [None if sw is None and np.all(c == 1.0) else c for c in [*Xs.T, ys]]
         u1 = _scaled_columns(_columns(t1.Xi), sw)
         buf = np.empty(design.n)  # the products of two columns, one pair at a time
         D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
@@ -142,7 +139,7 @@ class CrossProducts:
             shape=(t1.q, m),
         )
         G.eliminate_zeros()
-        self._set(rest, D, G, _gram(rest, tail, sw, buf, qr), design.p, ldw)
+        self._set(rest, D, G, _gram(rest, Xs, ys, tail, sw, buf, qr), design.p, ldw)
 
     @classmethod
     def from_sums(
@@ -165,10 +162,9 @@ class CrossProducts:
         --------
         >>> import numpy as np
         >>> from mlmprimer.datasets import load
-        >>> from mlmprimer.design import build_design
+        >>> from mlmprimer.design import model_design
         >>> from mlmprimer.factor import CrossProducts
-        >>> from mlmprimer.formula import parse_formula
-        >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+        >>> d = model_design("Yield ~ 1 + (1 | Batch)", load("dyestuff")).design
         >>> B = CrossProducts(d)
         >>> C = CrossProducts.from_sums(d.terms[1:], B.D, B.G, B.WtW, d.p)
         >>> bool(np.allclose(C.cross(np.ones((6, 1, 1))), B.cross(np.ones((6, 1, 1)))))
@@ -441,20 +437,35 @@ def _pair_sums(
     return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
 
 
+def _scaled_tail(
+    X: np.ndarray, y: np.ndarray, sw: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """``X`` (stored by columns, each contiguous) and ``y``, rows scaled by ``sqrt(w)``."""
+    if sw is not None:
+        return np.asfortranarray(X * sw[:, None]), y * sw
+    return np.asfortranarray(X, dtype=float), np.asarray(y, dtype=float)
+
+
 def _gram(
     rest: Sequence[TermBlock],
+    Xs: np.ndarray,
+    ys: np.ndarray,
     tail: Sequence[Column],
     sw: np.ndarray | None,
     buf: np.ndarray,
     qr: int,
 ) -> np.ndarray:
-    """``W'W`` (dense, symmetric) for ``W = [Z_rest | tail]``, ``tail`` the scaled ``[X | y]``."""
-    m = qr + len(tail)
+    """``W'W`` (dense, symmetric) for ``W = [Z_rest | Xs | ys]``, the scaled ``[X | y]``.
+
+    ``tail`` are the columns of ``[Xs | ys]`` for the grouped sums (None for a column of
+    ones); ``X'X``, ``X'y`` and ``y'y`` are BLAS products.
+    """
+    p = Xs.shape[1]
+    m = qr + p + 1
     M = np.zeros((m, m))
-    zeros = np.zeros(buf.shape[0], dtype=np.intp)
-    for a, ua in enumerate(tail):
-        for b in range(a, len(tail)):
-            M[qr + a, qr + b] = _sums(zeros, 1, ua, tail[b], buf)[0]
+    M[qr : qr + p, qr : qr + p] = np.triu(Xs.T @ Xs)
+    M[qr : qr + p, -1] = Xs.T @ ys
+    M[-1, -1] = ys @ ys
     offs = np.cumsum([0] + [t.q for t in rest])
     for i, t in enumerate(rest):
         ut = _scaled_columns(_columns(t.Xi), sw)
@@ -558,10 +569,9 @@ def factorize(theta: np.ndarray, design: Design, B: CrossProducts, schur: str = 
     --------
     >>> import numpy as np
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import CrossProducts, factorize
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+    >>> d = model_design("Yield ~ 1 + (1 | Batch)", load("dyestuff")).design
     >>> f = factorize(np.zeros(1), d, CrossProducts(d))
     >>> round(f.r2 / d.n, 1)  # theta = 0: OLS, here the variance of y
     3839.6
@@ -616,11 +626,18 @@ def factorize(theta: np.ndarray, design: Design, B: CrossProducts, schur: str = 
 
 def deviance_at(f: Factor, n: int, p: int, REML: bool) -> float:
     """ML deviance or REML criterion from a factorisation (step 5)."""
+    return criterion(f.logdet_L, f.logdet_RX, f.r2, f.ldw, n, p, REML)
+
+
+def criterion(
+    logdet_L: float, logdet_RX: float, r2: float, ldw: float, n: int, p: int, REML: bool
+) -> float:
+    """ML deviance or REML criterion from ``log|L|^2``, ``log|R_X|^2`` and ``r^2``."""
     # prior weights add -sum(log w) (the density of y_i has variance sigma^2 / w_i)
     if REML:
         nmp = n - p
-        return f.logdet_L + f.logdet_RX + nmp * (1.0 + LOG2PI + math.log(f.r2 / nmp)) - f.ldw
-    return f.logdet_L + n * (1.0 + LOG2PI + math.log(f.r2 / n)) - f.ldw
+        return logdet_L + logdet_RX + nmp * (1.0 + LOG2PI + math.log(r2 / nmp)) - ldw
+    return logdet_L + n * (1.0 + LOG2PI + math.log(r2 / n)) - ldw
 
 
 def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> float:
@@ -646,10 +663,9 @@ def profiled_deviance(theta: np.ndarray, design: Design, REML: bool = True) -> f
     --------
     >>> import numpy as np
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import profiled_deviance
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
+    >>> d = model_design("Reaction ~ Days + (Days | Subject)", load("sleepstudy")).design
     >>> round(profiled_deviance(np.array([0.9667, 0.0152, 0.2309]), d, REML=True), 1)
     1743.6
     """
@@ -697,10 +713,9 @@ class ProfiledDeviance:
     --------
     >>> import numpy as np
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import ProfiledDeviance
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+    >>> d = model_design("Yield ~ 1 + (1 | Batch)", load("dyestuff")).design
     >>> round(ProfiledDeviance(d, REML=False)(np.array([0.7525])), 2)
     327.33
     """
@@ -718,14 +733,23 @@ class ProfiledDeviance:
         self.schur = choose_schur(design, self.products, schur_factor)
         if self.schur == "sparse":
             self.products._Gd = None  # the dense copy of G serves the dense path only
+        B = self.products
+        small = self.schur == "dense" and B.l1 * B.p1 + B.m <= FULL_DENSE_MAX
+        # a small system: the optimiser's evaluations by one dense Cholesky of it all
+        self._full = FullDense(design.terms, B) if small else None
 
     def factor(self, theta: np.ndarray) -> Factor:
         """The factorisation at ``theta``."""
         return factorize(theta, self.design, self.products, self.schur)
 
     def __call__(self, theta: np.ndarray) -> float:
+        d = self.design
         try:
-            val = deviance_at(self.factor(theta), self.design.n, self.design.p, self.REML)
+            if self._full is None:
+                val = deviance_at(self.factor(theta), d.n, d.p, self.REML)
+            else:
+                parts = self._full.parts(theta)
+                val = criterion(*parts, self.products.ldw, d.n, d.p, self.REML)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return math.inf
         return float(val) if np.isfinite(val) else math.inf
@@ -751,10 +775,9 @@ def deviance_function(
     --------
     >>> import numpy as np
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import deviance_function
-    >>> from mlmprimer.formula import parse_formula
-    >>> d = build_design(parse_formula("Reaction ~ Days + (Days | Subject)"), load("sleepstudy"))
+    >>> d = model_design("Reaction ~ Days + (Days | Subject)", load("sleepstudy")).design
     >>> round(deviance_function(d, REML=False)(np.zeros(3)), 2)  # theta = 0: OLS
     1900.29
     """

@@ -417,16 +417,16 @@ def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray 
         if v.shape != (n,) or v.dtype.kind not in "iuf" or np.isnan(v).any():
             return None
         values[fi.factor] = v
-    out = np.empty((n, len(info.column_names)))
+    out = np.empty((n, len(info.column_names)), order="F")  # each column contiguous
     j = 0
     for subterms in info.term_codings.values():
         for sub in subterms:
             if sub.num_columns != 1:
                 return None
-            col = np.ones(n)  # patsy's products, in its order, in a contiguous column
+            col = out[:, j]  # patsy's products (1 * a * b ...), in its order
+            col[:] = 1.0
             for f in sub.factors:
                 col *= values[f]
-            out[:, j] = col
             j += 1
     return out
 
@@ -632,6 +632,15 @@ def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
             return (np.cumsum(used) - 1)[codes], pd.Index(categories[used])
         cat = values.cat.remove_unused_categories()
         return np.asarray(cat.cat.codes, dtype=np.int64), pd.Index(cat.cat.categories)
+    raw = np.asarray(values)
+    if raw.dtype.kind in "iu" and raw.size:
+        # integers in a range not much wider than the data: sorted levels by counting
+        lo = raw.min()
+        span = int(raw.max()) - int(lo) + 1
+        if span <= 4 * raw.size + 1024:
+            present = np.bincount(raw - lo, minlength=span) > 0
+            levels = np.flatnonzero(present).astype(raw.dtype) + lo
+            return (np.cumsum(present) - 1)[raw - lo].astype(np.int64), pd.Index(levels)
     codes, uniques = pd.factorize(values, sort=True)
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 

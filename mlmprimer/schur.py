@@ -32,11 +32,9 @@ Examples
 --------
 >>> import numpy as np
 >>> from mlmprimer.datasets import load
->>> from mlmprimer.design import build_design
+>>> from mlmprimer.design import model_design
 >>> from mlmprimer.factor import CrossProducts, factorize
->>> from mlmprimer.formula import parse_formula
->>> d = build_design(parse_formula("diameter ~ 1 + (1 | plate) + (1 | sample)"),
-...                  load("penicillin"))
+>>> d = model_design("diameter ~ 1 + (1 | plate) + (1 | sample)", load("penicillin")).design
 >>> B = CrossProducts(d)
 >>> th = np.array([1.5, 3.2])
 >>> dense, sparse = factorize(th, d, B), factorize(th, d, B, schur="sparse")
@@ -375,11 +373,10 @@ def choose_schur(design: Design, B: CrossProducts, choice: str = "auto") -> str:
     Examples
     --------
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import CrossProducts
-    >>> from mlmprimer.formula import parse_formula
     >>> from mlmprimer.schur import choose_schur
-    >>> d = build_design(parse_formula("Yield ~ 1 + (1 | Batch)"), load("dyestuff"))
+    >>> d = model_design("Yield ~ 1 + (1 | Batch)", load("dyestuff")).design
     >>> choose_schur(d, CrossProducts(d))
     'dense'
     """

@@ -32,7 +32,7 @@ CLOSED_FORM_MAX = 3
 
 #: The fewest levels for which :func:`level_blocks` takes the closed form: below, the ~60
 #: elementwise passes cost more than the batched LAPACK calls (sleepstudy's 18 levels: 125 us
-#: against 85 us an evaluation), so small course models keep LAPACK's numbers to the last bit.
+#: against 85 us an evaluation).
 CLOSED_FORM_MIN_LEVELS = 100
 
 _NOT_PD = "a level block of the first term is not positive definite"

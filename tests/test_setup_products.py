@@ -15,8 +15,9 @@ import scipy.sparse as sp
 
 from mlmprimer.datasets import load
 from mlmprimer.design import build_design, design_warnings, model_design
-from mlmprimer.factor import CrossProducts, ProfiledDeviance
+from mlmprimer.factor import CrossProducts, ProfiledDeviance, criterion, deviance_at
 from mlmprimer.formula import parse_formula
+from mlmprimer.fulldense import FULL_DENSE_MAX, FullDense
 
 RTOL = 1e-12
 
@@ -145,9 +146,9 @@ def test_products_equal_the_explicit_matrices(case):
     )
 
 
-def test_products_are_added_in_row_order(case):
-    # the sums of the sparse products Z_1'W and W'W (row by row, in row order): every fit is
-    # identical to the last bit to one computed from the explicit matrices this way
+def test_grouped_sums_are_added_in_row_order(case):
+    # the grouped sums are those of the sparse products Z_1'W and Z_rest'W (row by row, in row
+    # order) to the last bit; [X | y]'[X | y] is a BLAS product, equal to rounding
     d = case
     sw = None if d.weights is None else np.sqrt(d.weights)
     y = d.y if d.offset is None else d.y - d.offset
@@ -162,7 +163,12 @@ def test_products_are_added_in_row_order(case):
     W = sp.hstack(parts, format="csc")
     B = CrossProducts(d)
     assert np.array_equal(B.G.toarray(), (Z1.T.tocsr() @ W).toarray())
-    assert np.array_equal(B.WtW, (W.T @ W).toarray())
+    ref = (W.T @ W).toarray()
+    qr = B.qr
+    assert np.array_equal(B.WtW[:qr], ref[:qr])
+    np.testing.assert_allclose(
+        B.WtW[qr:, qr:], ref[qr:, qr:], rtol=1e-13, atol=1e-13 * np.abs(ref).max()
+    )
 
 
 def test_deviance_equals_a_dense_computation(case):
@@ -175,6 +181,23 @@ def test_deviance_equals_a_dense_computation(case):
             theta = np.where(np.isfinite(d.lower), np.abs(theta), theta)
             want = dense_deviance(d, theta, REML)
             assert devfun(theta) == pytest.approx(want, rel=1e-10)
+            # the blocked factor (the solution's) and the whole system's one dense factor
+            blocked = deviance_at(devfun.factor(theta), d.n, d.p, REML)
+            assert blocked == pytest.approx(want, rel=1e-10)
+            parts = FullDense(d.terms, devfun.products).parts(theta)
+            full = criterion(*parts, devfun.products.ldw, d.n, d.p, REML)
+            assert full == pytest.approx(want, rel=1e-10)
+
+
+def test_small_systems_are_factored_whole_at_each_evaluation():
+    small = make("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    assert small.q + small.p + 1 <= FULL_DENSE_MAX
+    assert ProfiledDeviance(small)._full is not None
+    big = make("y ~ x + (x | a) + (1 | b)", SIM)  # 40 x 2 + 15 + 2 + 1 = 98: whole
+    assert ProfiledDeviance(big)._full is not None
+    bigger = make("y ~ x + (x | a) + (x | b)", SIM)  # 80 + 30 + 3 = 113: blocked
+    assert bigger.q + bigger.p + 1 > FULL_DENSE_MAX
+    assert ProfiledDeviance(bigger)._full is None
 
 
 def test_many_pairs_of_levels_are_summed_sparsely():

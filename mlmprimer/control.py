@@ -51,6 +51,12 @@ class LmerControl:
     singular_tol : float
         A fit is singular (on the boundary) when a template diagonal entry of theta is below
         this (lme4's ``isSingular(tol = 1e-4)``).
+    boundary_tol : float
+        After the search, the parameters with a lower bound that are within this of it are
+        set to the bound, if the deviance there is at most ``ftol_abs`` higher (MixedModels.jl's
+        ``xtol_zero_abs``). Near a zero variance the deviance is flat (it changes with theta
+        squared), so where in that flat stretch the search stops depends on rounding, that is
+        on the machine; the bound does not. 0 turns this off.
     rank_tol : float
         Relative tolerance below which a fixed-effects column is a combination of earlier
         ones and dropped (R's QR tolerance 1e-7).
@@ -87,6 +93,7 @@ class LmerControl:
     conv_restarts: int = 10
     restart_step: float = 0.05
     singular_tol: float = 1e-4
+    boundary_tol: float = 1e-4
     rank_tol: float = 1e-7
     few_levels: int = 5
     statsmodels_tol: float = 2e-3
@@ -122,7 +129,7 @@ class LmerControl:
         >>> LmerControl.from_arg({"tol": 1})
         Traceback (most recent call last):
         ...
-        ValueError: unknown control settings ['tol']; known: ['check_conv', ...]
+        ValueError: unknown control settings ['tol']; known: ['boundary_tol', 'check_conv', ...]
         """
         if control is None:
             return cls()

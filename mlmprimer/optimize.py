@@ -372,6 +372,38 @@ def minimize(
             x, dev = (x2, d2) if d2 < dev else (probe, fun(probe))
             message = "converged after a restart"
             restarts += 1
+        x, dev = to_bounds(fun, x, dev, lower, ctrl)
     if not np.isfinite(dev):
         raise ConvergenceError("the deviance is not finite at any point tried")
     return ThetaFit(x, dev, len(path), path, message, ctrl.optimizer)
+
+
+def to_bounds(
+    fun: Callable[[np.ndarray], float],
+    x: np.ndarray,
+    dev: float,
+    lower: np.ndarray,
+    control: LmerControl | None = None,
+) -> tuple[np.ndarray, float]:
+    """``x`` with its entries within ``boundary_tol`` of their bounds set to them, if that
+    raises the deviance by at most ``ftol_abs``; else ``x`` (one evaluation, none if no entry
+    is near a bound).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlmprimer.optimize import to_bounds
+    >>> flat = lambda x: float(x[0] ** 2)  # flat at its bound 0: x = 1e-6 is as good
+    >>> to_bounds(flat, np.array([1e-6]), 1e-12, np.array([0.0]))[0].tolist()
+    [0.0]
+    >>> steep = lambda x: float((x[0] - 1e-5) ** 2) * 1e6  # a true minimum just inside
+    >>> to_bounds(steep, np.array([1e-5]), 0.0, np.array([0.0]))[0].tolist()
+    [1e-05]
+    """
+    ctrl = LmerControl() if control is None else control
+    near = np.isfinite(lower) & (x > lower) & (x - lower <= ctrl.boundary_tol)
+    if not near.any():
+        return x, dev
+    trial = np.where(near, lower, x)
+    d = fun(trial)
+    return (trial, d) if d <= dev + ctrl.ftol_abs else (x, dev)

@@ -293,6 +293,20 @@ def test_singular_fit_reaches_the_boundary():
     assert np.all(np.isfinite(sol.conditional_variances()[0]))
 
 
+def test_a_flat_boundary_optimum_is_reported_at_the_bound():
+    # near a zero variance the deviance changes with theta squared: the search stops a rounding
+    # away from the bound, and the fit is reported at the bound
+    flat = lambda x: float(0.1 * x[0] ** 2 + 5.0)  # noqa: E731
+    free = optimize.minimize(flat, np.array([1.0]), np.array([0.0]), LmerControl(boundary_tol=0))
+    assert 0.0 < free.theta[0] < 1e-8
+    res = optimize.minimize(flat, np.array([1.0]), np.array([0.0]))
+    assert res.theta[0] == 0.0 and res.deviance == 5.0
+    # a minimum just inside the bound is not moved: the deviance at the bound is higher
+    inside = lambda x: float(1e6 * (x[0] - 1e-5) ** 2 + 5.0)  # noqa: E731
+    kept = optimize.minimize(inside, np.array([1.0]), np.array([0.0]))
+    assert kept.theta[0] == pytest.approx(1e-5, rel=1e-3)
+
+
 def test_maxeval_exhausted_raises(sleep_design):
     with pytest.raises(ConvergenceError, match="without converging"):
         fit_theta(sleep_design, maxeval=5)

@@ -382,11 +382,12 @@ def test_constant_weights_are_the_same_model(sleep, REML):
     # Var(e_i) = sigma^2 / c for every row is the unweighted model with sigma^2 rescaled: the
     # fixed effects and the (REML) likelihood are unchanged, sigma grows by sqrt(c) and theta
     # (relative to sigma) shrinks by it; the optimiser ends within its tolerance of the same point
+    # (a deviance flat to 1e-8 there leaves sigma determined to about 1e-5 relative)
     plain = lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=REML)
     w = lmer("Reaction ~ Days + (Days | Subject)", sleep, REML=REML, weights=np.full(180, 4.0))
     np.testing.assert_allclose(w.fixef, plain.fixef, rtol=1e-6)
     assert w.loglik == pytest.approx(plain.loglik, rel=1e-9)
-    assert w.sigma == pytest.approx(2 * plain.sigma, rel=1e-6)
+    assert w.sigma == pytest.approx(2 * plain.sigma, rel=1e-5)
     np.testing.assert_allclose(2 * w.theta, plain.theta, rtol=1e-3)
     np.testing.assert_allclose(w.vcov, plain.vcov, rtol=1e-3)
     np.testing.assert_allclose(w.weights, 4.0)

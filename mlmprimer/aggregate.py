@@ -68,6 +68,7 @@ __all__ = [
     "formula_columns",
     "full_rank_columns",
     "model_plan",
+    "parse_source_formula",
 ]
 
 
@@ -345,6 +346,35 @@ def full_rank_columns(XtX: np.ndarray, tol: float = 1e-7) -> list[int]:
     return keep
 
 
+def parse_source_formula(formula: str, where: str) -> ParsedFormula:
+    """Parse a formula for a fit from data outside memory: random terms needed, no offset.
+
+    Parameters
+    ----------
+    formula : str
+    where : str
+        The fit, as the error message names it (``"when fitting from a database"``).
+
+    Raises
+    ------
+    FormulaError
+        An ``offset()``: ``"offset() is not supported " + where``.
+    ValueError
+        No random-effects term (:func:`mlmprimer.design.require_random_terms`).
+
+    Examples
+    --------
+    >>> from mlmprimer.aggregate import parse_source_formula
+    >>> parse_source_formula("y ~ x + (1 | g)", "from a database").random[0].group
+    'g'
+    """
+    parsed = parse_formula(formula)
+    require_random_terms(parsed)
+    if parsed.offsets:
+        raise FormulaError(f"offset() is not supported {where}", formula, 0)
+    return parsed
+
+
 def formula_columns(parsed: ParsedFormula) -> tuple[str, list[str], list[str]]:
     """The response, the fixed part's column of each atom, and every column used.
 
@@ -416,10 +446,7 @@ def model_plan(
     (['(Intercept)', 'Days'], ['(Intercept)', 'Days'], 180)
     """
     ctrl = LmerControl() if control is None else control
-    parsed = parse_formula(formula)
-    require_random_terms(parsed)
-    if parsed.offsets:
-        raise FormulaError("offset() is not supported when fitting from a database", formula, 0)
+    parsed = parse_source_formula(formula, "when fitting from a database")
     response, atom_names, used = formula_columns(parsed)
     if weights is not None:
         if not isinstance(weights, str):
@@ -546,6 +573,17 @@ def _group_select(f: GroupingFactor, prefix: str) -> tuple[list[str], list[str]]
     return sel, [f"{prefix}{i}" for i in range(len(f.keys))]
 
 
+def _pair_sums(
+    terms: list[tuple[RandomTerm, list[Column], GroupingFactor]], a: int, b: int, w: str | None
+) -> list[str]:
+    """SQL aggregates of Z_a'Z_b on the rows of a group: ``z{a}_{i}_{b}_{j}`` for columns i, j."""
+    return [
+        f"{_fsum(w, ci.sql, cj.sql)} AS z{a}_{i}_{b}_{j}"
+        for i, ci in enumerate(terms[a][1])
+        for j, cj in enumerate(terms[b][1])
+    ]
+
+
 def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
     """D, G = Z_1'W and W'W by SQL aggregation, as :class:`mlmprimer.factor.CrossProducts`.
 
@@ -565,13 +603,12 @@ def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
     >>> from mlmprimer.aggregate import Table, cross_products, model_plan
     >>> from mlmprimer.bigfit import summary_design
     >>> from mlmprimer.datasets import load
-    >>> from mlmprimer.design import build_design
+    >>> from mlmprimer.design import model_design
     >>> from mlmprimer.factor import CrossProducts
-    >>> from mlmprimer.formula import parse_formula
-    >>> f = "diameter ~ 1 + (1 | plate) + (1 | sample)"
-    >>> plan = model_plan(f, Table(duckdb.connect().from_df(load("penicillin"))))
+    >>> f, pen = "diameter ~ 1 + (1 | plate) + (1 | sample)", load("penicillin")
+    >>> plan = model_plan(f, Table(duckdb.connect().from_df(pen)))
     >>> B = cross_products(plan, summary_design(plan))
-    >>> A = CrossProducts(build_design(parse_formula(f), load("penicillin")))
+    >>> A = CrossProducts(model_design(f, pen).design)
     >>> bool(np.allclose(B.WtW, A.WtW) and np.allclose(B.G.toarray(), A.G.toarray()))
     True
     """
@@ -593,6 +630,18 @@ def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
     def wcol(k: int) -> int:  # first column of rest term k (k >= 1) in W
         return int(offs[k - 1])
 
+    def put(a: int, la: np.ndarray, i: int, cols: np.ndarray, v: np.ndarray) -> None:
+        """Row ``i`` of term ``a`` at levels ``la`` against W's columns ``cols``: into G for
+        the first term, else into both triangles of W'W."""
+        if a == 0:
+            G_rows.append(la * p1 + i)
+            G_cols.append(cols)
+            G_vals.append(v)
+        else:
+            r = wcol(a) + la * len(terms[a][1]) + i
+            WtW[r, cols] = v
+            WtW[cols, r] = v
+
     # one GROUP BY per grouping factor: the terms on it against each other, X and y
     for f in plan.factors:
         ks = [k for k, (_, _, g) in enumerate(terms) if g is f]
@@ -600,9 +649,7 @@ def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
         aggs = []
         for a_i, a in enumerate(ks):
             for b in ks[a_i:]:
-                for i, ci in enumerate(terms[a][1]):
-                    for j, cj in enumerate(terms[b][1]):
-                        aggs.append(f"{_fsum(w, ci.sql, cj.sql)} AS z{a}_{i}_{b}_{j}")
+                aggs += _pair_sums(terms, a, b, w)
             for i, ci in enumerate(terms[a][1]):
                 for x, xs in enumerate(xcols):
                     aggs.append(f"{_fsum(w, ci.sql, xs)} AS x{a}_{i}_{x}")
@@ -620,38 +667,18 @@ def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
                         if a == 0 and b == 0:
                             D[lev, i, j] = v
                             D[lev, j, i] = v
-                        elif a == 0:
-                            G_rows.append(lev * p1 + i)
-                            G_cols.append(wcol(b) + lev * pb + j)
-                            G_vals.append(v)
                         else:
-                            r = wcol(a) + lev * pa + i
-                            c = wcol(b) + lev * pb + j
-                            WtW[r, c] = v
-                            WtW[c, r] = v
+                            put(a, lev, i, wcol(b) + lev * pb + j, v)
             for i in range(pa):
                 for x in range(p + 1):
-                    v = got[f"x{a}_{i}_{x}"].astype(float)
-                    if a == 0:
-                        G_rows.append(lev * p1 + i)
-                        G_cols.append(np.full(lev.size, qr + x))
-                        G_vals.append(v)
-                    else:
-                        r = wcol(a) + lev * pa + i
-                        WtW[r, qr + x] = v
-                        WtW[qr + x, r] = v
+                    put(a, lev, i, np.full(lev.size, qr + x), got[f"x{a}_{i}_{x}"].astype(float))
     # one GROUP BY per pair of grouping factors
     for fa, fb in itertools.combinations(plan.factors, 2):
         ka = [k for k, (_, _, g) in enumerate(terms) if g is fa]
         kb = [k for k, (_, _, g) in enumerate(terms) if g is fb]
         sa, keys_a = _group_select(fa, "a")
         sb, keys_b = _group_select(fb, "b")
-        aggs = []
-        for a in ka:
-            for b in kb:
-                for i, ci in enumerate(terms[a][1]):
-                    for j, cj in enumerate(terms[b][1]):
-                        aggs.append(f"{_fsum(w, ci.sql, cj.sql)} AS z{a}_{i}_{b}_{j}")
+        aggs = [agg for a in ka for b in kb for agg in _pair_sums(terms, a, b, w)]
         got = plan.table.query(
             f"SELECT {', '.join(sa + sb + aggs)} FROM ({plan.rows}) "
             f"GROUP BY {', '.join(fa.keys + fb.keys)}"
@@ -662,20 +689,12 @@ def cross_products(plan: ModelPlan, design: SummaryDesign) -> CrossProducts:
             for b in kb:
                 # order the pair as (earlier term, later term) in lme4's order
                 (s, ls), (t, lt) = sorted([(a, la), (b, lb)], key=lambda e: e[0])
-                ps, pt = len(terms[s][1]), len(terms[t][1])
+                pt = len(terms[t][1])
                 for i in range(len(terms[a][1])):
                     for j in range(len(terms[b][1])):
                         v = got[f"z{a}_{i}_{b}_{j}"].astype(float)
                         ii, jj = (i, j) if s == a else (j, i)
-                        if s == 0:
-                            G_rows.append(ls * p1 + ii)
-                            G_cols.append(wcol(t) + lt * pt + jj)
-                            G_vals.append(v)
-                        else:
-                            r = wcol(s) + ls * ps + ii
-                            c = wcol(t) + lt * pt + jj
-                            WtW[r, c] = v
-                            WtW[c, r] = v
+                        put(s, ls, ii, wcol(t) + lt * pt + jj, v)
     # X and y
     s = plan.sums
     WtW[qr : qr + p, qr : qr + p] = s["XtX"]

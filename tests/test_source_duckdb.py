@@ -221,25 +221,31 @@ def test_missing_values_drop_the_same_rows(tmp_path):
         _compare(m, ref)
 
 
-def test_aliased_fixed_columns_are_dropped_with_the_same_names():
-    sleep = _text(load("sleepstudy"))
-    sleep["Days2"] = 2.0 * sleep["Days"]
-    formula = "Reaction ~ Days + Days2 + (1 | Subject)"
-    with pytest.warns(LmerWarning, match="dropping 1 column"):
-        ref = lmer(formula, sleep)
-    with pytest.warns(LmerWarning, match="dropping 1 column / coefficient: Days2"):
-        m = lmer(formula, duckdb.connect().from_df(sleep))
-    _compare(m, ref)
+ALIASED = {
+    # a multiple of a numeric column
+    "numeric": (
+        "sleepstudy",
+        ("Days2", lambda d: 2.0 * d["Days"]),
+        "Reaction ~ Days + Days2 + (1 | Subject)",
+    ),
+    # a numeric column aliased with a factor: the intercept and sectorPublic
+    "with-a-factor": (
+        "hsb82",
+        ("cath", lambda d: 3.0 * (d["sector"] == "Catholic") - 1.0),
+        "mAch ~ sector + cses + cath + (1 | school)",
+    ),
+}
 
 
-def test_a_numeric_column_aliased_with_a_factor_is_dropped():
-    hsb = _text(load("hsb82"))
-    hsb["cath"] = 3.0 * (hsb["sector"] == "Catholic") - 1.0  # intercept and sectorPublic
-    formula = "mAch ~ sector + cses + cath + (1 | school)"
+@pytest.mark.parametrize("name, added, formula", ALIASED.values(), ids=ALIASED)
+def test_aliased_fixed_columns_are_dropped_with_the_same_names(name, added, formula):
+    data = _text(load(name))
+    column, values = added
+    data[column] = values(data)
     with pytest.warns(LmerWarning, match="dropping 1 column"):
-        ref = lmer(formula, hsb)
-    with pytest.warns(LmerWarning, match="dropping 1 column / coefficient: cath"):
-        m = lmer(formula, duckdb.connect().from_df(hsb))
+        ref = lmer(formula, data)
+    with pytest.warns(LmerWarning, match=f"dropping 1 column / coefficient: {column}"):
+        m = lmer(formula, duckdb.connect().from_df(data))
     _compare(m, ref)
 
 

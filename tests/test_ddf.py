@@ -15,7 +15,6 @@ rows the Python side fits (see its header). The tests check that
 from __future__ import annotations
 
 import functools
-import math
 import warnings
 from pathlib import Path
 
@@ -58,7 +57,7 @@ WEIGHTS = {"cycle4": (0.5, 1.0, 2.0, 4.0)}
 
 
 def read_fixture(name: str, directory: Path = FIXTURE_DIR) -> pd.DataFrame:
-    return pd.read_csv(directory / name, keep_default_na=False, na_values=["NA"])
+    return r_setup.read_csv_fixture(directory / name)
 
 
 MODELS = read_fixture("models.csv")
@@ -361,25 +360,22 @@ def test_bad_contrast_matrices():
 R_PACKAGES = ("lme4", "nlme", "mlmRev", "lmerTest", "pbkrtest")
 
 
+def rerun_tolerance(name: str, want: pd.DataFrame, col: str) -> np.ndarray | float | None:
+    """The absolute tolerance of a re-run's column (see r_setup.same_table); None: exact."""
+    if not pd.api.types.is_numeric_dtype(want[col]) or pd.api.types.is_bool_dtype(want[col]):
+        return None
+    # a covariance near 0: on the scale of the two standard errors it joins
+    if name in ("vcov.csv", "varpar.csv"):
+        return np.maximum(1e-10, 1e-3 * r_setup.vcov_scale(want))
+    return 1e-10
+
+
 def rerun_same(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
-    assert got.columns.tolist() == want.columns.tolist(), name
-    assert len(got) == len(want), name
-    for col in want.columns:
-        if pd.api.types.is_numeric_dtype(want[col]) and not pd.api.types.is_bool_dtype(want[col]):
-            # lme4 on another CPU stops at a slightly different optimum (see above)
-            rel = 1e-2 if col == "p.value" else 1e-3
-            # a covariance near 0: on the scale of the two standard errors it joins
-            covariance = name in ("vcov.csv", "varpar.csv")
-            near = 1e-3 * r_setup.vcov_scale(want) if covariance else np.zeros(len(want))
-            for g, w, a in zip(got[col], want[col], near, strict=True):
-                assert math.isclose(g, w, rel_tol=rel, abs_tol=max(1e-10, a)), (name, col, g, w)
-        else:
-            assert got[col].tolist() == want[col].tolist(), (name, col)
+    """A re-run table agrees with the committed one (lme4 on another CPU: see above)."""
+    r_setup.same_table(got, want, name, tolerance=rerun_tolerance)
 
 
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    out = r_setup.run_reference_script(R_SCRIPT, R_PACKAGES, tmp_path, timeout=900)
-    assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
-    assert sorted(p.name for p in FIXTURE_DIR.glob("*.csv")) == sorted(FIXTURE_FILES)
-    for name in FIXTURE_FILES:
-        rerun_same(read_fixture(name, out), read_fixture(name), name)
+    r_setup.assert_rerun_reproduces(
+        R_SCRIPT, R_PACKAGES, tmp_path, FIXTURE_DIR, rerun_same, names=FIXTURE_FILES
+    )

@@ -51,7 +51,7 @@ RANEF_LEVELS = 60  # levels per grouping factor in ranef.csv (as in the R script
 
 
 def read_fixture(name: str, directory: Path = FIXTURE_DIR) -> pd.DataFrame:
-    return pd.read_csv(directory / name, keep_default_na=False, na_values=["NA"])
+    return r_setup.read_csv_fixture(directory / name)
 
 
 MODELS = read_fixture("models.csv").set_index("model", drop=False)
@@ -371,39 +371,46 @@ def without_numbers(text: str) -> str:
     return re.sub(r"[-+]?\d+(\.\d+)?(e[-+]?\d+)?", "#", text)
 
 
+def same_messages(got: pd.Series, want: pd.Series, name: str) -> None:
+    """Convergence messages agree but for their numbers (max|grad| = ...: they move)."""
+    assert [without_numbers(s) for s in got] == [without_numbers(s) for s in want], name
+
+
+def same_parameters(got: pd.Series, want: pd.Series, name: str) -> None:
+    """Numbers written as text, space-separated, agree to 1e-3."""
+    for g, w in zip(got, want, strict=True):
+        np.testing.assert_allclose(numbers(g), numbers(w), rtol=1e-3, atol=1e-6)
+
+
+def rerun_tolerance(name: str, want: pd.DataFrame, col: str) -> np.ndarray | None:
+    """The absolute tolerance of a re-run's column (see r_setup.same_table); None: exact.
+
+    lme4 on another CPU (or with another BLAS thread count) stops at a slightly different
+    optimum: for numbers near 0 (a conditional mode of a group near the average) agreement to a
+    thousandth of the number's own uncertainty.
+    """
+    if not pd.api.types.is_float_dtype(want[col]):
+        return None
+    scale = want["condsd"] if col == "condval" else pd.Series(0.0, index=want.index)
+    if name == "vcov.csv":  # a covariance near 0: on the scale of the two SEs it joins
+        scale = pd.Series(r_setup.vcov_scale(want), index=want.index)
+    # a number near 0 (a linear predictor): to 1e-3 of the column's typical size
+    typical = 1e-3 * float(np.nanmedian(np.abs(want[col].to_numpy(dtype=float))))
+    return np.fmax(np.fmax(1e-6, 1e-3 * scale.to_numpy(dtype=float)), typical)
+
+
 def rerun_same(got: pd.DataFrame, want: pd.DataFrame, name: str) -> None:
-    assert got.columns.tolist() == want.columns.tolist(), name
-    assert len(got) == len(want), name
-    for col in want.columns:
-        if col == "conv_messages":  # their numbers (max|grad| = ...) move between machines
-            assert [without_numbers(s) for s in got[col]] == [
-                without_numbers(s) for s in want[col]
-            ], name
-        elif col == "parameters":  # numbers as text, space-separated
-            for g, w in zip(got[col], want[col], strict=True):
-                np.testing.assert_allclose(numbers(g), numbers(w), rtol=1e-3, atol=1e-6)
-        elif pd.api.types.is_float_dtype(want[col]):
-            # lme4 on another CPU (or with another BLAS thread count) stops at a slightly different
-            # optimum: relative agreement, and for numbers near 0 (a conditional mode of a group
-            # near the average) agreement to a thousandth of the number's own uncertainty
-            rel = 1e-2 if col == "p.value" else 1e-3
-            scale = want["condsd"] if col == "condval" else pd.Series(0.0, index=want.index)
-            if name == "vcov.csv":  # a covariance near 0: on the scale of the two SEs it joins
-                scale = pd.Series(r_setup.vcov_scale(want), index=want.index)
-            # a number near 0 (a linear predictor): to 1e-3 of the column's typical size
-            typical = 1e-3 * float(np.nanmedian(np.abs(want[col].to_numpy(dtype=float))))
-            for g, w, s in zip(got[col], want[col], scale, strict=True):
-                ok = (math.isnan(g) and math.isnan(w)) or math.isclose(
-                    g, w, rel_tol=rel, abs_tol=max(1e-6, 1e-3 * s, typical)
-                )
-                assert ok, (name, col, g, w)
-        else:
-            assert got[col].tolist() == want[col].tolist(), (name, col)
+    r_setup.same_table(
+        got,
+        want,
+        name,
+        tolerance=rerun_tolerance,
+        columns={"conv_messages": same_messages, "parameters": same_parameters},
+    )
 
 
 @pytest.mark.lme4
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    out = r_setup.run_reference_script(R_SCRIPT, R_PACKAGES, tmp_path, timeout=900)
-    assert sorted(p.name for p in out.glob("*.csv")) == sorted(FIXTURE_FILES)
-    for name in FIXTURE_FILES:
-        rerun_same(read_fixture(name, out), read_fixture(name), name)
+    r_setup.assert_rerun_reproduces(
+        R_SCRIPT, R_PACKAGES, tmp_path, FIXTURE_DIR, rerun_same, names=FIXTURE_FILES
+    )

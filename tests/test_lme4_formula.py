@@ -13,9 +13,6 @@ the script simulates and writes into the fixture). The tests check that
 
 import json
 import math
-import os
-import shutil
-import subprocess
 import warnings
 from pathlib import Path
 
@@ -164,11 +161,6 @@ R_PACKAGES = ("lme4", "mlmRev")
 RUN_ONLY_KEYS = {"versions", "summary_print"}  # printed text is compared above, via the fit
 
 
-def missing_r_setup():
-    """Why the R script cannot run here ("" when it can)."""
-    return r_setup.missing_r_setup(R_PACKAGES)
-
-
 def same(got, want, path=""):
     """Fixture entries agree: the log-likelihood to 1e-6, other numbers to 1e-3 (other CPUs)."""
     where = path or "fixture"
@@ -187,23 +179,19 @@ def same(got, want, path=""):
         assert math.isclose(got, want, rel_tol=rel, abs_tol=1e-8), f"{where}: {got} != {want}"
 
 
+def read_rerun(path):
+    """A fixture file without the entries that change from run to run."""
+    return {k: v for k, v in read_json(path).items() if k not in RUN_ONLY_KEYS}
+
+
 def test_rerun_of_the_r_script_reproduces_the_fixtures(tmp_path):
-    reason = missing_r_setup()
-    if reason:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}: CI must install R with lme4 and mlmRev (make sysdeps)")
-        pytest.skip(f"{reason}: install R with lme4 and mlmRev to re-run lme4")
-    proc = subprocess.run(
-        [shutil.which("Rscript"), "--vanilla", str(R_SCRIPT), str(tmp_path)],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=900,
+    r_setup.assert_rerun_reproduces(
+        R_SCRIPT,
+        R_PACKAGES,
+        tmp_path,
+        FIXTURE_DIR,
+        lambda got, want, name: same(got, want),
+        read=read_rerun,
+        pattern="*.json",
+        course_data=False,
     )
-    assert proc.returncode == 0, f"{R_SCRIPT.name} failed:\n{proc.stdout}\n{proc.stderr}"
-    fresh = sorted(p.name for p in tmp_path.glob("*.json"))
-    assert fresh == [p.name for p in FIXTURES]
-    for path in FIXTURES:
-        want = {k: v for k, v in read_json(path).items() if k not in RUN_ONLY_KEYS}
-        got = {k: v for k, v in read_json(tmp_path / path.name).items() if k not in RUN_ONLY_KEYS}
-        same(got, want)

@@ -20,6 +20,7 @@ from mlmprimer.check.core import (
     MORE_LESS,
     CheckResult,
     Verdict,
+    confint_row,
     exercise,
     fit_cached,
     interval_part,
@@ -106,18 +107,15 @@ def _ch09_intervals() -> dict[str, tuple[float, float]]:
     prof = confint(m)
     wald = confint(m, "Wald")
 
-    def row(frame: Any, name: str) -> tuple[float, float]:
-        return float(frame.loc[name].iloc[0]), float(frame.loc[name].iloc[1])
-
-    tau1 = row(prof, ".sig03")
+    tau1 = confint_row(prof, ".sig03")
     return {
         "tau1": tau1,
         "tau1_var": (tau1[0] ** 2, tau1[1] ** 2),
-        "tau0": row(prof, ".sig01"),
-        "sigma": row(prof, ".sigma"),
-        "days_wald": row(wald, "Days"),
-        "days_profile": row(prof, "Days"),
-        "int_wald": row(wald, "(Intercept)"),
+        "tau0": confint_row(prof, ".sig01"),
+        "sigma": confint_row(prof, ".sigma"),
+        "days_wald": confint_row(wald, "Days"),
+        "days_profile": confint_row(prof, "Days"),
+        "int_wald": confint_row(wald, "(Intercept)"),
     }
 
 

@@ -16,6 +16,7 @@ from mlmprimer.check.core import (
     MORE_LESS,
     CheckResult,
     Verdict,
+    confint_row,
     exercise,
     fit_cached,
     interval_part,
@@ -59,11 +60,8 @@ def _chA3_interval() -> dict[str, Any]:
     ml = fit_cached(_CONTEXT, "hsb", REML=False)
     ri = fit_cached(_RI, "hsb")
 
-    def row(frame: Any, name: str = ".sig01") -> tuple[float, float]:
-        return float(frame.loc[name].iloc[0]), float(frame.loc[name].iloc[1])
-
     prof = confint(m, parm=[".sig01", ".sigma"])
-    tau_ci = row(prof)
+    tau_ci = confint_row(prof, ".sig01")
     tausq, tau = varcorr_row(m, "school", "(Intercept)")
     return {
         "tau": tau,
@@ -73,9 +71,9 @@ def _chA3_interval() -> dict[str, Any]:
         "sigma": float(m.sigma),
         "ci": tau_ci,
         "ci_var": (tau_ci[0] ** 2, tau_ci[1] ** 2),
-        "ci_sigma": row(prof, ".sigma"),
-        "ci_90": row(confint(m, level=0.90, parm=[".sig01"]), ".sig01"),
-        "ci_ri": row(confint(ri, parm=[".sig01"])),
+        "ci_sigma": confint_row(prof, ".sigma"),
+        "ci_90": confint_row(confint(m, level=0.90, parm=[".sig01"]), ".sig01"),
+        "ci_ri": confint_row(confint(ri, parm=[".sig01"]), ".sig01"),
     }
 
 

@@ -997,6 +997,19 @@ def varcorr_row(model: Any, group: str, var1: str, var2: str | None = None) -> t
     return float(row["vcov"]), float(row["sdcor"])
 
 
+def confint_row(frame: pd.DataFrame, name: str) -> tuple[float, float]:
+    """``(lower, upper)`` of the parameter ``name`` in a table of ``confint``, as floats.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlmprimer.check.core import confint_row
+    >>> confint_row(pd.DataFrame({"2.5 %": [1.0], "97.5 %": [2.0]}, index=[".sig01"]), ".sig01")
+    (1.0, 2.0)
+    """
+    return float(frame.loc[name].iloc[0]), float(frame.loc[name].iloc[1])
+
+
 def judge_range(
     v: Verdict,
     name: str,

@@ -11,10 +11,9 @@ statistics of the whole data (``scale``, ``poly``) would differ per partition.
 Examples
 --------
 >>> import dask.dataframe as dd
->>> from mlmprimer.daskfit import lmer_dask
->>> from mlmprimer.datasets import load
->>> sleep = dd.from_pandas(load("sleepstudy"), npartitions=3)
->>> m = lmer_dask("Reaction ~ Days + (Days | Subject)", sleep)
+>>> import mlmprimer as mlm
+>>> sleep = dd.from_pandas(mlm.datasets.load("sleepstudy"), npartitions=3)
+>>> m = mlm.lmer("Reaction ~ Days + (Days | Subject)", sleep)  # lmer_dask(...) underneath
 >>> m.fixef.round(2).to_dict(), round(m.loglik, 2)
 ({'(Intercept)': 251.41, 'Days': 10.47}, -871.81)
 """

@@ -49,6 +49,7 @@ __all__ = [
     "model_design",
     "design_warnings",
     "require_random_terms",
+    "term_order",
     "theta_to_templates",
     "tril_colmajor",
 ]
@@ -380,11 +381,21 @@ class Design:
         return dataclasses.replace(self, y=y)
 
 
-def _lme4_order(nl: list[int]) -> list[int]:
-    """lme4's term order: if any term has more levels than the one before, rev(order(nl))."""
-    idx = list(range(len(nl)))
-    if any(b > a for a, b in zip(nl, nl[1:], strict=False)):
-        idx = sorted(idx, key=lambda i: nl[i])[::-1]
+def term_order(nlevels: list[int]) -> list[int]:
+    """lme4's order of the random terms, given each term's number of levels in the formula.
+
+    As lme4's ``mkReTrms``: if any term has more levels than the one before it, the terms go
+    by decreasing number of levels (``rev(order(nl))``), else they keep the formula's order.
+
+    Examples
+    --------
+    >>> from mlmprimer.design import term_order
+    >>> term_order([6, 24]), term_order([24, 6]), term_order([3, 5, 5])
+    ([1, 0], [0, 1], [2, 1, 0])
+    """
+    idx = list(range(len(nlevels)))
+    if any(b > a for a, b in zip(nlevels, nlevels[1:], strict=False)):
+        idx = sorted(idx, key=lambda i: nlevels[i])[::-1]
     return idx
 
 
@@ -506,7 +517,7 @@ def build_design(
                 )
             )
         blocks.append(TermBlock(term, term.group, codes, levels, Xi, names, 0, info))
-    order = _lme4_order([b.nlevels for b in blocks])
+    order = term_order([b.nlevels for b in blocks])
     blocks = [blocks[i] for i in order]
     theta0, lower, tnames = [], [], []
     start = 0

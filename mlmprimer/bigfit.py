@@ -42,7 +42,7 @@ from .aggregate import (
     model_plan,
 )
 from .control import LmerControl
-from .design import TermBlock, design_warnings, tril_colmajor
+from .design import TermBlock, design_warnings, theta_layout
 from .factor import CrossProducts, ProfiledDeviance
 from .lmermodel import (
     LmerWarning,
@@ -113,33 +113,24 @@ def summary_design(plan: ModelPlan) -> SummaryDesign:
     >>> d.theta_names, d.q
     (['Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days'], 36)
     """
-    blocks, theta0, lower, tnames = [], [], [], []
-    start = 0
-    for term, cols, f in plan.terms:
-        names = [c.name for c in cols]
-        b = TermBlock(
+    blocks = [
+        TermBlock(
             term,
             term.group,
             np.zeros(0, dtype=np.int64),
             f.levels,
             np.zeros((0, len(cols))),
-            names,
-            start,
+            [c.name for c in cols],
         )
-        rows, cc = tril_colmajor(b.p)
-        for i, j in zip(rows, cc, strict=True):
-            theta0.append(1.0 if i == j else 0.0)
-            lower.append(0.0 if i == j else -np.inf)
-            nm = names[i] if i == j else f"{names[i]}.{names[j]}"
-            tnames.append(f"{b.group}.{nm}")
-        start += b.ntheta
-        blocks.append(b)
+        for term, cols, f in plan.terms
+    ]
+    theta0, lower, tnames = theta_layout(blocks)
     return SummaryDesign(
         plan.nobs,
         list(plan.xnames),
         blocks,
-        np.array(theta0),
-        np.array(lower),
+        theta0,
+        lower,
         tnames,
         list(plan.dropped),
     )

@@ -48,7 +48,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from .control import LmerControl
-from .design import require_random_terms
+from .design import require_random_terms, term_order
 from .factor import CrossProducts
 from .formula import FormulaError, ParsedFormula, RandomTerm, lme4_name, parse_formula
 from .rsyntax import deparse, parse_r
@@ -308,15 +308,6 @@ def _term_columns(term: RandomTerm, table: Table, formula: str) -> list[Column]:
     return cols
 
 
-def _term_order(nlevels: list[int]) -> list[int]:
-    """lme4's order of the random terms (as :func:`mlmprimer.design.build_design`): if a term
-    has more levels than the one before it, by decreasing number of levels."""
-    idx = list(range(len(nlevels)))
-    if any(b > a for a, b in zip(nlevels, nlevels[1:], strict=False)):
-        idx = sorted(idx, key=lambda i: nlevels[i])[::-1]
-    return idx
-
-
 def full_rank_columns(XtX: np.ndarray, tol: float = 1e-7) -> list[int]:
     """Columns kept as R's pivoting QR keeps them, from the cross-product X'X.
 
@@ -522,7 +513,7 @@ def model_plan(
                 "residual variance are probably unidentifiable"
             )
         blocks.append((t, tcols, f))
-    order = _term_order([len(b[2].levels) for b in blocks])
+    order = term_order([len(b[2].levels) for b in blocks])
     blocks = [blocks[i] for i in order]
     return ModelPlan(
         parsed=parsed,

@@ -16,17 +16,15 @@ and returned as a relation.
 Examples
 --------
 >>> import duckdb
->>> from mlmprimer.bigfit import lmer_source
->>> from mlmprimer.datasets import load
->>> sleep = duckdb.connect().from_df(load("sleepstudy"))
->>> m = lmer_source("Reaction ~ Days + (Days | Subject)", sleep)
+>>> import mlmprimer as mlm
+>>> sleep = duckdb.connect().from_df(mlm.datasets.load("sleepstudy"))
+>>> m = mlm.lmer("Reaction ~ Days + (Days | Subject)", sleep)  # lmer_source(...) underneath
 >>> m.fixef.round(2).to_dict(), round(m.loglik, 2)
 ({'(Intercept)': 251.41, 'Days': 10.47}, -871.81)
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -44,9 +42,17 @@ from .aggregate import (
     model_plan,
 )
 from .control import LmerControl
-from .design import TermBlock, tril_colmajor
+from .design import TermBlock, design_warnings, theta_layout
 from .factor import CrossProducts, ProfiledDeviance
-from .lmermodel import LmerWarning, group_coefficients
+from .lmermodel import (
+    LmerWarning,
+    by_group,
+    condsd_by_group,
+    fit_repr,
+    fit_statistics,
+    fixef_table,
+    group_coefficients,
+)
 from .optimize import ThetaFit, optimize_theta
 from .rprint import SINGULAR_MESSAGE
 from .solution import MixedSolution, solve_mixed
@@ -107,33 +113,24 @@ def summary_design(plan: ModelPlan) -> SummaryDesign:
     >>> d.theta_names, d.q
     (['Subject.(Intercept)', 'Subject.Days.(Intercept)', 'Subject.Days'], 36)
     """
-    blocks, theta0, lower, tnames = [], [], [], []
-    start = 0
-    for term, cols, f in plan.terms:
-        names = [c.name for c in cols]
-        b = TermBlock(
+    blocks = [
+        TermBlock(
             term,
             term.group,
             np.zeros(0, dtype=np.int64),
             f.levels,
             np.zeros((0, len(cols))),
-            names,
-            start,
+            [c.name for c in cols],
         )
-        rows, cc = tril_colmajor(b.p)
-        for i, j in zip(rows, cc, strict=True):
-            theta0.append(1.0 if i == j else 0.0)
-            lower.append(0.0 if i == j else -np.inf)
-            nm = names[i] if i == j else f"{names[i]}.{names[j]}"
-            tnames.append(f"{b.group}.{nm}")
-        start += b.ntheta
-        blocks.append(b)
+        for term, cols, f in plan.terms
+    ]
+    theta0, lower, tnames = theta_layout(blocks)
     return SummaryDesign(
         plan.nobs,
         list(plan.xnames),
         blocks,
-        np.array(theta0),
-        np.array(lower),
+        theta0,
+        lower,
         tnames,
         list(plan.dropped),
     )
@@ -275,19 +272,9 @@ def _notes(plan: ModelPlan, design: SummaryDesign, ctrl: LmerControl) -> list[st
             f"{k} row{'s' if k > 1 else ''} with missing values dropped (like R's na.omit); "
             f"{plan.nobs} rows used"
         )
-    if plan.dropped:
-        k = len(plan.dropped)
-        notes.append(
-            f"fixed-effect model matrix is rank deficient so dropping {k} column"
-            f"{'s' if k > 1 else ''} / coefficient{'s' if k > 1 else ''}: "
-            + ", ".join(plan.dropped)
-        )
-    for t in design.terms:
-        if t.nlevels < ctrl.few_levels:
-            notes.append(
-                f"grouping factor {t.group!r} has only {t.nlevels} levels: its variance is "
-                "poorly estimated from so few groups; consider treating it as a fixed effect"
-            )
+    # aliased columns and few levels as in memory; the terms have no rows (no codes), so
+    # the single-observation check of design_warnings finds nothing
+    notes += design_warnings(design, ctrl)  # type: ignore[arg-type]
     return list(dict.fromkeys(notes))
 
 
@@ -296,27 +283,19 @@ class SourceModel:
 
     Attributes
     ----------
-    formula : str
-    REML : bool
-    fixef : pandas.Series
-    vcov : pandas.DataFrame
-    sigma : float
-    theta : numpy.ndarray
-    loglik, deviance, aic, bic : float
+    formula, REML, fixef, vcov, sigma, theta, loglik, deviance, aic, bic, npar, ngroups
+        As :class:`mlmprimer.lmermodel.LmerModel`'s (the same computation,
+        :func:`mlmprimer.lmermodel.fit_statistics`).
+    varcorr, varcomp, singular, converged
+        As :class:`mlmprimer.lmermodel.LmerModel`'s.
     nobs : int
         Rows used.
     ndropped : int
         Rows dropped for missing values (as R's ``na.omit``).
-    ngroups : dict
-    varcorr : pandas.DataFrame
-        R's ``as.data.frame(VarCorr(m))``.
-    varcomp : VarComp
     ranef : dict of pandas.DataFrame
         One frame per grouping factor: index the levels, columns the terms.
     ranef_condsd : dict of pandas.DataFrame
         Their conditional SDs.
-    singular, converged : bool
-    npar : int
     dropped : list of str
         Fixed-effect columns dropped as aliased.
     devfun : ProfiledDeviance
@@ -328,8 +307,8 @@ class SourceModel:
     >>> from mlmprimer.bigfit import lmer_source
     >>> from mlmprimer.datasets import load
     >>> m = lmer_source("Yield ~ 1 + (1 | Batch)", duckdb.connect().from_df(load("dyestuff")))
-    >>> m.ngroups, m.nobs, round(m.sigma, 2)
-    ({'Batch': 6}, 30, 49.51)
+    >>> m.ngroups, m.nobs, m.ndropped, m.plan.table.label
+    ({'Batch': 6}, 30, 0, 'relation')
     """
 
     def __init__(
@@ -352,40 +331,20 @@ class SourceModel:
         self.REML = REML
         self.control = control
         self.response = plan.parsed.response
-        self.theta = np.asarray(solution.theta, dtype=float).copy()
-        self.converged = True
-        self.nobs = plan.nobs
+        # theta, converged, nobs, sigma, npar, deviance, loglik, aic, bic, singular, ngroups
+        vars(self).update(fit_statistics(design, solution, control))
         self.ndropped = plan.ndropped
         self.dropped = list(plan.dropped)
-        self.sigma = float(solution.sigma)
         names = design.xnames
         self.fixef = pd.Series(solution.beta, index=names, name="fixef")
         self.vcov = pd.DataFrame(solution.vcov, index=names, columns=names)
-        self.npar = design.p + design.theta0.size + 1
-        crit = float(solution.deviance)
-        self.deviance = crit
-        self.loglik = -crit / 2.0
-        self.aic = crit + 2.0 * self.npar
-        self.bic = crit + math.log(self.nobs) * self.npar
-        self.singular = bool(np.any(self.theta[design.lower == 0] < control.singular_tol))
-        self.ngroups: dict[str, int] = {}
-        for t in design.terms:
-            self.ngroups.setdefault(t.group, t.nlevels)
         self.varcomp: VarComp = variance_components(
             design,  # type: ignore[arg-type]
             self.theta,
             self.sigma,
         )
         self.varcorr = self.varcomp.frame()
-        self.ranef = self._by_group(solution.b)
-
-    def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, arr in zip(self.design.terms, arrays, strict=True):
-            df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
-            df.index.name = t.group
-            out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
-        return out
+        self.ranef = by_group(design.terms, solution.b)
 
     @property
     def ranef_condsd(self) -> dict[str, pd.DataFrame]:
@@ -393,27 +352,21 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> lmer_source("Yield ~ 1 + (1 | Batch)", d).ranef_condsd["Batch"].shape
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> mlm.lmer("Yield ~ 1 + (1 | Batch)", d).ranef_condsd["Batch"].shape
         (6, 1)
         """
-        cv = self.solution.conditional_variances()
-        sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
-        return self._by_group(sds)
+        return condsd_by_group(self.design.terms, self.solution)
 
     def coef(self) -> dict[str, pd.DataFrame]:
         """Per-group coefficients (fixed effects plus the group's random effects), R's coef().
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> s = duckdb.connect().from_df(load("sleepstudy"))
-        >>> list(lmer_source("Reaction ~ Days + (Days | Subject)", s).coef()["Subject"].columns)
+        >>> import duckdb, mlmprimer as mlm
+        >>> s = duckdb.connect().from_df(mlm.datasets.load("sleepstudy"))
+        >>> list(mlm.lmer("Reaction ~ Days + (Days | Subject)", s).coef()["Subject"].columns)
         ['(Intercept)', 'Days']
         """
         return group_coefficients(self.fixef, self.ranef)
@@ -423,18 +376,12 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> lmer_source("Yield ~ 1 + (1 | Batch)", d).coef_table().round(2).values.tolist()
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> mlm.lmer("Yield ~ 1 + (1 | Batch)", d).coef_table().round(2).values.tolist()
         [[1527.5, 19.38, 78.8]]
         """
-        se = np.sqrt(np.diag(self.vcov.to_numpy()))
-        est = self.fixef.to_numpy()
-        return pd.DataFrame(
-            {"Estimate": est, "Std. Error": se, "t value": est / se}, index=self.fixef.index
-        )
+        return fixef_table(self.fixef, self.vcov)
 
     def tidy(self, conf_int: bool = False, conf_level: float = 0.95) -> pd.DataFrame:
         """broom.mixed's ``tidy``: fixed effects, then SDs and correlations, with Wald intervals.
@@ -453,11 +400,9 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> s = duckdb.connect().from_df(load("sleepstudy"))
-        >>> lmer_source("Reaction ~ Days + (Days | Subject)", s).tidy()["term"].tolist()
+        >>> import duckdb, mlmprimer as mlm
+        >>> s = duckdb.connect().from_df(mlm.datasets.load("sleepstudy"))
+        >>> mlm.lmer("Reaction ~ Days + (Days | Subject)", s).tidy()["term"].tolist()
         ... # doctest: +NORMALIZE_WHITESPACE
         ['(Intercept)', 'Days', 'sd__(Intercept)', 'cor__(Intercept).Days', 'sd__Days',
          'sd__Observation']
@@ -490,11 +435,9 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> list(lmer_source("Yield ~ 1 + (1 | Batch)", d).glance().columns)
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> list(mlm.lmer("Yield ~ 1 + (1 | Batch)", d).glance().columns)
         ['nobs', 'sigma', 'logLik', 'AIC', 'BIC', 'REMLcrit', 'df.residual', 'ndropped']
         """
         last = "REMLcrit" if self.REML else "deviance"
@@ -515,11 +458,9 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> print(lmer_source("Yield ~ 1 + (1 | Batch)", d).summary().splitlines()[0])
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> print(mlm.lmer("Yield ~ 1 + (1 | Batch)", d).summary().splitlines()[0])
         Linear mixed model fit by REML from relation (aggregated in DuckDB)
         """
         kind = "REML" if self.REML else "maximum likelihood"
@@ -545,12 +486,7 @@ class SourceModel:
         return "\n".join(lines)
 
     def __repr__(self) -> str:
-        kind = "REML" if self.REML else "ML"
-        return (
-            f"<SourceModel {self.formula!r} fit by {kind}: nobs={self.nobs}, "
-            f"logLik={self.loglik:.4f}, sigma={self.sigma:.4g}"
-            f"{', singular' if self.singular else ''}>"
-        )
+        return fit_repr("SourceModel", self)
 
     def __str__(self) -> str:
         return self.summary()
@@ -568,11 +504,9 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> lmer_source("Yield ~ 1 + (1 | Batch)", d).fitted().shape
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> mlm.lmer("Yield ~ 1 + (1 | Batch)", d).fitted().shape
         (30, 1)
         """
         return self.augment().select('".fitted"')
@@ -589,11 +523,9 @@ class SourceModel:
 
         Examples
         --------
-        >>> import duckdb
-        >>> from mlmprimer.bigfit import lmer_source
-        >>> from mlmprimer.datasets import load
-        >>> d = duckdb.connect().from_df(load("dyestuff"))
-        >>> a = lmer_source("Yield ~ 1 + (1 | Batch)", d).augment()
+        >>> import duckdb, mlmprimer as mlm
+        >>> d = duckdb.connect().from_df(mlm.datasets.load("dyestuff"))
+        >>> a = mlm.lmer("Yield ~ 1 + (1 | Batch)", d).augment()
         >>> a.columns[-3:], a.shape
         (['.fitted', '.resid', '.fixed'], (30, 5))
         """

@@ -11,10 +11,9 @@ statistics of the whole data (``scale``, ``poly``) would differ per partition.
 Examples
 --------
 >>> import dask.dataframe as dd
->>> from mlmprimer.daskfit import lmer_dask
->>> from mlmprimer.datasets import load
->>> sleep = dd.from_pandas(load("sleepstudy"), npartitions=3)
->>> m = lmer_dask("Reaction ~ Days + (Days | Subject)", sleep)
+>>> import mlmprimer as mlm
+>>> sleep = dd.from_pandas(mlm.datasets.load("sleepstudy"), npartitions=3)
+>>> m = mlm.lmer("Reaction ~ Days + (Days | Subject)", sleep)  # lmer_dask(...) underneath
 >>> m.fixef.round(2).to_dict(), round(m.loglik, 2)
 ({'(Intercept)': 251.41, 'Days': 10.47}, -871.81)
 """
@@ -28,11 +27,18 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
-from .aggregate import Column, GroupingFactor, ModelPlan, formula_columns, full_rank_columns
+from .aggregate import (
+    Column,
+    GroupingFactor,
+    ModelPlan,
+    formula_columns,
+    full_rank_columns,
+    parse_source_formula,
+)
 from .control import LmerControl
-from .design import Design, TermBlock, require_random_terms
+from .design import Design, TermBlock, term_order
 from .factor import CrossProducts
-from .formula import FormulaError, ParsedFormula, parse_formula
+from .formula import ParsedFormula
 from .rterms import fixed_design, response_values, term_design
 
 __all__ = ["is_dask", "lmer_dask"]
@@ -160,10 +166,7 @@ def lmer_dask(
     from .bigfit import fit_products, summary_design
 
     ctrl = LmerControl.from_arg(control)
-    parsed = parse_formula(formula)
-    require_random_terms(parsed)
-    if parsed.offsets:
-        raise FormulaError("offset() is not supported for a Dask DataFrame", formula, 0)
+    parsed = parse_source_formula(formula, "for a Dask DataFrame")
     _, fixed_cols, used = formula_columns(parsed)
     if weights is not None:
         used = [*used, weights]
@@ -199,7 +202,7 @@ def lmer_dask(
             factors[t.group] = GroupingFactor(t.group, t.factors, (), labels, index)
         f = factors[t.group]
         groups.append((t, f.levels, f.index))
-    order = _order([len(g[1]) for g in groups])
+    order = term_order([len(g[1]) for g in groups])
     groups = [groups[i] for i in order]
     if weights is not None and not float(kept[weights].min().compute()) > 0:
         raise ValueError("weights must be positive")
@@ -242,10 +245,3 @@ def lmer_dask(
 
 def _is_num(s: Any) -> bool:
     return pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
-
-
-def _order(nlevels: list[int]) -> list[int]:
-    idx = list(range(len(nlevels)))
-    if any(b > a for a, b in zip(nlevels, nlevels[1:], strict=False)):
-        idx = sorted(idx, key=lambda i: nlevels[i])[::-1]
-    return idx

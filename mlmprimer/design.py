@@ -49,6 +49,8 @@ __all__ = [
     "model_design",
     "design_warnings",
     "require_random_terms",
+    "term_order",
+    "theta_layout",
     "theta_to_templates",
     "tril_colmajor",
 ]
@@ -380,11 +382,50 @@ class Design:
         return dataclasses.replace(self, y=y)
 
 
-def _lme4_order(nl: list[int]) -> list[int]:
-    """lme4's term order: if any term has more levels than the one before, rev(order(nl))."""
-    idx = list(range(len(nl)))
-    if any(b > a for a, b in zip(nl, nl[1:], strict=False)):
-        idx = sorted(idx, key=lambda i: nl[i])[::-1]
+def theta_layout(blocks: list[TermBlock]) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    """Set each term's ``theta_start``; return lme4's start, lower bounds and names of theta.
+
+    Term by term, its template's lower triangle in column-major order: 1 and bound 0 on the
+    diagonal, 0 and no bound below it; names ``group.column`` and ``group.row.column``.
+
+    Examples
+    --------
+    >>> from mlmprimer.datasets import load
+    >>> from mlmprimer.design import model_design, theta_layout
+    >>> d = model_design("Reaction ~ Days + (Days | Subject)", load("sleepstudy")).design
+    >>> theta0, lower, names = theta_layout(d.terms)
+    >>> theta0.tolist(), lower.tolist(), names[1]
+    ([1.0, 0.0, 1.0], [0.0, -inf, 0.0], 'Subject.Days.(Intercept)')
+    """
+    theta0, lower, names = [], [], []
+    start = 0
+    for b in blocks:
+        b.theta_start = start
+        rows, cols = tril_colmajor(b.p)
+        for i, j in zip(rows, cols, strict=True):
+            theta0.append(1.0 if i == j else 0.0)
+            lower.append(0.0 if i == j else -np.inf)
+            nm = b.colnames[i] if i == j else f"{b.colnames[i]}.{b.colnames[j]}"
+            names.append(f"{b.group}.{nm}")
+        start += b.ntheta
+    return np.array(theta0), np.array(lower), names
+
+
+def term_order(nlevels: list[int]) -> list[int]:
+    """lme4's order of the random terms, given each term's number of levels in the formula.
+
+    As lme4's ``mkReTrms``: if any term has more levels than the one before it, the terms go
+    by decreasing number of levels (``rev(order(nl))``), else they keep the formula's order.
+
+    Examples
+    --------
+    >>> from mlmprimer.design import term_order
+    >>> term_order([6, 24]), term_order([24, 6]), term_order([3, 5, 5])
+    ([1, 0], [0, 1], [2, 1, 0])
+    """
+    idx = list(range(len(nlevels)))
+    if any(b > a for a, b in zip(nlevels, nlevels[1:], strict=False)):
+        idx = sorted(idx, key=lambda i: nlevels[i])[::-1]
     return idx
 
 
@@ -506,26 +547,16 @@ def build_design(
                 )
             )
         blocks.append(TermBlock(term, term.group, codes, levels, Xi, names, 0, info))
-    order = _lme4_order([b.nlevels for b in blocks])
+    order = term_order([b.nlevels for b in blocks])
     blocks = [blocks[i] for i in order]
-    theta0, lower, tnames = [], [], []
-    start = 0
-    for b in blocks:
-        b.theta_start = start
-        rows, cols = tril_colmajor(b.p)
-        for i, j in zip(rows, cols, strict=True):
-            theta0.append(1.0 if i == j else 0.0)
-            lower.append(0.0 if i == j else -np.inf)
-            nm = b.colnames[i] if i == j else f"{b.colnames[i]}.{b.colnames[j]}"
-            tnames.append(f"{b.group}.{nm}")
-        start += b.ntheta
+    theta0, lower, tnames = theta_layout(blocks)
     return Design(
         y=y,
         X=X,
         xnames=xnames,
         terms=blocks,
-        theta0=np.array(theta0),
-        lower=np.array(lower),
+        theta0=theta0,
+        lower=lower,
         theta_names=tnames,
         index=data.index,
         fixed_info=finfo,

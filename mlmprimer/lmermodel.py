@@ -18,7 +18,7 @@ Examples
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from functools import cached_property
 from typing import Any
 
@@ -27,7 +27,7 @@ import pandas as pd
 
 from .backends import sm_spec
 from .control import LmerControl
-from .design import Design, ModelDesign
+from .design import Design, ModelDesign, TermBlock
 from .factor import ProfiledDeviance, deviance_function
 from .formula import ParsedFormula
 from .optimize import ThetaFit
@@ -36,7 +36,16 @@ from .rprint import summary as print_summary
 from .solution import MixedSolution
 from .varcomp import VarComp, variance_components
 
-__all__ = ["LmerModel", "LmerWarning", "group_coefficients"]
+__all__ = [
+    "LmerModel",
+    "LmerWarning",
+    "by_group",
+    "condsd_by_group",
+    "fit_repr",
+    "fit_statistics",
+    "fixef_table",
+    "group_coefficients",
+]
 
 
 class LmerWarning(UserWarning):
@@ -131,20 +140,8 @@ class LmerModel:
         self.offset_arg = offset_arg
         self.same_design = same_design  # refit() without a new response reuses the design
         self.offset_rows = offset_rows  # offset= for the rows used
-        self.theta = np.asarray(solution.theta, dtype=float).copy()
-        self.converged = True
-        self.nobs = design.n
-        self.sigma = float(solution.sigma)
-        self.npar = design.p + design.theta0.size + 1
-        crit = float(solution.deviance)
-        self.deviance = crit
-        self.loglik = -crit / 2.0
-        self.aic = crit + 2.0 * self.npar
-        self.bic = crit + math.log(self.nobs) * self.npar
-        self.singular = bool(np.any(self.theta[design.lower == 0] < control.singular_tol))
-        self.ngroups = {}
-        for t in design.terms:
-            self.ngroups.setdefault(t.group, t.nlevels)
+        # theta, converged, nobs, sigma, npar, deviance, loglik, aic, bic, singular, ngroups
+        vars(self).update(fit_statistics(design, solution, control))
         # the tables (X, fixef, vcov, varcorr, ranef, weights, offset) are built on first access
 
     # ---- the tables of a fit, each built once on first access ------------------------------
@@ -258,15 +255,7 @@ class LmerModel:
     # ---- random effects ----------------------------------------------------------------------
 
     def _by_group(self, arrays: list[np.ndarray]) -> dict[str, pd.DataFrame]:
-        out: dict[str, pd.DataFrame] = {}
-        for t, arr in zip(self.design.terms, arrays, strict=True):
-            df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
-            df.index.name = t.group
-            if t.group in out:
-                out[t.group] = pd.concat([out[t.group], df], axis=1)
-            else:
-                out[t.group] = df
-        return out
+        return by_group(self.design.terms, arrays)
 
     @cached_property
     def ranef_condsd(self) -> dict[str, pd.DataFrame]:
@@ -280,9 +269,7 @@ class LmerModel:
         >>> m.ranef_condsd["Batch"].shape
         (6, 1)
         """
-        cv = self.solution.conditional_variances()
-        sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
-        return self._by_group(sds)
+        return condsd_by_group(self.design.terms, self.solution)
 
     # ---- lme4 accessors -------------------------------------------------------------------
 
@@ -377,15 +364,7 @@ class LmerModel:
         >>> list(lmer("Yield ~ 1 + (1 | Batch)", load("dyestuff")).coef_table().columns)
         ['Estimate', 'Std. Error', 't value']
         """
-        se = np.sqrt(np.diag(self.vcov.to_numpy()))
-        return pd.DataFrame(
-            {
-                "Estimate": self.fixef.to_numpy(),
-                "Std. Error": se,
-                "t value": self.fixef.to_numpy() / se,
-            },
-            index=self.fixef.index,
-        )
+        return fixef_table(self.fixef, self.vcov)
 
     def summary(self, correlation: bool | None = None) -> LmerSummary:
         """A summary laid out like lme4's ``summary(m)``: see :func:`mlmprimer.rprint.summary`.
@@ -401,12 +380,7 @@ class LmerModel:
         return print_summary(self, correlation)
 
     def __repr__(self) -> str:
-        kind = "REML" if self.REML else "ML"
-        return (
-            f"<LmerModel {self.formula!r} fit by {kind}: nobs={self.nobs}, "
-            f"logLik={self.loglik:.4f}, sigma={self.sigma:.4g}"
-            f"{', singular' if self.singular else ''}>"
-        )
+        return fit_repr("LmerModel", self)
 
     def __str__(self) -> str:
         return str(self.summary())
@@ -757,3 +731,121 @@ def group_coefficients(fixef: pd.Series, ranef: dict[str, pd.DataFrame]) -> dict
             val[c] = val[c] + modes[c].to_numpy()
         out[g] = val
     return out
+
+
+def fit_statistics(design: Any, solution: MixedSolution, control: LmerControl) -> dict[str, Any]:
+    """The numbers every linear mixed-model fit reports, from its design and solution.
+
+    Shared by :class:`LmerModel` and :class:`mlmprimer.bigfit.SourceModel` (whose design has
+    no rows, only ``n``, ``p``, ``terms``, ``theta0`` and ``lower``).
+
+    Returns
+    -------
+    dict
+        ``theta``, ``converged``, ``nobs``, ``sigma``, ``npar`` (fixed effects, theta and
+        sigma), ``deviance`` (the REML criterion for a REML fit), ``loglik``, ``aic``, ``bic``,
+        ``singular`` (a diagonal element of theta below ``control.singular_tol``) and
+        ``ngroups`` (levels per grouping factor).
+
+    Examples
+    --------
+    >>> import mlmprimer as mlm
+    >>> from mlmprimer.lmermodel import fit_statistics
+    >>> m = mlm.lmer("Reaction ~ Days + (1 | Subject)", mlm.datasets.load("sleepstudy"))
+    >>> s = fit_statistics(m.design, m.solution, m.control)
+    >>> s["npar"], s["ngroups"], round(s["aic"], 1)
+    (4, {'Subject': 18}, 1794.5)
+    """
+    theta = np.asarray(solution.theta, dtype=float).copy()
+    npar = design.p + design.theta0.size + 1
+    crit = float(solution.deviance)
+    ngroups: dict[str, int] = {}
+    for t in design.terms:
+        ngroups.setdefault(t.group, t.nlevels)
+    return {
+        "theta": theta,
+        "converged": True,
+        "nobs": design.n,
+        "sigma": float(solution.sigma),
+        "npar": npar,
+        "deviance": crit,
+        "loglik": -crit / 2.0,
+        "aic": crit + 2.0 * npar,
+        "bic": crit + math.log(design.n) * npar,
+        "singular": bool(np.any(theta[design.lower == 0] < control.singular_tol)),
+        "ngroups": ngroups,
+    }
+
+
+def by_group(terms: Iterable[TermBlock], arrays: Iterable[np.ndarray]) -> dict[str, pd.DataFrame]:
+    """Per-term arrays (levels x columns) as one frame per grouping factor, as lme4's ``ranef``.
+
+    Terms of the same factor (``(1 | g) + (0 + x | g)``) are put side by side.
+
+    Examples
+    --------
+    >>> import mlmprimer as mlm
+    >>> from mlmprimer.lmermodel import by_group
+    >>> f = "Reaction ~ Days + (1 | Subject) + (0 + Days | Subject)"
+    >>> m = mlm.lmer(f, mlm.datasets.load("sleepstudy"))
+    >>> list(by_group(m.design.terms, m.solution.b)["Subject"].columns)
+    ['(Intercept)', 'Days']
+    """
+    out: dict[str, pd.DataFrame] = {}
+    for t, arr in zip(terms, arrays, strict=True):
+        df = pd.DataFrame(arr, index=t.levels.copy(), columns=t.colnames)
+        df.index.name = t.group
+        out[t.group] = pd.concat([out[t.group], df], axis=1) if t.group in out else df
+    return out
+
+
+def condsd_by_group(terms: Iterable[TermBlock], solution: MixedSolution) -> dict[str, pd.DataFrame]:
+    """Conditional SDs of the random effects (lme4's condVar), shaped as :func:`by_group`.
+
+    Examples
+    --------
+    >>> import mlmprimer as mlm
+    >>> from mlmprimer.lmermodel import condsd_by_group
+    >>> m = mlm.lmer("Yield ~ 1 + (1 | Batch)", mlm.datasets.load("dyestuff"))
+    >>> condsd_by_group(m.design.terms, m.solution)["Batch"].round(2).iloc[0].tolist()
+    [19.59]
+    """
+    cv = solution.conditional_variances()
+    sds = [np.sqrt(np.clip(np.diagonal(c, axis1=1, axis2=2), 0, None)) for c in cv]
+    return by_group(terms, sds)
+
+
+def fixef_table(fixef: pd.Series, vcov: pd.DataFrame) -> pd.DataFrame:
+    """Estimate, Std. Error and t value of fixed effects (lme4's ``coef(summary(m))``).
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from mlmprimer.lmermodel import fixef_table
+    >>> fe = pd.Series({"(Intercept)": 10.0, "x": 2.0})
+    >>> fixef_table(fe, pd.DataFrame([[4.0, 0.0], [0.0, 1.0]], fe.index, fe.index))
+                 Estimate  Std. Error  t value
+    (Intercept)      10.0         2.0      5.0
+    x                 2.0         1.0      2.0
+    """
+    se = np.sqrt(np.diag(vcov.to_numpy()))
+    est = fixef.to_numpy()
+    return pd.DataFrame({"Estimate": est, "Std. Error": se, "t value": est / se}, index=fixef.index)
+
+
+def fit_repr(name: str, model: Any) -> str:
+    """``<name 'formula' fit by REML: nobs=..., logLik=..., sigma=...>`` for a fitted model.
+
+    Examples
+    --------
+    >>> import mlmprimer as mlm
+    >>> from mlmprimer.lmermodel import fit_repr
+    >>> fit_repr("Fit", mlm.lmer("Yield ~ 1 + (1 | Batch)", mlm.datasets.load("dyestuff")))
+    "<Fit 'Yield ~ 1 + (1 | Batch)' fit by REML: nobs=30, logLik=-159.8271, sigma=49.51>"
+    """
+    kind = "REML" if model.REML else "ML"
+    return (
+        f"<{name} {model.formula!r} fit by {kind}: nobs={model.nobs}, "
+        f"logLik={model.loglik:.4f}, sigma={model.sigma:.4g}"
+        f"{', singular' if model.singular else ''}>"
+    )

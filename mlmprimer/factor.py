@@ -115,7 +115,7 @@ class CrossProducts:
         t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
         Xs, ys = _scaled_tail(design.X, y, sw)
-        tail = [None if sw is None and np.all(c == 1.0) else c for c in [*Xs.T, ys]]
+        tail = [None if sw is None and c[0] == 1.0 and np.all(c == 1.0) else c for c in [*Xs.T, ys]]
         u1 = _scaled_columns(_columns(t1.Xi), sw)
         buf = np.empty(design.n)  # the products of two columns, one pair at a time
         D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
@@ -226,17 +226,21 @@ class CrossProducts:
         when at least half full, for a first term with slopes and many levels); None if the
         map would be too large (the sparse product is used instead).
         """
-        G = self.G.tocoo()
         p1, m = self.p1, self.m
+        self._sparse_pattern = None
+        self._Gd = None
+        if self.qr == 0 and p1 == 1:
+            # G is Z_1'[X | y] alone, a dense l1 x (p + 1): one syrk an evaluation, no map
+            self._Gd = dense_gram_operand(self.G, self.l1, p1, m, math.inf)
+            if self._Gd is not None:
+                return None
+        G = self.G.tocoo()
         order = np.lexsort((G.col, G.row // p1))
         row, col, val = G.row[order], G.col[order], G.data[order]
         lev = row // p1
         r = row % p1
         counts = np.bincount(lev, minlength=self.l1)
         total = int(np.sum(counts.astype(np.int64) ** 2))
-        self._sparse_pattern = None
-        self._Gd = None
-        self._npairs = total
         if total > limit:
             # the sparse product: ~2.5 ns a pair, ~50 ns an entry of its result
             cost = 2.5 * total + 50.0 * min(float(m) ** 2, total)
@@ -578,17 +582,9 @@ def factorize(theta: np.ndarray, design: Design, B: CrossProducts, schur: str = 
     """
     theta = np.asarray(theta, dtype=float)
     T1 = design.terms[0].template(theta)
-    if B.p1 == 1:
-        A11 = T1.T @ B.D @ T1
-        A11[:, 0, 0] += 1.0
-        L11 = np.sqrt(A11)
-        Linv = 1.0 / L11
-        Bj = Linv @ T1.T
-        C = np.swapaxes(Bj, 1, 2) @ Bj  # T1 A_j^{-1} T1' for every level j
-        logdet1 = 2.0 * float(np.sum(np.log(np.diagonal(L11, axis1=1, axis2=2))))
-    else:
-        # closed form (elementwise over the levels) for p1 <= 3, batched LAPACK beyond
-        L11, Linv, C, logdet1 = level_blocks(T1, B.D)
+    # elementwise over the levels for p1 = 1 (and in closed form for p1 <= 3 with many
+    # levels), batched LAPACK otherwise; C holds T1 A_j^{-1} T1' for every level j
+    L11, Linv, C, logdet1 = level_blocks(T1, B.D)
     lam = B.lambda_w(theta)
     if schur == "sparse":
         sch = sparse_schur(B.cross_sparse(C), lam, B.qr, getattr(B, "_schur_plan", None))

@@ -638,9 +638,12 @@ def _single_factor(values: pd.Series) -> tuple[np.ndarray, pd.Index]:
         lo = raw.min()
         span = int(raw.max()) - int(lo) + 1
         if span <= 4 * raw.size + 1024:
-            present = np.bincount(raw - lo, minlength=span) > 0
+            shifted = raw - lo if lo != 0 else raw
+            present = np.bincount(shifted, minlength=span) > 0
             levels = np.flatnonzero(present).astype(raw.dtype) + lo
-            return (np.cumsum(present) - 1)[raw - lo].astype(np.int64), pd.Index(levels)
+            if present.all():  # the codes are the values themselves, shifted
+                return shifted.astype(np.int64, copy=shifted is raw), pd.Index(levels)
+            return (np.cumsum(present) - 1)[shifted], pd.Index(levels)
     codes, uniques = pd.factorize(values, sort=True)
     return np.asarray(codes, dtype=np.int64), pd.Index(uniques)
 

@@ -498,7 +498,9 @@ def check_finite(values: np.ndarray, names: Sequence[str], what: str, index: pd.
     ValueError: the column 'log(x)' is not finite (-inf) in row 1: ...
     """
     vals = values.reshape(len(values), -1)
-    if np.isfinite(vals).all():
+    with np.errstate(over="ignore", invalid="ignore"):
+        total = np.sum(vals)
+    if np.isfinite(total):  # one pass; a sum that overflows is looked at column by column
         return
     for j, name in enumerate(names):
         bad = ~np.isfinite(vals[:, j])

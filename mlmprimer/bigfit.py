@@ -44,8 +44,7 @@ from .aggregate import (
 from .control import LmerControl
 from .design import TermBlock, design_warnings, theta_layout
 from .factor import CrossProducts, ProfiledDeviance
-from .lmermodel import (
-    LmerWarning,
+from .fitresults import (
     by_group,
     condsd_by_group,
     fit_repr,
@@ -53,6 +52,7 @@ from .lmermodel import (
     fixef_table,
     group_coefficients,
 )
+from .lmermodel import LmerWarning
 from .optimize import ThetaFit, optimize_theta
 from .rprint import SINGULAR_MESSAGE
 from .solution import MixedSolution, solve_mixed

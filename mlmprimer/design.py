@@ -270,6 +270,10 @@ class Design:
     offset : numpy.ndarray or None
         A known part of the linear predictor (coefficient 1): the formula's ``offset()`` terms
         plus the ``offset=`` argument.
+    xtx : numpy.ndarray or None
+        ``X'X`` (unweighted) when the design was built by :func:`build_design`, which needs it
+        for the rank check; the cross-products of a fit without weights reuse it. Not an
+        argument: a design made by ``dataclasses.replace`` (another ``X``) starts without it.
 
     Examples
     --------
@@ -293,6 +297,7 @@ class Design:
     dropped: list[str] = field(default_factory=list)
     weights: np.ndarray | None = None
     offset: np.ndarray | None = None
+    xtx: np.ndarray | None = field(default=None, init=False, repr=False, compare=False)
 
     @property
     def n(self) -> int:
@@ -379,7 +384,9 @@ class Design:
         y = np.asarray(y, dtype=float)
         if y.shape != (self.n,):
             raise ValueError(f"the new response has {y.size} values for {self.n} observations")
-        return dataclasses.replace(self, y=y)
+        new = dataclasses.replace(self, y=y)
+        new.xtx = self.xtx  # the same X
+        return new
 
 
 def theta_layout(blocks: list[TermBlock]) -> tuple[np.ndarray, np.ndarray, list[str]]:
@@ -489,7 +496,11 @@ def build_design(
     Xdf, finfo = fixed_design(parsed, data, eval_env)
     X = Xdf.to_numpy(dtype=float)
     xnames = list(Xdf.columns)
-    check_finite(X, xnames, "fixed-effects column", data.index)
+    # X'X serves the finiteness check (its diagonal is finite exactly when every value is,
+    # short of overflow), the rank check and, without weights, the fit's cross-products
+    G = X.T @ X
+    if not np.all(np.isfinite(np.diag(G))):
+        check_finite(X, xnames, "fixed-effects column", data.index)
     off = offset_values(parsed, data, eval_env)
     if offset is not None:
         extra = np.asarray(offset, dtype=float)
@@ -508,12 +519,13 @@ def build_design(
             raise ValueError("weights must be positive")
     dropped: list[str] = []
     if X.shape[1] > 0:
-        keep = _full_rank_columns(X, ctrl.rank_tol)
+        keep = _full_rank_columns(X, ctrl.rank_tol, G)
         if len(keep) < X.shape[1]:
             kept = set(keep)
             dropped = [name for j, name in enumerate(xnames) if j not in kept]
-            X = X[:, keep]
+            X = np.asfortranarray(X[:, keep])
             xnames = [xnames[j] for j in keep]
+            G = G[np.ix_(keep, keep)]
     blocks: list[TermBlock] = []
     for term in parsed.random:
         codes, levels = grouping_factor(data, term.factors)
@@ -550,7 +562,7 @@ def build_design(
     order = term_order([b.nlevels for b in blocks])
     blocks = [blocks[i] for i in order]
     theta0, lower, tnames = theta_layout(blocks)
-    return Design(
+    design = Design(
         y=y,
         X=X,
         xnames=xnames,
@@ -564,13 +576,15 @@ def build_design(
         weights=w,
         offset=off,
     )
+    design.xtx = G
+    return design
 
 
 #: smallest eigenvalue of the scaled X'X (a correlation-like matrix) that needs no pivoting
 FULL_RANK_EIGEN = 1e-6
 
 
-def _full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
+def _full_rank_columns(X: np.ndarray, tol: float = 1e-7, G: np.ndarray | None = None) -> list[int]:
     """Columns of X to keep for a full-rank matrix.
 
     As R's limited-pivoting QR: columns are taken in order and one that is (numerically) a
@@ -580,9 +594,10 @@ def _full_rank_columns(X: np.ndarray, tol: float = 1e-7) -> list[int]:
     against any others is at least its square root (1e-3, far above ``tol`` and above the
     rounding of ``X'X``), so all are kept with no pass over the rows; otherwise (some column
     collinear or nearly so) the columns are taken in order as R does, by Gram-Schmidt on X.
+    ``G`` is ``X'X`` when the caller has it.
     """
     p = X.shape[1]
-    G = X.T @ X
+    G = X.T @ X if G is None else G
     d = np.diag(G).copy()
     if p == 0 or np.all(d > 0):
         s = 1.0 / np.sqrt(d)

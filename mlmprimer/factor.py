@@ -115,7 +115,7 @@ class CrossProducts:
         t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
         Xs, ys = _scaled_tail(design.X, y, sw)
-        tail = [None if sw is None and c[0] == 1.0 and np.all(c == 1.0) else c for c in [*Xs.T, ys]]
+        tail = [*Xs.T, ys] if sw is not None else _scaled_columns([*Xs.T, ys], None)
         u1 = _scaled_columns(_columns(t1.Xi), sw)
         buf = np.empty(design.n)  # the products of two columns, one pair at a time
         D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
@@ -130,7 +130,9 @@ class CrossProducts:
             cols.append(c + off)
             vals.append(v)
             off += t.q
-        dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf).reshape(t1.q, m - qr)
+        counts = D[:, 0, 0] if u1[0] is None else None  # an intercept against one
+        dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf, counts=counts)
+        dense = dense.reshape(t1.q, m - qr)
         rows.append(np.repeat(np.arange(t1.q), m - qr))
         cols.append(np.tile(np.arange(qr, m), t1.q))
         vals.append(dense.ravel())
@@ -139,7 +141,8 @@ class CrossProducts:
             shape=(t1.q, m),
         )
         G.eliminate_zeros()
-        self._set(rest, D, G, _gram(rest, Xs, ys, tail, sw, buf, qr), design.p, ldw)
+        xtx = design.xtx if sw is None and design.xtx is not None else Xs.T @ Xs
+        self._set(rest, D, G, _gram(rest, xtx, Xs, ys, tail, sw, buf), design.p, ldw)
 
     @classmethod
     def from_sums(
@@ -363,8 +366,8 @@ def _columns(A: np.ndarray) -> list[np.ndarray]:
 
 def _scaled_columns(cols: Sequence[np.ndarray], sw: np.ndarray | None) -> list[Column]:
     """The columns times ``sqrt(w)``; without weights None for a column of ones."""
-    if sw is None:
-        return [None if np.all(c == 1.0) else c for c in cols]
+    if sw is None:  # the first value settles most columns without a pass over the rest
+        return [None if c[0] == 1.0 and np.all(c == 1.0) else c for c in cols]
     return [c * sw for c in cols]
 
 
@@ -388,17 +391,20 @@ def _level_sums(
     v: Sequence[Column],
     buf: np.ndarray,
     symmetric: bool = False,
+    counts: np.ndarray | None = None,
 ) -> np.ndarray:
     """``S[j, a, b]``: the sum of ``u[a] * v[b]`` over the rows of level j.
 
-    With ``symmetric`` (``u`` is ``v``) only ``b <= a`` is summed, and mirrored.
+    With ``symmetric`` (``u`` is ``v``) only ``b <= a`` is summed, and mirrored. ``counts``,
+    the rows per level when known, serves a pair of columns of ones.
     """
     S = np.empty((nlevels, len(u), len(v)))
     for a, ua in enumerate(u):
         for b, vb in enumerate(v):
             if symmetric and b > a:
                 continue
-            S[:, a, b] = _sums(codes, nlevels, ua, vb, buf)
+            ones = ua is None and vb is None and counts is not None
+            S[:, a, b] = counts if ones else _sums(codes, nlevels, ua, vb, buf)
             if symmetric:
                 S[:, b, a] = S[:, a, b]
     return S
@@ -452,22 +458,23 @@ def _scaled_tail(
 
 def _gram(
     rest: Sequence[TermBlock],
+    xtx: np.ndarray,
     Xs: np.ndarray,
     ys: np.ndarray,
     tail: Sequence[Column],
     sw: np.ndarray | None,
     buf: np.ndarray,
-    qr: int,
 ) -> np.ndarray:
     """``W'W`` (dense, symmetric) for ``W = [Z_rest | Xs | ys]``, the scaled ``[X | y]``.
 
-    ``tail`` are the columns of ``[Xs | ys]`` for the grouped sums (None for a column of
-    ones); ``X'X``, ``X'y`` and ``y'y`` are BLAS products.
+    ``xtx`` is ``Xs'Xs``; ``tail`` are the columns of ``[Xs | ys]`` for the grouped sums (None
+    for a column of ones); ``X'y`` and ``y'y`` are BLAS products.
     """
     p = Xs.shape[1]
+    qr = sum(t.q for t in rest)
     m = qr + p + 1
     M = np.zeros((m, m))
-    M[qr : qr + p, qr : qr + p] = np.triu(Xs.T @ Xs)
+    M[qr : qr + p, qr : qr + p] = np.triu(xtx)
     M[qr : qr + p, -1] = Xs.T @ ys
     M[-1, -1] = ys @ ys
     offs = np.cumsum([0] + [t.q for t in rest])

@@ -39,6 +39,7 @@ from .rsyntax import R_LITERALS, R_MATH, R_TERM_FUNCTIONS, R_VARIABLES, FormulaE
 from .termalgebra import Atom, TermAlgebra, formula_terms, integer_value
 
 __all__ = [
+    "all_finite",
     "eval_namespace",
     "expression_values",
     "fixed_design",
@@ -396,6 +397,22 @@ def _relocated(err: FormulaError, text: str, formula: str) -> FormulaError:
     return FormulaError(err.message, formula, start + err.position)
 
 
+def all_finite(values: np.ndarray) -> bool:
+    """Whether every value is finite, by one sum (finite exactly when no value is NaN or
+    infinite, short of overflow: a sum that overflows says False, and callers then look value
+    by value).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mlmprimer.rterms import all_finite
+    >>> all_finite(np.array([1.0, 2.0])), all_finite(np.array([1.0, np.nan]))
+    (True, False)
+    """
+    with np.errstate(over="ignore", invalid="ignore"):
+        return bool(np.isfinite(np.sum(values)))
+
+
 def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray | None:
     """What ``patsy.build_design_matrices([info], data)`` makes, when all factors are numerical.
 
@@ -414,7 +431,9 @@ def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray 
         v = np.asarray(raw)
         if v.ndim == 2 and v.shape[1] == 1:
             v = v[:, 0]
-        if v.shape != (n,) or v.dtype.kind not in "iuf" or np.isnan(v).any():
+        if v.shape != (n,) or v.dtype.kind not in "iuf":
+            return None
+        if v.dtype.kind == "f" and not all_finite(v) and np.isnan(v).any():
             return None
         values[fi.factor] = v
     out = np.empty((n, len(info.column_names)), order="F")  # each column contiguous
@@ -424,8 +443,12 @@ def _numerical_matrix(info: patsy.DesignInfo, data: pd.DataFrame) -> np.ndarray 
             if sub.num_columns != 1:
                 return None
             col = out[:, j]  # patsy's products (1 * a * b ...), in its order
-            col[:] = 1.0
-            for f in sub.factors:
+            factors = list(sub.factors)
+            if factors:
+                col[:] = values[factors[0]]
+            else:
+                col[:] = 1.0
+            for f in factors[1:]:
                 col *= values[f]
             j += 1
     return out

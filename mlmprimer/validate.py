@@ -35,7 +35,7 @@ from .formula import (
     formula_variables,
     r_text,
 )
-from .rterms import eval_namespace, expression_values, response_values, rhs_terms
+from .rterms import all_finite, eval_namespace, expression_values, response_values, rhs_terms
 
 __all__ = ["CheckedData", "check_finite", "check_response", "validate_data"]
 
@@ -291,8 +291,8 @@ def check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) 
     >>> notes[0][:40]
     "the response 'y' takes only two values ("
     """
-    bad = ~np.isfinite(y)
-    if bad.any():
+    bad = None if all_finite(y) else ~np.isfinite(y)
+    if bad is not None and bad.any():
         vals = ", ".join(str(v) for v in pd.unique(y[bad])[:3])
         raise ValueError(
             f"the response {name!r} is not finite ({vals}) in {int(bad.sum())} row"
@@ -308,7 +308,9 @@ def check_response(name: str, y: np.ndarray, index: pd.Index, notes: list[str]) 
             f"the response {name!r} is constant (every value is {lo:g}): there is no "
             "variation for a model to explain"
         )
-    if np.all((y == lo) | (y == hi)):
+    # a third value among the first rows settles it without a pass over every row
+    head = y[:1000]
+    if not np.any((head != lo) & (head != hi)) and np.all((y == lo) | (y == hi)):
         notes.append(
             f"the response {name!r} takes only two values ({lo:g} and {hi:g}): "
             "lmer fits a linear (Gaussian) model to it; for a binary outcome a binomial model "
@@ -404,10 +406,17 @@ def validate_data(
         frame[col] = new
         if new is not s:
             coerced.append(col)
+    complete = set()  # columns with no missing and no infinite values
     for col in used_all:
         s = frame[col]
+        if isinstance(s.dtype, np.dtype) and s.dtype.kind in "iub":
+            complete.add(col)  # numpy's integers and booleans hold no missing values
+            continue
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):
             vals = s.to_numpy(dtype=float, na_value=np.nan)
+            if vals.dtype == np.float64 and all_finite(vals):
+                complete.add(col)
+                continue
             bad = np.isinf(vals)
             if bad.any():
                 signs = ", ".join(str(v) for v in pd.unique(vals[bad]))
@@ -426,6 +435,8 @@ def validate_data(
     missing = np.zeros(len(data), dtype=bool)
     miss_cols = []
     for col in used_all:
+        if col in complete:
+            continue
         m = frame[col].isna().to_numpy()
         if m.any():
             missing |= m
@@ -498,9 +509,7 @@ def check_finite(values: np.ndarray, names: Sequence[str], what: str, index: pd.
     ValueError: the column 'log(x)' is not finite (-inf) in row 1: ...
     """
     vals = values.reshape(len(values), -1)
-    with np.errstate(over="ignore", invalid="ignore"):
-        total = np.sum(vals)
-    if np.isfinite(total):  # one pass; a sum that overflows is looked at column by column
+    if all_finite(vals):  # one pass; a sum that overflows is looked at column by column
         return
     for j, name in enumerate(names):
         bad = ~np.isfinite(vals[:, j])

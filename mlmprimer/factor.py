@@ -40,6 +40,7 @@ Examples
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from .schur import (
     sparse_pattern,
     sparse_schur,
 )
+from .singleterm import SingleTerm
 from .smallblocks import CLOSED_FORM_MIN_LEVELS, level_blocks
 
 __all__ = [
@@ -133,14 +135,20 @@ class CrossProducts:
         counts = D[:, 0, 0] if u1[0] is None else None  # an intercept against one
         dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf, counts=counts)
         dense = dense.reshape(t1.q, m - qr)
-        rows.append(np.repeat(np.arange(t1.q), m - qr))
-        cols.append(np.tile(np.arange(qr, m), t1.q))
-        vals.append(dense.ravel())
-        G = sp.csr_matrix(
-            (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
-            shape=(t1.q, m),
-        )
-        G.eliminate_zeros()
+        if not rest and dense.all():  # every entry stored: the CSR arrays directly
+            G = sp.csr_matrix(
+                (dense.ravel(), np.tile(np.arange(m), t1.q), np.arange(0, t1.q * m + 1, m)),
+                shape=(t1.q, m),
+            )
+        else:
+            rows.append(np.repeat(np.arange(t1.q), m - qr))
+            cols.append(np.tile(np.arange(qr, m), t1.q))
+            vals.append(dense.ravel())
+            G = sp.csr_matrix(
+                (np.concatenate(vals), (np.concatenate(rows), np.concatenate(cols))),
+                shape=(t1.q, m),
+            )
+            G.eliminate_zeros()
         xtx = design.xtx if sw is None and design.xtx is not None else Xs.T @ Xs
         self._set(rest, D, G, _gram(rest, xtx, Xs, ys, tail, sw, buf), design.p, ldw)
 
@@ -199,7 +207,6 @@ class CrossProducts:
             )
         self.G = G
         self.G.sort_indices()
-        self.Gt = self.G.T.tocsr()
         self.WtW = np.asarray(WtW, dtype=float)
         self.rest_scalar = all(t.p == 1 for t in rest)
         # pattern of Lambda_W = blockdiag(Lambda_rest, I_{p+1})
@@ -217,7 +224,13 @@ class CrossProducts:
         self._lam_rows = np.concatenate(rows)
         self._lam_cols = np.concatenate(cols)
         self._rest = rest
-        self._pairs = self._pair_map()
+
+    @functools.cached_property
+    def _pairs(self) -> tuple[np.ndarray, sp.csr_matrix | np.ndarray] | None:
+        """The pair map (or None), and the dense operand ``_Gd``, formed at the first product:
+        a fit whose evaluations take another path (:mod:`mlmprimer.singleterm`) needs them for
+        the solution only."""
+        return self._pair_map()
 
     def _pair_map(
         self, limit: int = 30_000_000
@@ -298,6 +311,11 @@ class CrossProducts:
             self._Gd = dense_gram_operand(self.G, self.l1, p1, m, cost)
         return a.astype(np.int64) * m + b, P
 
+    @functools.cached_property
+    def Gt(self) -> sp.csr_matrix:
+        """``G'`` by rows (for the sparse products), formed at its first use."""
+        return self.G.T.tocsr()
+
     def cross(self, C: np.ndarray) -> np.ndarray:
         """``W'W - G' blockdiag(C) G`` (lower triangle exact; full if Lambda_W is not diagonal).
 
@@ -305,13 +323,14 @@ class CrossProducts:
         estimated cheapest (:func:`mlmprimer.schur.dense_gram_operand`), else by the pair map
         (small designs) or a sparse product.
         """
-        if getattr(self, "_Gd", None) is not None:
+        pairs = self._pairs  # sets _Gd too
+        if self._Gd is not None:
             M = dense_gram(self._Gd, C, self.WtW)
             if not self.rest_scalar:
                 M = np.tril(M) + np.tril(M, -1).T
             return M
-        if self._pairs is not None:
-            idx, P = self._pairs
+        if pairs is not None:
+            idx, P = pairs
             M = self.WtW.copy()
             M.flat[idx] -= P @ C.ravel()
             if not self.rest_scalar:
@@ -474,7 +493,7 @@ def _gram(
     qr = sum(t.q for t in rest)
     m = qr + p + 1
     M = np.zeros((m, m))
-    M[qr : qr + p, qr : qr + p] = np.triu(xtx)
+    M[qr : qr + p, qr : qr + p] = np.triu(xtx) if rest else xtx
     M[qr : qr + p, -1] = Xs.T @ ys
     M[-1, -1] = ys @ ys
     offs = np.cumsum([0] + [t.q for t in rest])
@@ -491,6 +510,9 @@ def _gram(
             s = rest[j]
             r, c, v = _pair_sums(t.codes, t.nlevels, ut, s.codes, s.nlevels, s.Xi, sw, buf)
             M[offs[i] + r, offs[j] + c] = v
+    if not rest:  # X'X (symmetric), X'y and y'y: mirror the last column
+        M[-1, qr:-1] = M[qr:-1, -1]
+        return M
     # the upper triangle filled above, mirrored
     M = np.triu(M)
     M += np.triu(M, 1).T
@@ -735,11 +757,16 @@ class ProfiledDeviance:
         self.products = CrossProducts(design) if products is None else products
         self.schur = choose_schur(design, self.products, schur_factor)
         if self.schur == "sparse":
-            self.products._Gd = None  # the dense copy of G serves the dense path only
+            _ = self.products._pairs  # formed now, so that the dense copy of G is dropped:
+            self.products._Gd = None  # it serves the dense path only
         B = self.products
-        small = self.schur == "dense" and B.l1 * B.p1 + B.m <= FULL_DENSE_MAX
-        # a small system: the optimiser's evaluations by one dense Cholesky of it all
-        self._full = FullDense(design.terms, B) if small else None
+        # the optimiser's evaluations: one random term of one or two columns in closed form,
+        # level by level; another small system by one dense Cholesky of it all
+        self._full: SingleTerm | FullDense | None = None
+        if self.schur == "dense" and SingleTerm.fits(B):
+            self._full = SingleTerm.from_products(B, design.terms[0].theta_start)
+        elif self.schur == "dense" and B.l1 * B.p1 + B.m <= FULL_DENSE_MAX:
+            self._full = FullDense(design.terms, B)
 
     def factor(self, theta: np.ndarray) -> Factor:
         """The factorisation at ``theta``."""

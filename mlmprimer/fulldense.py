@@ -38,6 +38,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from scipy.linalg import lapack
 
+from .design import tril_colmajor
+
 if TYPE_CHECKING:
     from .design import TermBlock
     from .factor import CrossProducts
@@ -72,13 +74,30 @@ class FullDense:
         omega[:q1, q1:] = B.G.toarray()
         omega[q1:, :q1] = omega[:q1, q1:].T
         omega[q1:, q1:] = B.WtW
-        self.omega = omega
-        # each term's columns (and rows) of Omega are multiplied by its template T, level by level
-        self._terms = []
+        # Scalar terms scale their rows and columns by one theta each: one outer product. A term
+        # with p columns multiplies each level's p columns (then rows) by its template T. Its
+        # columns are reordered column-major (the first column of every level, then the
+        # second, ...), so that T acts on contiguous blocks of nlev columns: new block j is
+        # sum_{i >= j} T_ij old block i. The reordering permutes rows and columns of the Z part
+        # alike: |L|, R_X and r are unchanged.
+        order = np.arange(size)
+        self._scalar: list[tuple[slice, int]] = []
+        self._vector: list[list[tuple[slice, list[tuple[slice, int]]]]] = []
         off = 0
         for t in terms:
-            self._terms.append((off, t.nlevels, t.p, t))
+            if t.p == 1:
+                self._scalar.append((slice(off, off + t.q), t.theta_start))
+            else:
+                order[off : off + t.q] = off + np.arange(t.q).reshape(t.nlevels, t.p).T.ravel()
+                cols = [slice(off + j * t.nlevels, off + (j + 1) * t.nlevels) for j in range(t.p)]
+                # T[i, j] is theta[theta_start + k] for the k-th (i, j) of the lower triangle
+                entries: list[list[tuple[slice, int]]] = [[] for _ in range(t.p)]
+                for k, (i, j) in enumerate(zip(*tril_colmajor(t.p), strict=True)):
+                    entries[int(j)].append((cols[int(i)], t.theta_start + k))
+                self._vector.append(list(zip(cols, entries, strict=True)))
             off += t.q
+        # LAPACK's layout (dpotrf factors a copy in place), each column contiguous
+        self.omega = np.asfortranarray(omega[np.ix_(order, order)])
 
     def parts(self, theta: np.ndarray) -> tuple[float, float, float]:
         """``(log|L|^2, log|R_X|^2, r^2)`` at ``theta``.
@@ -88,19 +107,27 @@ class FullDense:
         numpy.linalg.LinAlgError
             If the penalised system is not positive definite at ``theta``.
         """
-        S = self.omega.copy()
+        if self._scalar:
+            lam = np.ones(self.omega.shape[0])
+            for block, k in self._scalar:
+                lam[block] = theta[k]
+            S = self.omega * lam[:, None]  # a fresh array (Fortran order, as Omega)
+            S *= lam[None, :]
+        else:
+            S = self.omega.copy(order="F")
         size = S.shape[0]
-        for off, nlev, p, t in self._terms:
-            block = slice(off, off + nlev * p)
-            if p == 1:  # a scalar term: its columns and rows times theta
-                lam = float(theta[t.theta_start])
-                S[:, block] *= lam
-                S[block, :] *= lam
-                continue
-            T = t.template(theta)  # each level's p columns times T, then its p rows times T'
-            S[:, block] = (S[:, block].reshape(size, nlev, p) @ T).reshape(size, -1)
-            S[block, :] = (T.T @ S[block, :].reshape(nlev, p, size)).reshape(-1, size)
-        S.flat[: self.q * (size + 1) : size + 1] += 1.0
+        for blocks in self._vector:
+            for cols, entries in blocks:  # ascending j: the old blocks i > j are untouched
+                (_, k0), *rest = entries  # the first is T[j, j]
+                S[:, cols] *= theta[k0]
+                for other, k in rest:
+                    S[:, cols] += theta[k] * S[:, other]
+            for rows, entries in blocks:
+                (_, k0), *rest = entries
+                S[rows, :] *= theta[k0]
+                for other, k in rest:
+                    S[rows, :] += theta[k] * S[other, :]
+        S.T.flat[: self.q * (size + 1) : size + 1] += 1.0  # S.T: the C-ordered view
         L, info = lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
         if info != 0:
             raise np.linalg.LinAlgError("the penalised system is not positive definite")

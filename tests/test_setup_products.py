@@ -18,6 +18,7 @@ from mlmprimer.design import build_design, design_warnings, model_design
 from mlmprimer.factor import CrossProducts, ProfiledDeviance, criterion, deviance_at
 from mlmprimer.formula import parse_formula
 from mlmprimer.fulldense import FULL_DENSE_MAX, FullDense
+from mlmprimer.singleterm import SingleTerm
 
 RTOL = 1e-12
 
@@ -101,6 +102,7 @@ def with_unused_level(d):
 
 
 SIM, SIM_W, SIM_OFF = simulated()
+MANY, MANY_W, _ = simulated(n=3000, levels=(500, 15, 6), seed=12)
 
 CASES = {
     "intercept": lambda: make("Yield ~ 1 + (1 | Batch)", load("dyestuff")),
@@ -117,6 +119,11 @@ CASES = {
         "y ~ x + z + (x | a) + (1 | b) + (0 + z | c)", SIM, weights=SIM_W, offset=SIM_OFF
     ),
     "no fixed effects": lambda: make("y ~ 0 + (1 | a) + (1 | b)", SIM),
+    "one term, weights and offset": lambda: make(
+        "y ~ x + z + (x | b)", SIM, weights=SIM_W, offset=SIM_OFF
+    ),
+    "one term, no fixed effects": lambda: make("y ~ 0 + (x | a)", SIM),
+    "one term, many levels": lambda: make("y ~ x + (z | a)", MANY, weights=MANY_W),
     "unused levels": lambda: with_unused_level(
         make("y ~ x + (x | a) + (1 | b)", SIM, weights=SIM_W)
     ),
@@ -187,17 +194,43 @@ def test_deviance_equals_a_dense_computation(case):
             parts = FullDense(d.terms, devfun.products).parts(theta)
             full = criterion(*parts, devfun.products.ldw, d.n, d.p, REML)
             assert full == pytest.approx(want, rel=1e-10)
+            if SingleTerm.fits(devfun.products):  # one term, level by level
+                parts = SingleTerm.from_products(devfun.products).parts(theta)
+                one = criterion(*parts, devfun.products.ldw, d.n, d.p, REML)
+                assert one == pytest.approx(want, rel=1e-10)
 
 
 def test_small_systems_are_factored_whole_at_each_evaluation():
-    small = make("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    small = make("Reaction ~ Days + (Days | Subject) + (1 | Days)", load("sleepstudy"))
     assert small.q + small.p + 1 <= FULL_DENSE_MAX
-    assert ProfiledDeviance(small)._full is not None
+    assert isinstance(ProfiledDeviance(small)._full, FullDense)
     big = make("y ~ x + (x | a) + (1 | b)", SIM)  # 40 x 2 + 15 + 2 + 1 = 98: whole
-    assert ProfiledDeviance(big)._full is not None
+    assert isinstance(ProfiledDeviance(big)._full, FullDense)
     bigger = make("y ~ x + (x | a) + (x | b)", SIM)  # 80 + 30 + 3 = 113: blocked
     assert bigger.q + bigger.p + 1 > FULL_DENSE_MAX
     assert ProfiledDeviance(bigger)._full is None
+
+
+def test_one_term_of_one_or_two_columns_is_evaluated_level_by_level():
+    for formula, data in [
+        ("Yield ~ 1 + (1 | Batch)", load("dyestuff")),
+        ("Reaction ~ Days + (Days | Subject)", load("sleepstudy")),
+        ("y ~ x + (z | a)", MANY),  # 500 levels: beyond the whole system's dense factor
+    ]:
+        assert isinstance(ProfiledDeviance(make(formula, data))._full, SingleTerm)
+    three = make("y ~ x + (x + z | b)", SIM)  # three columns: the whole system, densely
+    assert not SingleTerm.fits(CrossProducts(three))
+    assert isinstance(ProfiledDeviance(three)._full, FullDense)
+    with pytest.raises(ValueError, match="one random term only"):
+        SingleTerm.from_products(CrossProducts(make("y ~ x + (1 | a) + (1 | b)", SIM)))
+
+
+def test_one_term_evaluation_signals_a_system_that_is_not_positive_definite():
+    d = make("Reaction ~ Days + (Days | Subject)", load("sleepstudy"))
+    one = SingleTerm.from_products(CrossProducts(d))
+    with pytest.raises(np.linalg.LinAlgError, match="not positive definite"):
+        one.parts(np.array([np.nan, 0.0, 1.0]))
+    assert ProfiledDeviance(d)(np.array([np.nan, 0.0, 1.0])) == np.inf
 
 
 def test_many_pairs_of_levels_are_summed_sparsely():

@@ -782,7 +782,8 @@ class ProfiledDeviance:
                 val = criterion(*parts, self.products.ldw, d.n, d.p, self.REML)
         except (np.linalg.LinAlgError, ValueError, FloatingPointError):
             return math.inf
-        return float(val) if np.isfinite(val) else math.inf
+        val = float(val)
+        return val if math.isfinite(val) else math.inf
 
 
 def deviance_function(

@@ -28,6 +28,7 @@ Examples
 from __future__ import annotations
 
 import functools
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -185,7 +186,7 @@ def _nlopt_run(
         val = fun(x)
         if val < best[0]:
             best[0], best[1] = val, x.copy()
-        return val if np.isfinite(val) else 1e300
+        return val if math.isfinite(val) else 1e300
 
     opt = nlopt.opt(algorithm, x0.size)
     opt.set_lower_bounds(lower.tolist())

@@ -34,6 +34,7 @@ True
 
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -142,13 +143,13 @@ class SingleTerm:
             inv = M[::-1]
             inv /= det
             c = (coef[12:].reshape(3, 3) @ inv).ravel()
-        if not np.isfinite(logdet_L):
+        if not math.isfinite(logdet_L):
             raise np.linalg.LinAlgError(_NOT_PD)
         S = self.WtW - c @ self.P
         S.shape = (self.m, self.m)
         L, info = lapack.dpotrf(S, lower=1, overwrite_a=1, clean=0)
         if info != 0:
             raise np.linalg.LinAlgError(_NOT_PD)
-        diag = L.diagonal()
+        diag = L.diagonal().tolist()  # p + 1 numbers: Python's arithmetic is quicker
         p = self.p
-        return logdet_L, 2.0 * float(np.log(diag[:p]).sum()), float(diag[p] ** 2)
+        return logdet_L, 2.0 * math.fsum(map(math.log, diag[:p])), diag[p] ** 2

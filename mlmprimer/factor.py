@@ -51,6 +51,7 @@ import scipy.sparse as sp
 
 from .design import Design, TermBlock, tril_colmajor
 from .fulldense import FULL_DENSE_MAX, FullDense
+from .groupsums import columns_of, gram_w, level_sums, pair_sums, scaled_columns, scaled_tail
 from .schur import (
     DENSE_MIN_PAIRS,
     SparseSchur,
@@ -116,24 +117,24 @@ class CrossProducts:
         ldw = 0.0 if w is None else float(np.sum(np.log(w)))
         t1, rest = design.terms[0], list(design.terms[1:])
         y = design.y if design.offset is None else design.y - design.offset
-        Xs, ys = _scaled_tail(design.X, y, sw)
-        tail = [*Xs.T, ys] if sw is not None else _scaled_columns([*Xs.T, ys], None)
-        u1 = _scaled_columns(_columns(t1.Xi), sw)
+        Xs, ys = scaled_tail(design.X, y, sw)
+        tail = [*Xs.T, ys] if sw is not None else scaled_columns([*Xs.T, ys], None)
+        u1 = scaled_columns(columns_of(t1.Xi), sw)
         buf = np.empty(design.n)  # the products of two columns, one pair at a time
-        D = _level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
+        D = level_sums(t1.codes, t1.nlevels, u1, u1, buf, symmetric=True)
         qr = sum(t.q for t in rest)
         m = qr + design.p + 1
         # G = Z_1'W: sparse against Z_rest (occupied pairs of levels only), dense against [X | y]
         rows, cols, vals = [], [], []
         off = 0
         for t in rest:
-            r, c, v = _pair_sums(t1.codes, t1.nlevels, u1, t.codes, t.nlevels, t.Xi, sw, buf)
+            r, c, v = pair_sums(t1.codes, t1.nlevels, u1, t.codes, t.nlevels, t.Xi, sw, buf)
             rows.append(r)
             cols.append(c + off)
             vals.append(v)
             off += t.q
         counts = D[:, 0, 0] if u1[0] is None else None  # an intercept against one
-        dense = _level_sums(t1.codes, t1.nlevels, u1, tail, buf, counts=counts)
+        dense = level_sums(t1.codes, t1.nlevels, u1, tail, buf, counts=counts)
         dense = dense.reshape(t1.q, m - qr)
         if not rest and dense.all():  # every entry stored: the CSR arrays directly
             G = sp.csr_matrix(
@@ -150,7 +151,7 @@ class CrossProducts:
             )
             G.eliminate_zeros()
         xtx = design.xtx if sw is None and design.xtx is not None else Xs.T @ Xs
-        self._set(rest, D, G, _gram(rest, xtx, Xs, ys, tail, sw, buf), design.p, ldw)
+        self._set(rest, D, G, gram_w(rest, xtx, Xs, ys, tail, sw, buf), design.p, ldw)
 
     @classmethod
     def from_sums(
@@ -373,150 +374,6 @@ class CrossProducts:
         if self.rest_scalar:
             return data
         return sp.csr_matrix((data, (self._lam_rows, self._lam_cols)), shape=(self.m, self.m))
-
-
-Column = np.ndarray | None  # a column of W, None for a column of ones
-
-
-def _columns(A: np.ndarray) -> list[np.ndarray]:
-    """The columns of a matrix, each contiguous (copied once, if A is stored by rows)."""
-    return [np.ascontiguousarray(A[:, j], dtype=float) for j in range(A.shape[1])]
-
-
-def _scaled_columns(cols: Sequence[np.ndarray], sw: np.ndarray | None) -> list[Column]:
-    """The columns times ``sqrt(w)``; without weights None for a column of ones."""
-    if sw is None:  # the first value settles most columns without a pass over the rest
-        return [None if c[0] == 1.0 and np.all(c == 1.0) else c for c in cols]
-    return [c * sw for c in cols]
-
-
-def _sums(codes: np.ndarray, nbins: int, u: Column, v: Column, buf: np.ndarray) -> np.ndarray:
-    """Sums of ``u * v`` (None: ones) by bin, added in row order (as a sparse product does).
-
-    The products are written into ``buf`` (n values), so that no pass allocates.
-    """
-    if u is None or v is None:
-        wt = v if u is None else u
-    else:
-        wt = np.multiply(u, v, out=buf)
-    out = np.bincount(codes, weights=wt, minlength=nbins)
-    return out if wt is not None else out.astype(float)
-
-
-def _level_sums(
-    codes: np.ndarray,
-    nlevels: int,
-    u: Sequence[Column],
-    v: Sequence[Column],
-    buf: np.ndarray,
-    symmetric: bool = False,
-    counts: np.ndarray | None = None,
-) -> np.ndarray:
-    """``S[j, a, b]``: the sum of ``u[a] * v[b]`` over the rows of level j.
-
-    With ``symmetric`` (``u`` is ``v``) only ``b <= a`` is summed, and mirrored. ``counts``,
-    the rows per level when known, serves a pair of columns of ones.
-    """
-    S = np.empty((nlevels, len(u), len(v)))
-    for a, ua in enumerate(u):
-        for b, vb in enumerate(v):
-            if symmetric and b > a:
-                continue
-            ones = ua is None and vb is None and counts is not None
-            S[:, a, b] = counts if ones else _sums(codes, nlevels, ua, vb, buf)
-            if symmetric:
-                S[:, b, a] = S[:, a, b]
-    return S
-
-
-def _pair_sums(
-    ca: np.ndarray,
-    la: int,
-    ua: Sequence[Column],
-    cb: np.ndarray,
-    lb: int,
-    Xb: np.ndarray,
-    sw: np.ndarray | None,
-    buf: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``Z_a' Z_b`` (rows scaled by ``sw``) as COO (rows, cols, values), occupied bins only.
-
-    ``ua`` are term a's scaled columns (:func:`_scaled_columns`), ``Xb`` term b's columns.
-    Pairs of levels are numbered ``ca * lb + cb``; they are summed by ``np.bincount`` when
-    there are few enough of them, and renumbered by ``np.unique`` first otherwise.
-    """
-    n = ca.shape[0]
-    k = ca.astype(np.int64) * lb + cb
-    dense = la * lb <= max(2 * n, 1 << 20)
-    if dense:
-        bins = np.flatnonzero(np.bincount(k, minlength=la * lb))
-    else:
-        bins, k = np.unique(k, return_inverse=True)
-    nb = la * lb if dense else len(bins)
-    ub = _scaled_columns(_columns(Xb), sw)
-    pa, pb = len(ua), len(ub)
-    lev_a, lev_b = bins // lb, bins % lb
-    rows, cols, vals = [], [], []
-    for a, u in enumerate(ua):
-        for b, v in enumerate(ub):
-            s = _sums(k, nb, u, v, buf)
-            vals.append(s[bins] if dense else s)
-            rows.append(lev_a * pa + a)
-            cols.append(lev_b * pb + b)
-    return np.concatenate(rows), np.concatenate(cols), np.concatenate(vals)
-
-
-def _scaled_tail(
-    X: np.ndarray, y: np.ndarray, sw: np.ndarray | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """``X`` (stored by columns, each contiguous) and ``y``, rows scaled by ``sqrt(w)``."""
-    if sw is not None:
-        return np.asfortranarray(X * sw[:, None]), y * sw
-    return np.asfortranarray(X, dtype=float), np.asarray(y, dtype=float)
-
-
-def _gram(
-    rest: Sequence[TermBlock],
-    xtx: np.ndarray,
-    Xs: np.ndarray,
-    ys: np.ndarray,
-    tail: Sequence[Column],
-    sw: np.ndarray | None,
-    buf: np.ndarray,
-) -> np.ndarray:
-    """``W'W`` (dense, symmetric) for ``W = [Z_rest | Xs | ys]``, the scaled ``[X | y]``.
-
-    ``xtx`` is ``Xs'Xs``; ``tail`` are the columns of ``[Xs | ys]`` for the grouped sums (None
-    for a column of ones); ``X'y`` and ``y'y`` are BLAS products.
-    """
-    p = Xs.shape[1]
-    qr = sum(t.q for t in rest)
-    m = qr + p + 1
-    M = np.zeros((m, m))
-    M[qr : qr + p, qr : qr + p] = np.triu(xtx) if rest else xtx
-    M[qr : qr + p, -1] = Xs.T @ ys
-    M[-1, -1] = ys @ ys
-    offs = np.cumsum([0] + [t.q for t in rest])
-    for i, t in enumerate(rest):
-        ut = _scaled_columns(_columns(t.Xi), sw)
-        # its own levels: p_t x p_t blocks on the diagonal
-        S = _level_sums(t.codes, t.nlevels, ut, ut, buf, symmetric=True)
-        idx = offs[i] + np.arange(t.q).reshape(t.nlevels, t.p)
-        M[idx[:, :, None], idx[:, None, :]] = S
-        M[offs[i] : offs[i + 1], qr:] = _level_sums(t.codes, t.nlevels, ut, tail, buf).reshape(
-            t.q, -1
-        )
-        for j in range(i + 1, len(rest)):
-            s = rest[j]
-            r, c, v = _pair_sums(t.codes, t.nlevels, ut, s.codes, s.nlevels, s.Xi, sw, buf)
-            M[offs[i] + r, offs[j] + c] = v
-    if not rest:  # X'X (symmetric), X'y and y'y: mirror the last column
-        M[-1, qr:-1] = M[qr:-1, -1]
-        return M
-    # the upper triangle filled above, mirrored
-    M = np.triu(M)
-    M += np.triu(M, 1).T
-    return M
 
 
 @dataclass

@@ -1,9 +1,11 @@
 """The profiled deviance of a small model by one dense Cholesky factor.
 
 For a model whose random effects and fixed effects together are few (``q + p + 1`` up to
-:data:`FULL_DENSE_MAX`, as sleepstudy's 39 or Oxboys' 55), the blocked factorisation of
-:mod:`mlmprimer.factor` spends its time in Python calls on tiny arrays, not in arithmetic.
-There one LAPACK Cholesky of the whole penalised system is faster: with
+:data:`FULL_DENSE_MAX`, as Penicillin's 32 or sleepstudy's 39 with uncorrelated slopes), the
+blocked factorisation of :mod:`mlmprimer.factor` spends its time in Python calls on tiny
+arrays, not in arithmetic. (One random term of one or two columns takes
+:mod:`mlmprimer.singleterm`, cheaper still.) There one LAPACK Cholesky of the whole
+penalised system is faster: with
 ``Omega = [Z | X | y]'[Z | X | y]`` (rows scaled by ``sqrt(w)``) and
 ``Lambda_full = blockdiag(Lambda, I_{p+1})``, the lower factor ``L`` of
 

@@ -82,8 +82,11 @@ class SingleTerm:
             # P[j] = Q_j' Q_j, flattened: S = W'W - sum_j c_j P[j]
             self.P = np.einsum("jr,js->jrs", Q[:, 0], Q[:, 0]).reshape(levels, m * m)
         else:
-            # the distinct entries of D_j, and a row of ones (the identity added to each M_j)
-            self.d = np.stack([D[:, 0, 0], D[:, 0, 1], D[:, 1, 1], np.ones(levels)])
+            # the distinct entries of D_j, a row of ones (the identity added to each M_j) and
+            # det D_j: det M_j = 1 + tr(T' D_j T) + det(T)^2 det D_j, a sum of terms >= 0
+            # (no cancellation, as M00 M11 - M01^2 would suffer for a nearly singular D_j)
+            d00, d01, d11 = D[:, 0, 0], D[:, 0, 1], D[:, 1, 1]
+            self.d = np.stack([d00, d01, d11, np.ones(levels), d00 * d11 - d01 * d01])
             q0, q1 = Q[:, 0], Q[:, 1]
             cross = np.einsum("jr,js->jrs", q0, q1)
             self.P = np.concatenate(
@@ -123,26 +126,32 @@ class SingleTerm:
             t2 = float(theta[k]) ** 2
             M = self.d * t2
             M += 1.0
+            if not M.min() > 0.0:  # only for sums that are not a design's (or NaN)
+                raise np.linalg.LinAlgError(_NOT_PD)
             logdet_L = float(np.log(M).sum())
             c = np.divide(t2, M, out=M)  # T M_j^{-1} T'
         else:
             # T = [[a, 0], [b, c]]. Rows of M: the entries (0, 0), (0, 1), (1, 1) of every M_j
-            # (the last column of the first matrix adds the identity). The second turns
-            # M_j^{-1} = [[M11, -M01], [-M01, M00]] / det into T M_j^{-1} T''s entries (0, 0),
-            # 2 x (0, 1) and (1, 1): the weights of the three blocks of P.
+            # and its determinant. The second matrix turns M_j^{-1} = [[M11, -M01], [-M01, M00]]
+            # / det into T M_j^{-1} T''s entries (0, 0), 2 x (0, 1) and (1, 1): the weights of
+            # the three blocks of P.
             a, b, c = theta[k : k + 3].tolist()
             aa, ab, ac, bb, bc, cc = a * a, a * b, a * c, b * b, b * c, c * c
             coef = np.array(
-                [aa, 2.0 * ab, bb, 1.0, 0.0, ac, bc, 0.0, 0.0, 0.0, cc, 1.0,
+                [aa, 2.0 * ab, bb, 1.0, 0.0,
+                 0.0, ac, bc, 0.0, 0.0,
+                 0.0, 0.0, cc, 1.0, 0.0,
+                 aa, 2.0 * ab, bb + cc, 1.0, ac * ac,
                  aa, 0.0, 0.0, 2.0 * ab, -2.0 * ac, 0.0, bb, -2.0 * bc, cc]
             )  # fmt: skip
-            M = coef[:12].reshape(3, 4) @ self.d
-            det = M[0] * M[2]
-            det -= M[1] * M[1]
+            M = coef[:20].reshape(4, 5) @ self.d
+            det = M[3]
+            if not (det.min() > 0.0 and M[0].min() > 0.0):  # sums that are not a design's
+                raise np.linalg.LinAlgError(_NOT_PD)
             logdet_L = float(np.log(det).sum())
-            inv = M[::-1]
+            inv = M[2::-1]  # M11, M01, M00
             inv /= det
-            c = (coef[12:].reshape(3, 3) @ inv).ravel()
+            c = (coef[20:].reshape(3, 3) @ inv).ravel()
         if not math.isfinite(logdet_L):
             raise np.linalg.LinAlgError(_NOT_PD)
         S = self.WtW - c @ self.P

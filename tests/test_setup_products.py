@@ -15,7 +15,13 @@ import scipy.sparse as sp
 
 from mlmprimer.datasets import load
 from mlmprimer.design import build_design, design_warnings, model_design
-from mlmprimer.factor import CrossProducts, ProfiledDeviance, criterion, deviance_at
+from mlmprimer.factor import (
+    CrossProducts,
+    ProfiledDeviance,
+    criterion,
+    deviance_at,
+    factorize,
+)
 from mlmprimer.formula import parse_formula
 from mlmprimer.fulldense import FULL_DENSE_MAX, FullDense
 from mlmprimer.singleterm import SingleTerm
@@ -103,6 +109,7 @@ def with_unused_level(d):
 
 SIM, SIM_W, SIM_OFF = simulated()
 MANY, MANY_W, _ = simulated(n=3000, levels=(500, 15, 6), seed=12)
+SPARSE, _, _ = simulated(n=900, levels=(400, 15, 6), seed=13)  # many levels of one row
 
 CASES = {
     "intercept": lambda: make("Yield ~ 1 + (1 | Batch)", load("dyestuff")),
@@ -124,6 +131,7 @@ CASES = {
     ),
     "one term, no fixed effects": lambda: make("y ~ 0 + (x | a)", SIM),
     "one term, many levels": lambda: make("y ~ x + (z | a)", MANY, weights=MANY_W),
+    "one term, levels of one row": lambda: make("y ~ x + (x | a)", SPARSE),
     "unused levels": lambda: with_unused_level(
         make("y ~ x + (x | a) + (1 | b)", SIM, weights=SIM_W)
     ),
@@ -223,6 +231,18 @@ def test_one_term_of_one_or_two_columns_is_evaluated_level_by_level():
     assert isinstance(ProfiledDeviance(three)._full, FullDense)
     with pytest.raises(ValueError, match="one random term only"):
         SingleTerm.from_products(CrossProducts(make("y ~ x + (1 | a) + (1 | b)", SIM)))
+
+
+def test_one_term_evaluation_holds_for_large_variances_and_levels_of_one_row():
+    # a level of one row has D_j of rank one: det M_j from 1 + tr + det(T)^2 det(D_j), exact
+    d = make("y ~ x + (x | a)", SPARSE)
+    B = CrossProducts(d)
+    one = SingleTerm.from_products(B)
+    for theta in ([30.0, 5.0, 20.0], [1e3, -2e2, 1e2], [0.0, 0.0, 1e-4]):
+        theta = np.array(theta)
+        want = deviance_at(factorize(theta, d, B), d.n, d.p, True)
+        got = criterion(*one.parts(theta), B.ldw, d.n, d.p, True)
+        assert got == pytest.approx(want, rel=1e-9)
 
 
 def test_one_term_evaluation_signals_a_system_that_is_not_positive_definite():

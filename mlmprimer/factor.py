@@ -621,7 +621,7 @@ class ProfiledDeviance:
         # level by level; another small system by one dense Cholesky of it all
         self._full: SingleTerm | FullDense | None = None
         if self.schur == "dense" and SingleTerm.fits(B):
-            self._full = SingleTerm.from_products(B, design.terms[0].theta_start)
+            self._full = SingleTerm.from_products(B)
         elif self.schur == "dense" and B.l1 * B.p1 + B.m <= FULL_DENSE_MAX:
             self._full = FullDense(design.terms, B)
 

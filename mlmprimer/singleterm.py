@@ -63,18 +63,15 @@ class SingleTerm:
         ``Z_j' [X | y]`` per level.
     WtW : numpy.ndarray, shape (m, m)
         ``[X | y]' [X | y]``.
-    theta_start : int, default 0
-        Where the term's parameters start in theta.
     """
 
-    def __init__(self, D: np.ndarray, Q: np.ndarray, WtW: np.ndarray, theta_start: int = 0) -> None:
+    def __init__(self, D: np.ndarray, Q: np.ndarray, WtW: np.ndarray) -> None:
         levels, p1, m = Q.shape
         if p1 not in (1, 2) or D.shape != (levels, p1, p1) or WtW.shape != (m, m):
             raise ValueError(
                 f"one term of 1 or 2 columns: D is {D.shape}, Q is {Q.shape}, W'W is {WtW.shape}"
             )
         self.p1, self.m, self.p = p1, m, m - 1
-        self.k = int(theta_start)
         self.WtW = np.array(WtW, dtype=float)
         self.WtW.shape = (m * m,)
         if p1 == 1:
@@ -98,13 +95,12 @@ class SingleTerm:
             )
 
     @classmethod
-    def from_products(cls, products: CrossProducts, theta_start: int = 0) -> SingleTerm:
+    def from_products(cls, products: CrossProducts) -> SingleTerm:
         """From the cross-products of a design with one random term (``qr == 0``)."""
         B = products
         if B.qr != 0:
             raise ValueError("SingleTerm serves a design with one random term only")
-        G = B.G.toarray() if hasattr(B.G, "toarray") else np.asarray(B.G)
-        return cls(B.D, G.reshape(B.l1, B.p1, B.m), B.WtW, theta_start)
+        return cls(B.D, B.G.toarray().reshape(B.l1, B.p1, B.m), B.WtW)
 
     @staticmethod
     def fits(products: CrossProducts) -> bool:
@@ -121,9 +117,8 @@ class SingleTerm:
         numpy.linalg.LinAlgError
             If the penalised system is not positive definite at ``theta``.
         """
-        k = self.k
         if self.p1 == 1:
-            t2 = float(theta[k]) ** 2
+            t2 = float(theta[0]) ** 2
             M = self.d * t2
             M += 1.0
             if not M.min() > 0.0:  # only for sums that are not a design's (or NaN)
@@ -135,7 +130,7 @@ class SingleTerm:
             # and its determinant. The second matrix turns M_j^{-1} = [[M11, -M01], [-M01, M00]]
             # / det into T M_j^{-1} T''s entries (0, 0), 2 x (0, 1) and (1, 1): the weights of
             # the three blocks of P.
-            a, b, c = theta[k : k + 3].tolist()
+            a, b, c = theta[:3].tolist()  # the only term's parameters
             aa, ab, ac, bb, bc, cc = a * a, a * b, a * c, b * b, b * c, c * c
             coef = np.array(
                 [aa, 2.0 * ab, bb, 1.0, 0.0,
